@@ -1,0 +1,1 @@
+"""The ``riskctl`` command line."""

@@ -1,0 +1,22 @@
+"""``riskctl``: train, replay, run, migrate and query the loan default risk platform."""
+
+from __future__ import annotations
+
+import typer
+
+from cli import bench_cmd, replay_cmd, run_cmd, score_cmd, store_cmds, training_cmds
+
+app = typer.Typer(
+    name="riskctl",
+    help="Real-time loan default risk: train on LendingClub loans, stream events through the "
+    "Bytewax dataflow into ClickHouse, and ask it questions.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    add_completion=False,
+)
+
+for module in (training_cmds, replay_cmd, run_cmd, store_cmds, score_cmd, bench_cmd):
+    module.register(app)
+
+if __name__ == "__main__":
+    app()

@@ -1,0 +1,66 @@
+"""The portfolio at a glance, read from the serving views (not recomputed from raw rows)."""
+
+from __future__ import annotations
+
+import pyarrow as pa
+from rich.console import Group
+from rich.table import Table
+
+from cli.tables import rich_table
+from flows.store import Store
+
+BANDS_SQL = """
+SELECT
+    band,
+    sum(loans) AS loans,
+    round(100 * sum(loans) / (SELECT sum(loans) FROM risk_band_minute), 1) AS share_pct,
+    round(sum(pd_sum) / sum(loans), 4) AS mean_pd,
+    round(sum(exposure)) AS exposure,
+    round(sum(expected_loss)) AS expected_loss
+FROM risk_band_minute
+GROUP BY band
+ORDER BY mean_pd
+"""
+
+TOTALS_SQL = """
+SELECT
+    sum(loans) AS loans,
+    round(sum(pd_sum) / sum(loans), 4) AS mean_pd,
+    round(sum(exposure)) AS exposure,
+    round(sum(expected_loss)) AS expected_loss,
+    round(sum(expected_loss) / sum(exposure), 4) AS el_rate
+FROM risk_band_minute
+"""
+
+DEAD_SQL = """
+SELECT reason, sum(dead_letters) AS events
+FROM dead_letters_minute
+GROUP BY reason
+ORDER BY events DESC
+"""
+
+WATCHLIST_SQL = """
+SELECT loan_id, round(pd, 4) AS pd, band, exposure, round(expected_loss) AS expected_loss,
+       sub_grade, addr_state, reason_codes
+FROM watchlist LIMIT {limit:UInt32}
+"""
+
+
+def portfolio(store: Store, watchlist_size: int = 10) -> dict[str, pa.Table]:
+    return {
+        "bands": store.query_arrow(BANDS_SQL),
+        "totals": store.query_arrow(TOTALS_SQL),
+        "dead_letters": store.query_arrow(DEAD_SQL),
+        "watchlist": store.query_arrow(WATCHLIST_SQL, {"limit": watchlist_size}),
+    }
+
+
+def render(tables: dict[str, pa.Table]) -> Group:
+    parts: list[Table] = [
+        rich_table(tables["totals"], "Portfolio"),
+        rich_table(tables["bands"], "Risk bands"),
+    ]
+    if tables["dead_letters"].num_rows:
+        parts.append(rich_table(tables["dead_letters"], "Dead letters by reason"))
+    parts.append(rich_table(tables["watchlist"], "Watchlist: riskiest loans"))
+    return Group(*parts)

@@ -1,0 +1,126 @@
+"""``riskctl replay``: real LendingClub loans as timestamped application events."""
+
+from __future__ import annotations
+
+import sys
+import time
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Annotated, BinaryIO
+
+import typer
+from rich.progress import (
+    BarColumn,
+    MofNCompleteColumn,
+    Progress,
+    TaskID,
+    TextColumn,
+    TimeElapsedColumn,
+)
+
+from cli.common import UsageError, console, err_console, user_errors
+from training.dataset import load_lending_club
+from training.replay import ReplayPlan, application_events
+
+
+def _parse_start(text: str | None) -> datetime | None:
+    if text is None:
+        return None
+    try:
+        moment = datetime.fromisoformat(text.replace("Z", "+00:00"))
+    except ValueError as exc:
+        raise UsageError(f"--start must be an ISO-8601 time, got {text!r}") from exc
+    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
+
+
+def replay(
+    max_events: Annotated[
+        int, typer.Option("--max", help="How many valid events to emit.")
+    ] = 10_000,
+    out: Annotated[
+        Path | None, typer.Option("--out", help="JSON-lines file to write; '-' for stdout.")
+    ] = None,
+    rate: Annotated[
+        float,
+        typer.Option(
+            "--rate", help="Events per second of wall-clock time; 0 = as fast as possible."
+        ),
+    ] = 0.0,
+    seed: Annotated[int, typer.Option(help="Seed for loan order and broken events.")] = 7,
+    start: Annotated[
+        str | None,
+        typer.Option(help="Event time of the first event (ISO-8601); default: ends about now."),
+    ] = None,
+    spacing_ms: Annotated[
+        float, typer.Option(help="Event-time gap between events when --rate is 0.")
+    ] = 100.0,
+    corrupt: Annotated[
+        float, typer.Option(help="Share of events followed by a deliberately broken copy (0-1).")
+    ] = 0.0,
+) -> None:
+    """Turn real LendingClub loans into loan-application events (JSON lines), reproducibly."""
+    with user_errors():
+        if max_events < 1:
+            raise UsageError("--max must be at least 1")
+        if rate < 0:
+            raise UsageError("--rate must be 0 (as fast as possible) or positive")
+        if not 0.0 <= corrupt <= 1.0:
+            raise UsageError("--corrupt must be between 0 and 1")
+        if out is None:
+            raise UsageError("--out FILE is required ('-' writes to stdout)")
+        # With a wall-clock rate the events are live: their event time is when they are sent.
+        spacing = timedelta(seconds=1 / rate) if rate else timedelta(milliseconds=spacing_ms)
+        plan = ReplayPlan(
+            max_events=max_events,
+            seed=seed,
+            start=_parse_start(start) if not rate else datetime.now(UTC),
+            spacing=spacing,
+            corrupt_share=corrupt,
+        )
+        data = load_lending_club()
+        if str(out) == "-":
+            _write(application_events(data, plan), sys.stdout.buffer, plan, rate, None)
+            return
+        out.parent.mkdir(parents=True, exist_ok=True)
+        with out.open("wb") as sink, _progress() as progress:
+            task = progress.add_task("replay", total=max_events)
+            written = _write(application_events(data, plan), sink, plan, rate, (progress, task))
+        console.print(f"wrote {written:,} events to {out}")
+
+
+def _progress() -> Progress:
+    return Progress(
+        TextColumn("[bold]{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+        console=err_console,
+        transient=True,
+    )
+
+
+def _write(
+    events: Iterator[bytes],
+    sink: BinaryIO,
+    plan: ReplayPlan,
+    rate: float,
+    progress: tuple[Progress, TaskID] | None,
+) -> int:
+    written = 0
+    began = time.monotonic()
+    for event in events:
+        if rate:
+            due = began + written / rate
+            delay = due - time.monotonic()
+            if delay > 0:
+                time.sleep(delay)
+        sink.write(event + b"\n")
+        written += 1
+        if progress is not None and written % 1000 == 0:
+            progress[0].update(progress[1], completed=min(written, plan.max_events))
+    return written
+
+
+def register(app: typer.Typer) -> None:
+    app.command()(replay)

@@ -1,0 +1,1 @@
+"""Bytewax sources and sinks, one module per connector; each only moves data."""

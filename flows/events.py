@@ -1,0 +1,88 @@
+"""Versioned event schemas. The msgspec types below are the schema: they validate at ingest
+and generate the published JSON schema (flows/schemas/, checked by a test).
+
+Ranges reject what cannot be a real loan (negative or absurd amounts); NaN and infinities are not
+JSON and fail to decode; unknown categories fail as enum errors.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Annotated, Literal
+
+import msgspec
+from msgspec import Meta
+
+APPLICATION_SCHEMA_VERSION = 1
+
+Id = Annotated[str, Meta(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_.:-]+$")]
+UtcTime = Annotated[datetime, Meta(tz=True)]
+Money = Annotated[float, Meta(ge=0, le=1e9)]
+LoanAmount = Annotated[float, Meta(gt=0, le=1e7)]
+Percent = Annotated[float, Meta(ge=0, le=1000)]
+Rate = Annotated[float, Meta(ge=0, le=100)]
+Count = Annotated[int, Meta(ge=0, le=1000)]
+
+SubGrade = Literal[
+    "A1", "A2", "A3", "A4", "A5", "B1", "B2", "B3", "B4", "B5",
+    "C1", "C2", "C3", "C4", "C5", "D1", "D2", "D3", "D4", "D5",
+    "E1", "E2", "E3", "E4", "E5", "F1", "F2", "F3", "F4", "F5",
+    "G1", "G2", "G3", "G4", "G5",
+]  # fmt: skip
+State = Literal[
+    "AK", "AL", "AR", "AZ", "CA", "CO", "CT", "DC", "DE", "FL", "GA", "HI", "IA", "ID", "IL",
+    "IN", "KS", "KY", "LA", "MA", "MD", "ME", "MI", "MN", "MO", "MS", "MT", "NC", "ND", "NE",
+    "NH", "NJ", "NM", "NV", "NY", "OH", "OK", "OR", "PA", "RI", "SC", "SD", "TN", "TX", "UT",
+    "VA", "VT", "WA", "WI", "WV", "WY",
+]  # fmt: skip
+Verification = Literal["not_verified", "verified", "source_verified"]
+TermMonths = Literal[36, 60]
+
+SUB_GRADES: tuple[str, ...] = SubGrade.__args__
+STATES: tuple[str, ...] = State.__args__
+
+
+class LoanApplication(msgspec.Struct, frozen=True, kw_only=True):
+    """A loan application at origination (schema version 1).
+
+    Bureau fields may be absent (``null``): the model imputes them with the training medians.
+    """
+
+    schema_version: Literal[1]
+    event_type: Literal["loan_application"]
+    event_id: Id
+    loan_id: Id
+    borrower_id: Id
+    event_time: UtcTime
+    funded_amnt: LoanAmount
+    term_months: TermMonths
+    int_rate: Rate
+    sub_grade: SubGrade
+    addr_state: State
+    verification_status: Verification
+    annual_inc: Money
+    emp_length_years: Annotated[int, Meta(ge=0, le=10)] | None = None
+    delinq_2yrs: Count | None = None
+    inq_last_6mths: Count | None = None
+    revol_util: Percent | None = None
+    acc_now_delinq: Count | None = None
+    open_il_6m: Count | None = None
+    open_il_12m: Count | None = None
+    open_il_24m: Count | None = None
+    total_bal_il: Money | None = None
+    all_util: Percent | None = None
+    inq_fi: Count | None = None
+    inq_last_12m: Count | None = None
+    delinq_amnt: Money | None = None
+    num_il_tl: Count | None = None
+    total_il_high_credit_limit: Money | None = None
+
+
+def application_json_schema() -> dict[str, object]:
+    """The published JSON schema of loan-application events."""
+    schema = msgspec.json.schema(LoanApplication)
+    schema["$id"] = (
+        f"https://riskctl.dev/schemas/loan_application.v{APPLICATION_SCHEMA_VERSION}.json"
+    )
+    schema["title"] = f"riskctl loan application event, schema version {APPLICATION_SCHEMA_VERSION}"
+    return schema

@@ -1,0 +1,140 @@
+"""Origination features: the one pure function that turns a loan application into model inputs.
+
+Training, the streaming dataflow, replay and ``riskctl score`` all call
+:func:`application_features`; nothing else computes a feature. Each feature's formula is written
+once, in :data:`FEATURES`. A missing optional field gives NaN, which the model's imputer fills
+with the training median. Ratios over income are guarded: zero income with a positive numerator
+gives the ratio's cap (the riskiest value), never a division error.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+from flows.events import SUB_GRADES, LoanApplication
+
+NAN = float("nan")
+_SUB_GRADE_RANK = {grade: rank for rank, grade in enumerate(SUB_GRADES, start=1)}
+
+
+@dataclass(frozen=True)
+class Feature:
+    name: str
+    formula: str
+
+
+FEATURES: tuple[Feature, ...] = (
+    Feature("loan_amount_log", "ln(1 + funded_amnt)"),
+    Feature("annual_income_log", "ln(1 + annual_inc)"),
+    Feature("income_zero", "1 if annual_inc <= 0 else 0"),
+    Feature("loan_to_income", "funded_amnt / annual_inc, capped at 10"),
+    Feature(
+        "installment_to_income",
+        "12 * installment / annual_inc, capped at 5; installment = amortized monthly payment "
+        "of funded_amnt at int_rate over term_months",
+    ),
+    Feature(
+        "debt_to_income",
+        "(total_bal_il + funded_amnt) / annual_inc, capped at 20 (proxy: the data has "
+        "installment balances, not the full bureau debt)",
+    ),
+    Feature("revolving_utilization", "revol_util / 100"),
+    Feature("total_utilization", "all_util / 100"),
+    Feature("installment_utilization", "total_bal_il / total_il_high_credit_limit, capped at 2"),
+    Feature("interest_rate", "int_rate / 100"),
+    Feature("sub_grade_rank", "A1 = 1 ... G5 = 35"),
+    Feature("term_60", "1 if term_months == 60 else 0"),
+    Feature("delinquencies_2y", "delinq_2yrs"),
+    Feature("accounts_delinquent", "acc_now_delinq"),
+    Feature("delinquent_amount_log", "ln(1 + delinq_amnt)"),
+    Feature("inquiries_6m", "inq_last_6mths"),
+    Feature("inquiries_12m", "inq_last_12m"),
+    Feature("finance_inquiries", "inq_fi"),
+    Feature("installment_opened_6m", "open_il_6m"),
+    Feature("installment_opened_12m", "open_il_12m"),
+    Feature("installment_opened_24m", "open_il_24m"),
+    Feature("installment_accounts", "num_il_tl"),
+    Feature("employment_years", "emp_length_years (0 = under a year, 10 = ten or more)"),
+    Feature("employment_unknown", "1 if emp_length_years is missing else 0"),
+    Feature(
+        "income_stability",
+        "0.7 * min(emp_length_years, 10) / 10 + 0.3 * income_verified; employment unknown "
+        "counts as 0 years",
+    ),
+    Feature("income_verified", "1 if verification_status is verified or source_verified else 0"),
+)
+FEATURE_NAMES: tuple[str, ...] = tuple(f.name for f in FEATURES)
+
+
+def monthly_installment(amount: float, annual_rate_pct: float, term_months: int) -> float:
+    """The level monthly payment that amortizes ``amount`` over ``term_months``."""
+    r = annual_rate_pct / 100.0 / 12.0
+    # Below ~1e-12 a month, (1 + r) ** -n rounds to 1 and the annuity formula divides by zero.
+    if r < 1e-12:
+        return amount / term_months
+    return amount * r / (1.0 - (1.0 + r) ** -term_months)
+
+
+def guarded_ratio(numerator: float | None, denominator: float | None, cap: float) -> float:
+    """``numerator / denominator`` clipped to ``[0, cap]``; NaN when either side is missing.
+
+    A non-positive denominator means the ratio is unbounded: it gives ``cap`` for a positive
+    numerator and 0 when there is nothing to divide.
+    """
+    if numerator is None or denominator is None:
+        return NAN
+    if denominator <= 0.0:
+        return cap if numerator > 0.0 else 0.0
+    return min(max(numerator / denominator, 0.0), cap)
+
+
+def _opt(value: float | None) -> float:
+    return NAN if value is None else float(value)
+
+
+def _log1p(value: float | None) -> float:
+    return NAN if value is None else math.log1p(value)
+
+
+def _pct(value: float | None) -> float:
+    return NAN if value is None else value / 100.0
+
+
+def application_features(app: LoanApplication) -> tuple[float, ...]:
+    """Model inputs for one application, in :data:`FEATURE_NAMES` order."""
+    income = app.annual_inc
+    amount = app.funded_amnt
+    installment = monthly_installment(amount, app.int_rate, app.term_months)
+    debt = None if app.total_bal_il is None else app.total_bal_il + amount
+    years = app.emp_length_years
+    verified = 0.0 if app.verification_status == "not_verified" else 1.0
+    stability = 0.7 * (min(years, 10) / 10.0 if years is not None else 0.0) + 0.3 * verified
+    return (
+        math.log1p(amount),
+        math.log1p(income),
+        1.0 if income <= 0.0 else 0.0,
+        guarded_ratio(amount, income, 10.0),
+        guarded_ratio(12.0 * installment, income, 5.0),
+        guarded_ratio(debt, income, 20.0),
+        _pct(app.revol_util),
+        _pct(app.all_util),
+        guarded_ratio(app.total_bal_il, app.total_il_high_credit_limit, 2.0),
+        app.int_rate / 100.0,
+        float(_SUB_GRADE_RANK[app.sub_grade]),
+        1.0 if app.term_months == 60 else 0.0,
+        _opt(app.delinq_2yrs),
+        _opt(app.acc_now_delinq),
+        _log1p(app.delinq_amnt),
+        _opt(app.inq_last_6mths),
+        _opt(app.inq_last_12m),
+        _opt(app.inq_fi),
+        _opt(app.open_il_6m),
+        _opt(app.open_il_12m),
+        _opt(app.open_il_24m),
+        _opt(app.num_il_tl),
+        _opt(years),
+        1.0 if years is None else 0.0,
+        stability,
+        verified,
+    )

@@ -1,0 +1,99 @@
+"""Settings, read once at the edge (CLI, flow factory) and passed down as one object.
+
+Every value can be set through a ``RISKCTL_*`` environment variable; the CLI's options override
+them. Nothing below the edge reads the environment.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+
+from flows.errors import RiskctlError
+
+DEFAULT_HOME = ".riskctl"
+
+# PD upper bounds of each band, lowest first; a PD at or above the last bound is the last band.
+DEFAULT_BAND_NAMES = ("very_low", "low", "medium", "high", "very_high")
+DEFAULT_BAND_THRESHOLDS = (0.02, 0.04, 0.08, 0.15)
+
+
+class SettingsError(RiskctlError, ValueError):
+    """A setting has a value riskctl cannot use."""
+
+
+@dataclass(frozen=True)
+class Bands:
+    names: tuple[str, ...] = DEFAULT_BAND_NAMES
+    thresholds: tuple[float, ...] = DEFAULT_BAND_THRESHOLDS
+
+    def __post_init__(self) -> None:
+        if len(self.names) != len(self.thresholds) + 1:
+            raise SettingsError("risk bands need exactly one more name than thresholds")
+        if list(self.thresholds) != sorted(set(self.thresholds)):
+            raise SettingsError("risk band thresholds must be strictly increasing")
+        if not all(0.0 < t < 1.0 for t in self.thresholds):
+            raise SettingsError("risk band thresholds must lie strictly between 0 and 1")
+
+
+@dataclass(frozen=True)
+class Settings:
+    home: Path = field(default_factory=lambda: Path(DEFAULT_HOME))
+    store_url: str | None = None
+    lgd: float = 0.45
+    bands: Bands = field(default_factory=Bands)
+    batch_size: int = 5000
+    batch_timeout_ms: int = 200
+    max_payload_bytes: int = 16 * 1024
+    reason_codes: int = 3
+
+    def __post_init__(self) -> None:
+        if not 0.0 < self.lgd <= 1.0:
+            raise SettingsError(f"LGD must be in (0, 1], got {self.lgd}")
+        if self.batch_size < 1:
+            raise SettingsError("batch size must be at least 1")
+        if self.batch_timeout_ms < 1:
+            raise SettingsError("batch timeout must be at least 1 ms")
+
+    @property
+    def models_dir(self) -> Path:
+        return self.home / "models"
+
+    @property
+    def store(self) -> str:
+        """The store URL; the embedded chDB store under the home directory unless set."""
+        return self.store_url or f"chdb://{(self.home / 'store').resolve()}"
+
+    def with_overrides(self, **changes: object) -> Settings:
+        """A copy with the given fields replaced, skipping the ones left as ``None``."""
+        return replace(self, **{k: v for k, v in changes.items() if v is not None})
+
+
+def _floats(text: str) -> tuple[float, ...]:
+    try:
+        return tuple(float(part) for part in text.split(",") if part.strip())
+    except ValueError as exc:
+        raise SettingsError(f"expected comma-separated numbers, got {text!r}") from exc
+
+
+def from_env(env: dict[str, str] | None = None) -> Settings:
+    """Settings from ``RISKCTL_*`` variables; unset ones keep their defaults."""
+    env = dict(os.environ if env is None else env)
+    defaults = Settings()
+    bands = defaults.bands
+    if "RISKCTL_BAND_THRESHOLDS" in env:
+        bands = Bands(names=bands.names, thresholds=_floats(env["RISKCTL_BAND_THRESHOLDS"]))
+    try:
+        return Settings(
+            home=Path(env.get("RISKCTL_HOME", DEFAULT_HOME)).expanduser(),
+            store_url=env.get("RISKCTL_STORE") or None,
+            lgd=float(env.get("RISKCTL_LGD", defaults.lgd)),
+            bands=bands,
+            batch_size=int(env.get("RISKCTL_BATCH_SIZE", defaults.batch_size)),
+            batch_timeout_ms=int(env.get("RISKCTL_BATCH_TIMEOUT_MS", defaults.batch_timeout_ms)),
+        )
+    except ValueError as exc:
+        if isinstance(exc, SettingsError):
+            raise
+        raise SettingsError(f"bad RISKCTL_* setting: {exc}") from exc

@@ -1,0 +1,47 @@
+"""The store interface every backend implements, and its errors."""
+
+from __future__ import annotations
+
+from typing import Any, Protocol
+
+import pyarrow as pa
+
+from flows.errors import RiskctlError
+
+
+class StoreError(RiskctlError):
+    """A statement failed in ClickHouse (bad SQL, missing table ...); retrying will not help."""
+
+
+class StoreUnavailable(StoreError):
+    """The store cannot be reached or is locked; the same call may succeed later."""
+
+
+class Store(Protocol):
+    """A ClickHouse database: the embedded chDB engine or a server over HTTP."""
+
+    @property
+    def description(self) -> str:
+        """Where this store is, with any password redacted."""
+        ...
+
+    @property
+    def database(self) -> str: ...
+
+    def command(self, sql: str, params: dict[str, Any] | None = None) -> None:
+        """Run a statement that returns nothing."""
+        ...
+
+    def query_arrow(self, sql: str, params: dict[str, Any] | None = None) -> pa.Table:
+        """Run a query and return its result as an Arrow table."""
+        ...
+
+    def insert_arrow(self, table: str, data: pa.Table) -> None:
+        """Insert an Arrow table whose column names match the target table's."""
+        ...
+
+    def existing_keys(self, table: str, column: str, keys: list[str]) -> set[str]:
+        """The subset of ``keys`` already present in ``table.column``."""
+        ...
+
+    def close(self) -> None: ...

@@ -1,0 +1,81 @@
+"""The embedded store: ClickHouse in-process through chDB, persisted to a directory.
+
+chDB serves one data directory per process; a second process opening the same directory is
+refused, and so is a second directory in the same process while the first is open.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pyarrow as pa
+from chdb import session as chdb_session
+
+from flows.store.base import StoreError, StoreUnavailable
+from flows.store.url import StoreURL
+
+
+class EmbeddedStore:
+    def __init__(self, url: StoreURL, *, create_database: bool = True) -> None:
+        assert url.path is not None
+        self._url = url
+        url.path.mkdir(parents=True, exist_ok=True)
+        try:
+            self._session = chdb_session.Session(str(url.path))
+        except Exception as exc:  # chDB raises plain exceptions for a held or foreign path
+            raise StoreUnavailable(
+                f"cannot open embedded store {url.path}: {_first_line(exc)} (the embedded store"
+                " belongs to one process at a time; use a ClickHouse server for several)"
+            ) from exc
+        if create_database:
+            self.command(f"CREATE DATABASE IF NOT EXISTS {url.database}")
+        self.command(f"USE {url.database}")
+
+    @property
+    def description(self) -> str:
+        return self._url.redacted()
+
+    @property
+    def database(self) -> str:
+        return self._url.database
+
+    def command(self, sql: str, params: dict[str, Any] | None = None) -> None:
+        self._run(sql, "CSV", params)
+
+    def query_arrow(self, sql: str, params: dict[str, Any] | None = None) -> pa.Table:
+        return self._run(sql, "ArrowTable", params)
+
+    def insert_arrow(self, table: str, data: pa.Table) -> None:
+        if data.num_rows == 0:
+            return
+        columns = ", ".join(f"`{name}`" for name in data.column_names)
+        # chDB's Python() table function reads the Arrow table from this frame's locals.
+        self._run(f"INSERT INTO {table} ({columns}) SELECT {columns} FROM Python(data)", "CSV")
+
+    def existing_keys(self, table: str, column: str, keys: list[str]) -> set[str]:
+        if not keys:
+            return set()
+        # Read by name from this frame by chDB's Python() table function.
+        probe = pa.table({"k": pa.array(keys, pa.string())})  # noqa: F841
+        found = self._run(
+            f"SELECT DISTINCT {column} FROM {table} "
+            f"WHERE {column} IN (SELECT k FROM Python(probe))",
+            "ArrowTable",
+        )
+        return set(found.column(0).to_pylist())
+
+    def close(self) -> None:
+        self._session.close()
+
+    def _run(self, sql: str, fmt: str, params: dict[str, Any] | None = None) -> Any:
+        try:
+            if params:
+                return self._session.query(sql, fmt, params=params)
+            return self._session.query(sql, fmt)
+        except Exception as exc:  # chDB raises ChdbError/RuntimeError with ClickHouse's message
+            raise StoreError(_first_line(exc)) from exc
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(exc).strip()
+    return text.splitlines()[0] if text else type(exc).__name__

@@ -1,0 +1,108 @@
+"""Numbered SQL migrations (``clickhouse/NNNN_name.sql``), applied in order and recorded.
+
+Applying is idempotent: recorded files are skipped, and a recorded file whose text changed since
+is an error rather than a silent divergence between environments.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+
+import pyarrow as pa
+
+from flows.store.base import Store, StoreError
+
+MIGRATIONS_DIR = Path(__file__).resolve().parents[2] / "clickhouse"
+_FILE = re.compile(r"^(\d{4})_([a-z0-9_]+)\.sql$")
+_LEDGER = """
+CREATE TABLE IF NOT EXISTS schema_migrations
+(
+    version UInt32,
+    name String,
+    checksum String,
+    applied_at DateTime64(3, 'UTC')
+)
+ENGINE = MergeTree
+ORDER BY version
+"""
+
+
+@dataclass(frozen=True)
+class Migration:
+    version: int
+    name: str
+    path: Path
+
+    @property
+    def sql(self) -> str:
+        return self.path.read_text()
+
+    @property
+    def checksum(self) -> str:
+        return hashlib.sha256(self.path.read_bytes()).hexdigest()
+
+    def statements(self) -> list[str]:
+        """The file's statements; ``;`` at the end of a line ends a statement."""
+        lines = [line for line in self.sql.splitlines() if not line.lstrip().startswith("--")]
+        parts = re.split(r";\s*$", "\n".join(lines), flags=re.MULTILINE)
+        return [part.strip() for part in parts if part.strip()]
+
+
+def discover(directory: Path = MIGRATIONS_DIR) -> list[Migration]:
+    if not directory.is_dir():
+        raise StoreError(f"migrations directory not found: {directory}")
+    found = []
+    for path in sorted(directory.glob("*.sql")):
+        match = _FILE.match(path.name)
+        if not match:
+            raise StoreError(f"migration file {path.name} is not named NNNN_name.sql")
+        found.append(Migration(int(match.group(1)), match.group(2), path))
+    versions = [m.version for m in found]
+    if len(set(versions)) != len(versions):
+        raise StoreError(f"two migrations share a number in {directory}")
+    return found
+
+
+def applied(store: Store) -> dict[int, str]:
+    """Recorded versions and their checksums."""
+    store.command(_LEDGER)
+    table = store.query_arrow("SELECT version, checksum FROM schema_migrations ORDER BY version")
+    return dict(
+        zip(table.column("version").to_pylist(), table.column("checksum").to_pylist(), strict=True)
+    )
+
+
+def migrate(store: Store, directory: Path = MIGRATIONS_DIR) -> list[Migration]:
+    """Apply every migration not yet recorded, in order; return the ones applied now."""
+    done = applied(store)
+    newly = []
+    for migration in discover(directory):
+        if migration.version in done:
+            if done[migration.version] != migration.checksum:
+                raise StoreError(
+                    f"migration {migration.path.name} changed after it was applied; add a new "
+                    "numbered migration instead of editing an applied one"
+                )
+            continue
+        for statement in migration.statements():
+            try:
+                store.command(statement)
+            except StoreError as exc:
+                raise StoreError(f"{migration.path.name}: {exc}") from exc
+        store.insert_arrow(
+            "schema_migrations",
+            pa.table(
+                {
+                    "version": pa.array([migration.version], pa.uint32()),
+                    "name": [migration.name],
+                    "checksum": [migration.checksum],
+                    "applied_at": pa.array([datetime.now(UTC)], pa.timestamp("ms", tz="UTC")),
+                }
+            ),
+        )
+        newly.append(migration)
+    return newly

@@ -1,0 +1,93 @@
+"""A ClickHouse server over HTTP(S) through clickhouse-connect: Arrow inserts, LZ4 compression,
+bounded timeouts. Connection failures surface as :class:`StoreUnavailable` so callers can retry.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import clickhouse_connect
+import pyarrow as pa
+from clickhouse_connect.driver.exceptions import DatabaseError, OperationalError
+
+from flows.store.base import StoreError, StoreUnavailable
+from flows.store.url import StoreURL
+
+
+class ServerStore:
+    def __init__(
+        self,
+        url: StoreURL,
+        *,
+        create_database: bool = True,
+        connect_timeout: float = 5.0,
+        send_receive_timeout: float = 60.0,
+    ) -> None:
+        self._url = url
+        try:
+            admin = clickhouse_connect.get_client(
+                host=url.host,
+                port=url.port,
+                username=url.username,
+                password=url.password,
+                secure=url.scheme == "https",
+                connect_timeout=connect_timeout,
+                send_receive_timeout=send_receive_timeout,
+                compress="lz4",
+            )
+            if create_database:
+                admin.command(f"CREATE DATABASE IF NOT EXISTS {url.database}")
+            admin.close()
+            self._client = clickhouse_connect.get_client(
+                host=url.host,
+                port=url.port,
+                username=url.username,
+                password=url.password,
+                database=url.database,
+                secure=url.scheme == "https",
+                connect_timeout=connect_timeout,
+                send_receive_timeout=send_receive_timeout,
+                compress="lz4",
+            )
+        except OperationalError as exc:
+            raise StoreUnavailable(f"cannot reach {url.redacted()}: {exc}") from exc
+        except DatabaseError as exc:
+            raise StoreError(f"{url.redacted()}: {exc}") from exc
+
+    @property
+    def description(self) -> str:
+        return self._url.redacted()
+
+    @property
+    def database(self) -> str:
+        return self._url.database
+
+    def command(self, sql: str, params: dict[str, Any] | None = None) -> None:
+        self._call(self._client.command, sql, parameters=params)
+
+    def query_arrow(self, sql: str, params: dict[str, Any] | None = None) -> pa.Table:
+        return self._call(self._client.query_arrow, sql, parameters=params)
+
+    def insert_arrow(self, table: str, data: pa.Table) -> None:
+        if data.num_rows:
+            self._call(self._client.insert_arrow, table, data)
+
+    def existing_keys(self, table: str, column: str, keys: list[str]) -> set[str]:
+        if not keys:
+            return set()
+        found = self.query_arrow(
+            f"SELECT DISTINCT {column} FROM {table} WHERE {column} IN {{keys:Array(String)}}",
+            {"keys": keys},
+        )
+        return set(found.column(0).to_pylist())
+
+    def close(self) -> None:
+        self._client.close()
+
+    def _call(self, fn: Any, *args: Any, **kwargs: Any) -> Any:
+        try:
+            return fn(*args, **kwargs)
+        except OperationalError as exc:
+            raise StoreUnavailable(f"{self._url.redacted()}: {exc}") from exc
+        except DatabaseError as exc:
+            raise StoreError(str(exc).strip().splitlines()[0]) from exc

@@ -1,0 +1,157 @@
+"""Write scored batches to the store exactly once per key, retrying while the store is down.
+
+Bytewax delivers at least once: after a crash it replays everything since the last snapshot.
+Before each insert the writer drops rows whose key is already in the target table (and
+repeats within the batch), so a replayed batch adds nothing and the materialized views, which
+fire on inserted rows, count each event once. The scored table goes last: its keys are what
+the sink's own statistics and the views trust.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from flows.errors import RiskctlError
+from flows.scoring import ScoredBatch
+from flows.store.base import Store, StoreUnavailable
+
+TARGETS = (
+    ("raw_events", "event_id", "raw"),
+    ("dead_letters", "dead_letter_id", "dead"),
+    ("scored_events", "event_id", "scored"),
+)
+
+
+class SinkDeadlineExceeded(RiskctlError):
+    """The store stayed unreachable past the configured deadline; nothing was skipped."""
+
+
+@dataclass(frozen=True)
+class RetryPolicy:
+    deadline_s: float = 300.0
+    initial_backoff_s: float = 0.1
+    max_backoff_s: float = 5.0
+
+
+@dataclass
+class RunStats:
+    """Counters shared by the workers of one process."""
+
+    sent: int = 0
+    scored: int = 0
+    dead_lettered: int = 0
+    duplicates: int = 0
+    store_retries: int = 0
+    started: float = field(default_factory=time.perf_counter)
+    _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
+
+    def add(self, **counts: int) -> None:
+        with self._lock:
+            for name, value in counts.items():
+                setattr(self, name, getattr(self, name) + value)
+
+    @property
+    def elapsed_s(self) -> float:
+        return time.perf_counter() - self.started
+
+
+def first_occurrences(table: pa.Table, key: str) -> pa.Table:
+    """Rows whose key has not appeared earlier in the table."""
+    seen: set[str] = set()
+    keep = []
+    for value in table.column(key).to_pylist():
+        keep.append(value not in seen)
+        seen.add(value)
+    return table if all(keep) else table.filter(pa.array(keep))
+
+
+def without_keys(table: pa.Table, key: str, present: set[str]) -> pa.Table:
+    if not present:
+        return table
+    mask = pc.invert(pc.is_in(table.column(key), value_set=pa.array(list(present), pa.string())))
+    return table.filter(mask)
+
+
+class IdempotentWriter:
+    def __init__(
+        self,
+        open_store: Callable[[], Store],
+        stats: RunStats,
+        retry: RetryPolicy | None = None,
+        sleep: Callable[[float], None] = time.sleep,
+    ) -> None:
+        self._open_store = open_store
+        self._store: Store | None = None
+        self._stats = stats
+        self._retry = retry or RetryPolicy()
+        self._sleep = sleep
+
+    def write(self, batches: list[ScoredBatch]) -> None:
+        if not batches:
+            return
+        fresh_counts: dict[str, int] = {}
+        offered: dict[str, int] = {}
+        for table_name, key, attr in TARGETS:
+            parts = [getattr(b, attr) for b in batches]
+            data = pa.concat_tables(parts) if len(parts) > 1 else parts[0]
+            offered[attr] = data.num_rows
+            if data.num_rows == 0:
+                fresh_counts[attr] = 0
+                continue
+            data = first_occurrences(data, key)
+            inserted = self._with_retry(
+                lambda t=table_name, k=key, d=data: self._insert_new(t, k, d)
+            )
+            fresh_counts[attr] = inserted
+        self._stats.add(
+            sent=offered["scored"] + offered["dead"],
+            scored=fresh_counts["scored"],
+            dead_lettered=fresh_counts["dead"],
+            duplicates=offered["scored"]
+            + offered["dead"]
+            - fresh_counts["scored"]
+            - fresh_counts["dead"],
+        )
+
+    @property
+    def stats(self) -> RunStats:
+        return self._stats
+
+    def close(self) -> None:
+        if self._store is not None:
+            self._store.close()
+            self._store = None
+
+    def _insert_new(self, table: str, key: str, data: pa.Table) -> int:
+        store = self._connected()
+        present = store.existing_keys(table, key, data.column(key).to_pylist())
+        data = without_keys(data, key, present)
+        store.insert_arrow(table, data)
+        return data.num_rows
+
+    def _connected(self) -> Store:
+        if self._store is None:
+            self._store = self._open_store()
+        return self._store
+
+    def _with_retry(self, action: Callable[[], int]) -> int:
+        deadline = time.monotonic() + self._retry.deadline_s
+        backoff = self._retry.initial_backoff_s
+        while True:
+            try:
+                return action()
+            except StoreUnavailable as exc:
+                self.close()
+                if time.monotonic() + backoff > deadline:
+                    raise SinkDeadlineExceeded(
+                        f"store unavailable for more than {self._retry.deadline_s:.0f}s: {exc}"
+                    ) from exc
+                self._stats.add(store_retries=1)
+                self._sleep(backoff)
+                backoff = min(backoff * 2, self._retry.max_backoff_s)

@@ -1,0 +1,70 @@
+"""Shared fixtures. Every test that touches SQL runs it on the real ClickHouse engine (chDB) in
+a store of its own; chDB serves one directory per process, so stores are always closed after.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pytest
+
+from flows.model import ScoringModel, load_model
+from flows.settings import Settings
+from flows.store import Store, open_store
+from flows.store.migrations import migrate
+from training.dataset import LendingClub, load_lending_club
+from training.replay import ReplayPlan, application_events
+
+pytest_plugins = ["tests.fixtures_training"]
+
+
+@pytest.fixture(scope="session")
+def lending_club() -> LendingClub:
+    return load_lending_club()
+
+
+@pytest.fixture(scope="session")
+def model(trained_home: Path) -> ScoringModel:
+    return load_model(trained_home / "models")
+
+
+@pytest.fixture
+def settings(trained_home: Path, tmp_path: Path) -> Settings:
+    """Settings using the session's trained model and a fresh embedded store for this test."""
+    return Settings(home=trained_home, store_url=f"chdb://{tmp_path / 'store'}", batch_size=1000)
+
+
+@pytest.fixture
+def store(tmp_path: Path) -> Iterator[Store]:
+    """A migrated embedded store of this test's own."""
+    db = open_store(f"chdb://{tmp_path / 'store'}")
+    try:
+        migrate(db)
+        yield db
+    finally:
+        db.close()
+
+
+@pytest.fixture
+def events_file(
+    lending_club: LendingClub, tmp_path: Path
+) -> Callable[..., Path]:
+    """Write replayed real loans to a JSON-lines file: ``events_file(n, corrupt=0.0, seed=7)``."""
+
+    def write(n: int, corrupt: float = 0.0, seed: int = 7, name: str = "events.jsonl") -> Path:
+        path = tmp_path / name
+        plan = ReplayPlan(max_events=n, seed=seed, corrupt_share=corrupt)
+        path.write_bytes(b"".join(e + b"\n" for e in application_events(lending_club, plan)))
+        return path
+
+    return write
+
+
+def query_rows(url: str, sql: str) -> list[dict]:
+    """Open the store, run one query, close it again (the flow needs the store closed)."""
+    db = open_store(url)
+    try:
+        return db.query_arrow(sql).to_pylist()
+    finally:
+        db.close()

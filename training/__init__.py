@@ -1,0 +1,1 @@
+"""Model training on real LendingClub loans, ONNX export and the model registry's write side."""
