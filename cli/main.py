@@ -4,7 +4,15 @@ from __future__ import annotations
 
 import typer
 
-from cli import bench_cmd, replay_cmd, run_cmd, score_cmd, store_cmds, training_cmds
+from cli import (
+    bench_cmd,
+    demo_cmd,
+    replay_cmd,
+    run_cmd,
+    score_cmd,
+    store_cmds,
+    training_cmds,
+)
 
 app = typer.Typer(
     name="riskctl",
@@ -15,7 +23,7 @@ app = typer.Typer(
     add_completion=False,
 )
 
-for module in (training_cmds, replay_cmd, run_cmd, store_cmds, score_cmd, bench_cmd):
+for module in (training_cmds, replay_cmd, run_cmd, store_cmds, score_cmd, demo_cmd, bench_cmd):
     module.register(app)
 
 if __name__ == "__main__":

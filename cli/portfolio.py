@@ -12,24 +12,24 @@ from flows.store import Store
 BANDS_SQL = """
 SELECT
     band,
-    sum(loans) AS loans,
-    round(100 * sum(loans) / (SELECT sum(loans) FROM risk_band_minute), 1) AS share_pct,
-    round(sum(pd_sum) / sum(loans), 4) AS mean_pd,
-    round(sum(exposure)) AS exposure,
-    round(sum(expected_loss)) AS expected_loss
-FROM risk_band_minute
+    sum(m.loans) AS loan_count,
+    round(100 * loan_count / (SELECT sum(loans) FROM risk_band_minute), 1) AS share_pct,
+    round(sum(m.pd_sum) / loan_count, 4) AS mean_pd,
+    round(sum(m.exposure)) AS total_exposure,
+    round(sum(m.expected_loss)) AS total_expected_loss
+FROM risk_band_minute AS m
 GROUP BY band
 ORDER BY mean_pd
 """
 
 TOTALS_SQL = """
 SELECT
-    sum(loans) AS loans,
-    round(sum(pd_sum) / sum(loans), 4) AS mean_pd,
-    round(sum(exposure)) AS exposure,
-    round(sum(expected_loss)) AS expected_loss,
-    round(sum(expected_loss) / sum(exposure), 4) AS el_rate
-FROM risk_band_minute
+    sum(m.loans) AS loan_count,
+    round(sum(m.pd_sum) / loan_count, 4) AS mean_pd,
+    round(sum(m.exposure)) AS total_exposure,
+    round(sum(m.expected_loss)) AS total_expected_loss,
+    round(total_expected_loss / total_exposure, 4) AS el_rate
+FROM risk_band_minute AS m
 """
 
 DEAD_SQL = """

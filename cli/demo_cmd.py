@@ -1,0 +1,58 @@
+"""``riskctl demo``: train if needed, replay 10,000 real loans through the flow, show the book."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+import typer
+
+from cli.common import HomeOption, StoreOption, UsageError, console, settings, user_errors
+from cli.portfolio import portfolio, render
+from cli.run_cmd import score_files, summary_table
+from cli.store_cmds import opened
+from cli.training_cmds import train_command
+from flows.model import current_version
+from training.dataset import load_lending_club
+from training.replay import ReplayPlan, application_events
+
+
+def demo(
+    events: Annotated[int, typer.Option("--events", "-n", help="Real loans to replay.")] = 10_000,
+    corrupt: Annotated[
+        float, typer.Option(help="Share of events followed by a broken copy, for dead letters.")
+    ] = 0.01,
+    home: HomeOption = None,
+    store: StoreOption = None,
+) -> None:
+    """Train (if no model yet), replay real loans through the dataflow, print the portfolio."""
+    with user_errors():
+        if events < 1:
+            raise UsageError("--events must be at least 1")
+        cfg = settings(home, store)
+        if current_version(cfg.models_dir) is None:
+            console.rule("training a model on LendingClub loans (first run only)")
+            train_command(home=cfg.home)
+        console.rule(f"replaying {events:,} real loans")
+        path = cfg.home / "demo" / "events.jsonl"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        plan = ReplayPlan(max_events=events, corrupt_share=corrupt)
+        with path.open("wb") as sink:
+            for payload in application_events(load_lending_club(), plan):
+                sink.write(payload + b"\n")
+        console.print(f"events written to {path}")
+        stats = score_files([path], cfg, workers=1, label="scoring")
+        console.print(summary_table(stats))
+        if stats.duplicates:
+            console.print(
+                f"{stats.duplicates:,} events were already stored by an earlier demo run and were"
+                " skipped: the store keeps each event once."
+            )
+        with opened(cfg.store) as db:
+            tables = portfolio(db)
+        console.print(render(tables))
+        console.print(f"store: {cfg.store}    models: {cfg.models_dir}", soft_wrap=True)
+        console.print('next: riskctl sql "SELECT band, count() FROM scored_events GROUP BY band"')
+
+
+def register(app: typer.Typer) -> None:
+    app.command()(demo)

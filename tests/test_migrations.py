@@ -1,0 +1,60 @@
+"""Numbered migrations: applied in order, recorded, idempotent, and guarded against edits."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import pytest
+
+from flows.features import FEATURE_NAMES
+from flows.store import Store, StoreError, open_store
+from flows.store.migrations import MIGRATIONS_DIR, applied, discover, migrate
+
+
+def test_migrations_apply_once_and_record(tmp_path: Path) -> None:
+    db = open_store(f"chdb://{tmp_path / 'store'}?database=mig")
+    try:
+        first = migrate(db)
+        second = migrate(db)
+        assert [m.version for m in first] == [m.version for m in discover()]
+        assert second == []
+        assert sorted(applied(db)) == [m.version for m in discover()]
+        tables = set(db.query_arrow("SHOW TABLES").column(0).to_pylist())
+        assert {"raw_events", "scored_events", "dead_letters", "watchlist"} <= tables
+    finally:
+        db.close()
+
+
+def test_migrations_survive_reopening_the_store(tmp_path: Path) -> None:
+    url = f"chdb://{tmp_path / 'store'}"
+    for expected_new in (len(discover()), 0):
+        db = open_store(url)
+        try:
+            assert len(migrate(db)) == expected_new
+        finally:
+            db.close()
+
+
+def test_an_edited_applied_migration_is_refused(tmp_path: Path, store: Store) -> None:
+    copy = tmp_path / "migrations"
+    shutil.copytree(MIGRATIONS_DIR, copy)
+    first = sorted(copy.glob("*.sql"))[0]
+    first.write_text(first.read_text() + "\n-- edited\n")
+    with pytest.raises(StoreError, match="changed after it was applied"):
+        migrate(store, copy)
+
+
+def test_badly_named_migration_is_refused(tmp_path: Path) -> None:
+    (tmp_path / "create.sql").write_text("SELECT 1;")
+    with pytest.raises(StoreError, match="NNNN_name.sql"):
+        discover(tmp_path)
+
+
+def test_scored_table_has_a_column_for_every_feature(store: Store) -> None:
+    columns = store.query_arrow("SELECT name FROM system.columns WHERE database = currentDatabase()"
+                                " AND table = 'scored_events'").column(0).to_pylist()
+    assert set(FEATURE_NAMES) <= set(columns)
+    assert {"event_time", "processed_at", "model_version", "pd", "band", "reason_codes"} <= set(
+        columns
+    )
