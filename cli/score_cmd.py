@@ -69,7 +69,7 @@ def score(
         matrix = feature_matrix([result])
         pd = float(model.predict_pd(matrix)[0])
         band = band_names(np.array([pd]), cfg.bands)[0]
-        reasons = model.reason_codes(matrix, cfg.reason_codes)[0]
+        reasons = model.reason_codes(matrix, cfg.reason_codes).to_pylist()[0]
         answer = {
             "loan_id": result.loan_id,
             "pd": round(pd, 6),

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from flows.events import SUB_GRADES, LoanApplication
 
 NAN = float("nan")
-_SUB_GRADE_RANK = {grade: rank for rank, grade in enumerate(SUB_GRADES, start=1)}
+_SUB_GRADE_RANK = {grade: float(rank) for rank, grade in enumerate(SUB_GRADES, start=1)}
 
 
 @dataclass(frozen=True)
@@ -89,51 +89,52 @@ def guarded_ratio(numerator: float | None, denominator: float | None, cap: float
     return min(max(numerator / denominator, 0.0), cap)
 
 
-def _opt(value: float | None) -> float:
-    return NAN if value is None else float(value)
-
-
-def _log1p(value: float | None) -> float:
-    return NAN if value is None else math.log1p(value)
-
-
-def _pct(value: float | None) -> float:
-    return NAN if value is None else value / 100.0
-
-
 def application_features(app: LoanApplication) -> tuple[float, ...]:
     """Model inputs for one application, in :data:`FEATURE_NAMES` order."""
+    # Optional fields are unpacked inline: this runs once per event on the hot path.
     income = app.annual_inc
     amount = app.funded_amnt
     installment = monthly_installment(amount, app.int_rate, app.term_months)
-    debt = None if app.total_bal_il is None else app.total_bal_il + amount
+    bal_il = app.total_bal_il
     years = app.emp_length_years
     verified = 0.0 if app.verification_status == "not_verified" else 1.0
     stability = 0.7 * (min(years, 10) / 10.0 if years is not None else 0.0) + 0.3 * verified
+    revol = app.revol_util
+    util = app.all_util
+    delinq_amnt = app.delinq_amnt
+    d2y = app.delinq_2yrs
+    acc = app.acc_now_delinq
+    i6 = app.inq_last_6mths
+    i12 = app.inq_last_12m
+    ifi = app.inq_fi
+    o6 = app.open_il_6m
+    o12 = app.open_il_12m
+    o24 = app.open_il_24m
+    ntl = app.num_il_tl
     return (
         math.log1p(amount),
         math.log1p(income),
         1.0 if income <= 0.0 else 0.0,
         guarded_ratio(amount, income, 10.0),
         guarded_ratio(12.0 * installment, income, 5.0),
-        guarded_ratio(debt, income, 20.0),
-        _pct(app.revol_util),
-        _pct(app.all_util),
-        guarded_ratio(app.total_bal_il, app.total_il_high_credit_limit, 2.0),
+        NAN if bal_il is None else guarded_ratio(bal_il + amount, income, 20.0),
+        NAN if revol is None else revol / 100.0,
+        NAN if util is None else util / 100.0,
+        guarded_ratio(bal_il, app.total_il_high_credit_limit, 2.0),
         app.int_rate / 100.0,
-        float(_SUB_GRADE_RANK[app.sub_grade]),
+        _SUB_GRADE_RANK[app.sub_grade],
         1.0 if app.term_months == 60 else 0.0,
-        _opt(app.delinq_2yrs),
-        _opt(app.acc_now_delinq),
-        _log1p(app.delinq_amnt),
-        _opt(app.inq_last_6mths),
-        _opt(app.inq_last_12m),
-        _opt(app.inq_fi),
-        _opt(app.open_il_6m),
-        _opt(app.open_il_12m),
-        _opt(app.open_il_24m),
-        _opt(app.num_il_tl),
-        _opt(years),
+        NAN if d2y is None else float(d2y),
+        NAN if acc is None else float(acc),
+        NAN if delinq_amnt is None else math.log1p(delinq_amnt),
+        NAN if i6 is None else float(i6),
+        NAN if i12 is None else float(i12),
+        NAN if ifi is None else float(ifi),
+        NAN if o6 is None else float(o6),
+        NAN if o12 is None else float(o12),
+        NAN if o24 is None else float(o24),
+        NAN if ntl is None else float(ntl),
+        NAN if years is None else float(years),
         1.0 if years is None else 0.0,
         stability,
         verified,

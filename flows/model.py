@@ -15,6 +15,7 @@ from typing import Any
 
 import numpy as np
 import onnxruntime as ort
+import pyarrow as pa
 
 from flows.errors import RiskctlError
 from flows.features import FEATURE_NAMES
@@ -115,15 +116,19 @@ class ScoringModel:
         filled = np.where(np.isnan(features), self._fill, features)
         return self._coef * (filled - self._center) / self._scale
 
-    def reason_codes(self, features: np.ndarray, top: int) -> list[list[str]]:
+    def reason_codes(self, features: np.ndarray, top: int) -> pa.ListArray:
         """Per row, up to ``top`` features that push its PD up the most, strongest first."""
+        features = np.asarray(features, dtype=np.float64)
         if len(features) == 0:
-            return []
-        contrib = self.contributions(np.asarray(features, dtype=np.float64))
+            return pa.array([], pa.list_(pa.string()))
+        contrib = self.contributions(features)
         order = np.argsort(-contrib, axis=1, kind="stable")[:, :top]
         picked = np.take_along_axis(contrib, order, axis=1) > 0.0
-        names = self._names[order]
-        return [list(row[mask]) for row, mask in zip(names, picked, strict=True)]
+        # Built column-wise: one flat array of names plus offsets, no per-row Python lists.
+        offsets = np.zeros(len(features) + 1, dtype=np.int32)
+        np.cumsum(picked.sum(axis=1), out=offsets[1:])
+        values = pa.array(self._names[order[picked]], pa.string())
+        return pa.ListArray.from_arrays(pa.array(offsets), values)
 
 
 def load_model(models_dir: Path, version: str | None = None) -> ScoringModel:

@@ -77,6 +77,17 @@ def dead_letter_table(dead: list[DeadLetter], received_at: datetime) -> pa.Table
     )
 
 
+def _constant_time(moment: datetime, n: int) -> pa.Array:
+    micros = int(moment.timestamp() * 1_000_000)
+    return pa.array(np.full(n, micros, dtype=np.int64), _TS_US)
+
+
+def _constant(value: str, n: int) -> pa.Array:
+    return pa.DictionaryArray.from_arrays(
+        pa.array(np.zeros(n, dtype=np.int32)), pa.array([value])
+    ).cast(pa.string())
+
+
 class BatchScorer:
     """Callable the dataflow maps over raw batches; holds the model and the settings it needs."""
 
@@ -92,77 +103,64 @@ class BatchScorer:
         origins: list[str] = []
         payloads: list[bytes] = []
         dead: list[DeadLetter] = []
+        max_bytes = self._max_bytes
         for origin, payload in zip(batch.origins, batch.payloads, strict=True):
-            result = decode_application(payload, origin, self._max_bytes)
-            if isinstance(result, DeadLetter):
+            result = decode_application(payload, origin, max_bytes)
+            if type(result) is DeadLetter:
                 dead.append(result)
             else:
-                apps.append(result)
+                apps.append(result)  # type: ignore[arg-type]
                 origins.append(origin)
                 payloads.append(payload)
+        n = len(apps)
         matrix = feature_matrix(apps)
         pd = self.model.predict_pd(matrix)
         processed_at = datetime.now(UTC)
-        return ScoredBatch(
-            raw=self._raw_table(apps, origins, payloads, batch.received_at),
-            scored=self._scored_table(apps, matrix, pd, batch.received_at, processed_at),
-            dead=dead_letter_table(dead, batch.received_at),
-        )
-
-    def _raw_table(
-        self,
-        apps: list[LoanApplication],
-        origins: list[str],
-        payloads: list[bytes],
-        received_at: datetime,
-    ) -> pa.Table:
-        n = len(apps)
-        return pa.table(
+        event_id = pa.array([a.event_id for a in apps], pa.string())
+        loan_id = pa.array([a.loan_id for a in apps], pa.string())
+        event_time = pa.array([a.event_time for a in apps], _TS_MS)
+        received_at = _constant_time(batch.received_at, n)
+        event_type = _constant("loan_application", n)
+        raw = pa.table(
             {
-                "event_id": pa.array([a.event_id for a in apps], pa.string()),
-                "loan_id": pa.array([a.loan_id for a in apps], pa.string()),
-                "event_type": pa.array(["loan_application"] * n, pa.string()),
-                "event_time": pa.array([a.event_time for a in apps], _TS_MS),
-                "received_at": pa.array([received_at] * n, _TS_US),
+                "event_id": event_id,
+                "loan_id": loan_id,
+                "event_type": event_type,
+                "event_time": event_time,
+                "received_at": received_at,
                 "origin": pa.array(origins, pa.string()),
-                "payload": pa.array([p.decode() for p in payloads], pa.string()),
+                # Valid events decoded as UTF-8 JSON already; the cast cannot fail.
+                "payload": pa.array(payloads, pa.binary()).cast(pa.string()),
             }
         )
-
-    def _scored_table(
-        self,
-        apps: list[LoanApplication],
-        matrix: np.ndarray,
-        pd: np.ndarray,
-        received_at: datetime,
-        processed_at: datetime,
-    ) -> pa.Table:
-        n = len(apps)
-        exposure = np.array([a.funded_amnt for a in apps], dtype=np.float64)
+        exposure = np.fromiter((a.funded_amnt for a in apps), dtype=np.float64, count=n)
+        sub_grade = [a.sub_grade for a in apps]
         columns: dict[str, pa.Array] = {
-            "event_id": pa.array([a.event_id for a in apps], pa.string()),
-            "loan_id": pa.array([a.loan_id for a in apps], pa.string()),
+            "event_id": event_id,
+            "loan_id": loan_id,
             "borrower_id": pa.array([a.borrower_id for a in apps], pa.string()),
-            "event_type": pa.array(["loan_application"] * n, pa.string()),
-            "event_time": pa.array([a.event_time for a in apps], _TS_MS),
-            "received_at": pa.array([received_at] * n, _TS_US),
-            "processed_at": pa.array([processed_at] * n, _TS_US),
-            "model_version": pa.array([self.model.version] * n, pa.string()),
+            "event_type": event_type,
+            "event_time": event_time,
+            "received_at": received_at,
+            "processed_at": _constant_time(processed_at, n),
+            "model_version": _constant(self.model.version, n),
             "pd": pa.array(pd, pa.float64()),
             "band": pa.array(band_names(pd, self._bands), pa.string()),
             "exposure": pa.array(exposure, pa.float64()),
             "lgd": pa.array(np.full(n, self._lgd), pa.float64()),
             "expected_loss": pa.array(pd * exposure * self._lgd, pa.float64()),
-            "grade": pa.array([a.sub_grade[0] for a in apps], pa.string()),
-            "sub_grade": pa.array([a.sub_grade for a in apps], pa.string()),
+            "grade": pa.array([g[0] for g in sub_grade], pa.string()),
+            "sub_grade": pa.array(sub_grade, pa.string()),
             "addr_state": pa.array([a.addr_state for a in apps], pa.string()),
             "term_months": pa.array([a.term_months for a in apps], pa.uint8()),
             "int_rate": pa.array([a.int_rate for a in apps], pa.float64()),
             "annual_inc": pa.array([a.annual_inc for a in apps], pa.float64()),
-            "reason_codes": pa.array(
-                self.model.reason_codes(matrix, self._reasons), pa.list_(pa.string())
-            ),
+            "reason_codes": self.model.reason_codes(matrix, self._reasons),
         }
         for j, name in enumerate(FEATURE_NAMES):
             columns[name] = pa.array(matrix[:, j], pa.float64())
-        return pa.table(columns)
+        return ScoredBatch(
+            raw=raw,
+            scored=pa.table(columns),
+            dead=dead_letter_table(dead, batch.received_at),
+        )

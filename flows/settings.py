@@ -43,7 +43,7 @@ class Settings:
     store_url: str | None = None
     lgd: float = 0.45
     bands: Bands = field(default_factory=Bands)
-    batch_size: int = 5000
+    batch_size: int = 20_000
     batch_timeout_ms: int = 200
     max_payload_bytes: int = 16 * 1024
     reason_codes: int = 3

@@ -30,6 +30,8 @@ class EmbeddedStore:
         if create_database:
             self.command(f"CREATE DATABASE IF NOT EXISTS {url.database}")
         self.command(f"USE {url.database}")
+        # The serving views fire on every insert into scored_events; run them side by side.
+        self.command("SET parallel_view_processing = 1")
 
     @property
     def description(self) -> str:

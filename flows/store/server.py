@@ -48,6 +48,7 @@ class ServerStore:
                 connect_timeout=connect_timeout,
                 send_receive_timeout=send_receive_timeout,
                 compress="lz4",
+                settings={"parallel_view_processing": 1},
             )
         except OperationalError as exc:
             raise StoreUnavailable(f"cannot reach {url.redacted()}: {exc}") from exc
