@@ -97,9 +97,9 @@ def watchlist(
                 "SELECT loan_id, round(pd, 4) AS pd, band, exposure, "
                 "round(expected_loss, 2) AS expected_loss, sub_grade, addr_state, reason_codes "
                 "FROM watchlist "
-                "WHERE {band:Nullable(String)} IS NULL OR band = {band:Nullable(String)} "
+                "WHERE {band:String} = '' OR band = {band:String} "
                 "LIMIT {limit:UInt32}",
-                {"band": band, "limit": limit},
+                {"band": band or "", "limit": limit},
             )
         _print(result, output, title=f"Watchlist: top {limit} loans by PD")
 

@@ -47,9 +47,7 @@ def store(tmp_path: Path) -> Iterator[Store]:
 
 
 @pytest.fixture
-def events_file(
-    lending_club: LendingClub, tmp_path: Path
-) -> Callable[..., Path]:
+def events_file(lending_club: LendingClub, tmp_path: Path) -> Callable[..., Path]:
     """Write replayed real loans to a JSON-lines file: ``events_file(n, corrupt=0.0, seed=7)``."""
 
     def write(n: int, corrupt: float = 0.0, seed: int = 7, name: str = "events.jsonl") -> Path:

@@ -112,12 +112,13 @@ def test_missing_optional_fields_become_nan_for_the_imputer() -> None:
 
 
 def test_zero_credit_limit_with_no_balance_is_zero_utilization() -> None:
-    assert features(total_bal_il=0.0, total_il_high_credit_limit=0.0)[
-        "installment_utilization"
-    ] == 0.0
-    assert features(total_bal_il=10.0, total_il_high_credit_limit=0.0)[
-        "installment_utilization"
-    ] == 2.0
+    assert (
+        features(total_bal_il=0.0, total_il_high_credit_limit=0.0)["installment_utilization"] == 0.0
+    )
+    assert (
+        features(total_bal_il=10.0, total_il_high_credit_limit=0.0)["installment_utilization"]
+        == 2.0
+    )
 
 
 @given(

@@ -66,8 +66,10 @@ def test_scored_rows_carry_times_version_band_and_reasons(
     )
     events = {
         e.event_id: e
-        for e in (msgspec.json.decode(line, type=LoanApplication)
-                  for line in path.read_bytes().splitlines())
+        for e in (
+            msgspec.json.decode(line, type=LoanApplication)
+            for line in path.read_bytes().splitlines()
+        )
     }
     assert len(rows) == 500
     thresholds = settings.bands.thresholds
@@ -109,8 +111,10 @@ def test_stream_pd_equals_batch_scoring_of_the_same_features(
 ) -> None:
     path = events_file(300)
     run_files([path], replace(settings, batch_size=7), model)
-    stored = {r["event_id"]: r["pd"] for r in query_rows(settings.store,
-                                                          "SELECT event_id, pd FROM scored_events")}
+    stored = {
+        r["event_id"]: r["pd"]
+        for r in query_rows(settings.store, "SELECT event_id, pd FROM scored_events")
+    }
     apps = [msgspec.json.decode(line, type=LoanApplication) for line in path.read_bytes().split()]
     matrix = np.array([application_features(a) for a in apps])
     expected = model.predict_pd(matrix)

@@ -52,8 +52,14 @@ def test_badly_named_migration_is_refused(tmp_path: Path) -> None:
 
 
 def test_scored_table_has_a_column_for_every_feature(store: Store) -> None:
-    columns = store.query_arrow("SELECT name FROM system.columns WHERE database = currentDatabase()"
-                                " AND table = 'scored_events'").column(0).to_pylist()
+    columns = (
+        store.query_arrow(
+            "SELECT name FROM system.columns WHERE database = currentDatabase()"
+            " AND table = 'scored_events'"
+        )
+        .column(0)
+        .to_pylist()
+    )
     assert set(FEATURE_NAMES) <= set(columns)
     assert {"event_time", "processed_at", "model_version", "pd", "band", "reason_codes"} <= set(
         columns

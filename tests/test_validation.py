@@ -29,8 +29,11 @@ CORPUS: list[tuple[str, bytes, str]] = [
     ("not json at all", b"hello world", "malformed_json"),
     ("empty payload", b"", "malformed_json"),
     ("NaN literal", GOOD.replace(b'"int_rate": 12.0', b'"int_rate": NaN'), "malformed_json"),
-    ("Infinity literal", GOOD.replace(b'"annual_inc": 60000.0', b'"annual_inc": Infinity'),
-     "malformed_json"),
+    (
+        "Infinity literal",
+        GOOD.replace(b'"annual_inc": 60000.0', b'"annual_inc": Infinity'),
+        "malformed_json",
+    ),
     ("json array", b"[1, 2, 3]", "not_an_object"),
     ("missing loan_id", event(loan_id=DROP), "missing_field"),
     ("missing event_time", event(event_time=DROP), "missing_field"),
@@ -41,8 +44,11 @@ CORPUS: list[tuple[str, bytes, str]] = [
     ("zero amount", event(funded_amnt=0), "out_of_range"),
     ("negative income", event(annual_inc=-1.0), "out_of_range"),
     ("huge amount", event(funded_amnt=1e12), "out_of_range"),
-    ("overflowing number", GOOD.replace(b'"annual_inc": 60000.0', b'"annual_inc": 1e999'),
-     "out_of_range"),
+    (
+        "overflowing number",
+        GOOD.replace(b'"annual_inc": 60000.0', b'"annual_inc": 1e999'),
+        "out_of_range",
+    ),
     ("rate above 100", event(int_rate=250.0), "out_of_range"),
     ("unknown state", event(addr_state="ZZ"), "unknown_category"),
     ("unknown grade", event(sub_grade="H1"), "unknown_category"),
@@ -63,7 +69,9 @@ def test_the_good_event_is_accepted() -> None:
 
 
 @pytest.mark.parametrize(("case", "payload", "reason"), CORPUS, ids=[c[0] for c in CORPUS])
-def test_bad_event_becomes_a_dead_letter_with_reason(case: str, payload: bytes, reason: str) -> None:
+def test_bad_event_becomes_a_dead_letter_with_reason(
+    case: str, payload: bytes, reason: str
+) -> None:
     result = decode_application(payload, f"test:{case}", LIMIT)
     assert isinstance(result, DeadLetter), case
     assert result.reason == reason, result.detail

@@ -14,9 +14,7 @@ from tests.conftest import query_rows
 
 
 @pytest.fixture
-def scored_store(
-    settings: Settings, model: ScoringModel, events_file: Callable[..., Path]
-) -> str:
+def scored_store(settings: Settings, model: ScoringModel, events_file: Callable[..., Path]) -> str:
     # Two runs into one store: the views must merge states across inserts and parts.
     run_files([events_file(2500, corrupt=0.03, seed=11, name="a.jsonl")], settings, model)
     run_files([events_file(2500, corrupt=0.03, seed=12, name="b.jsonl")], settings, model)

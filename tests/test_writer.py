@@ -55,7 +55,9 @@ def prepared(url: str) -> None:
         db.close()
 
 
-def test_writing_the_same_batch_twice_stores_it_once(settings: Settings, batch: ScoredBatch) -> None:
+def test_writing_the_same_batch_twice_stores_it_once(
+    settings: Settings, batch: ScoredBatch
+) -> None:
     prepared(settings.store)
     stats = RunStats()
     writer = IdempotentWriter(lambda: open_store(settings.store), stats)
