@@ -47,7 +47,7 @@ def test_an_edited_applied_migration_is_refused(tmp_path: Path, store: Store) ->
 
 def test_badly_named_migration_is_refused(tmp_path: Path) -> None:
     (tmp_path / "create.sql").write_text("SELECT 1;")
-    with pytest.raises(StoreError, match="NNNN_name.sql"):
+    with pytest.raises(StoreError, match=r"NNNN_name\.sql"):
         discover(tmp_path)
 
 

@@ -40,7 +40,8 @@ def counts(url: str) -> tuple[int, int]:
     db = open_store(url)
     try:
         row = db.query_arrow(
-            "SELECT (SELECT count() FROM scored_events) AS s, (SELECT count() FROM dead_letters) AS d"
+            "SELECT (SELECT count() FROM scored_events) AS s,"
+            " (SELECT count() FROM dead_letters) AS d"
         ).to_pylist()[0]
         return row["s"], row["d"]
     finally:
