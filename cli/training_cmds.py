@@ -15,7 +15,12 @@ from training.train import DEFAULT_SEED, TrainingResult, load_staged, save_stage
 
 SeedOption = Annotated[
     int,
-    typer.Option("--seed", help="Seed of the train/test split, the CV folds and the models."),
+    typer.Option(
+        "--seed",
+        min=0,
+        max=2**32 - 1,
+        help="Seed of the train/test split, the CV folds and the models.",
+    ),
 ]
 NoExportOption = Annotated[
     bool,

@@ -48,7 +48,10 @@ def read_card(model_dir: Path) -> dict[str, Any]:
     card_path = model_dir / "card.json"
     if not card_path.is_file():
         raise ModelError(f"model card missing: {card_path}")
-    return json.loads(card_path.read_text())
+    try:
+        return json.loads(card_path.read_text())
+    except (OSError, ValueError) as exc:
+        raise ModelError(f"model card {card_path} is unreadable: {exc}") from exc
 
 
 def list_models(models_dir: Path) -> list[ModelInfo]:
