@@ -15,7 +15,7 @@ from rich.table import Table
 
 from cli.common import HomeOption, UsageError, console, settings, user_errors
 from flows.events import LoanApplication
-from flows.jobs import ensure_schema, run_files
+from flows.jobs import RunOptions, ensure_schema, run_files
 from flows.model import ScoringModel, load_model
 from flows.scoring import BatchScorer, RawBatch, ScoredBatch, feature_matrix
 from flows.settings import Settings
@@ -52,7 +52,7 @@ def bench(
             bench_cfg = replace(cfg, store_url=f"chdb://{workdir / 'store'}")
             rows = _stage_rates(payloads, bench_cfg, model)
             e2e_cfg = replace(cfg, store_url=f"chdb://{workdir / 'e2e'}")
-            stats = run_files([path], e2e_cfg, model, workers=workers)
+            stats = run_files([path], e2e_cfg, model, RunOptions(workers=workers))
         end_to_end = stats.sent / stats.elapsed_s
         table = Table(title=f"riskctl bench: {events:,} events, batch {cfg.batch_size:,}")
         table.add_column("stage")

@@ -18,7 +18,7 @@ from cli.common import (
     settings,
     user_errors,
 )
-from flows.jobs import run_files
+from flows.jobs import RunOptions, run_files
 from flows.model import load_model
 from flows.settings import Settings
 from flows.writer import RunStats
@@ -53,7 +53,7 @@ def score_files(paths: list[Path], cfg: Settings, workers: int, label: str) -> R
             rate = stats.sent / stats.elapsed_s if stats.elapsed_s else 0.0
             progress.update(task, completed=stats.sent, rate=f"{rate:,.0f} ev/s")
 
-        return run_files(paths, cfg, model, workers=workers, on_write=on_write)
+        return run_files(paths, cfg, model, RunOptions(workers=workers, on_write=on_write))
 
 
 def summary_table(stats: RunStats) -> Table:

@@ -1,5 +1,5 @@
-"""The dataflow factory: source in, scored batches out. Logic lives in :mod:`flows.scoring`
-and :mod:`flows.writer`; this module only wires Bytewax steps together.
+"""The dataflow factory: an input step, scoring, and the sinks. Logic lives in
+:mod:`flows.scoring` and :mod:`flows.writer`; this module only wires Bytewax steps together.
 """
 
 from __future__ import annotations
@@ -7,21 +7,34 @@ from __future__ import annotations
 from collections.abc import Callable
 
 import bytewax.operators as op
-from bytewax.dataflow import Dataflow
+from bytewax.connectors.kafka import KafkaSinkMessage
+from bytewax.dataflow import Dataflow, Stream
 from bytewax.inputs import Source
 from bytewax.outputs import Sink
 
+from flows.connectors.dead_letter_topic import dead_letter_messages
 from flows.scoring import RawBatch, ScoredBatch
+
+Inputs = Callable[[Dataflow], Stream[RawBatch]]
+
+
+def source_input(source: Source[RawBatch]) -> Inputs:
+    """Inputs from a source that already yields raw micro-batches (the JSON-lines files)."""
+    return lambda flow: op.input("events", flow, source)
 
 
 def build_flow(
-    source: Source[RawBatch],
+    inputs: Inputs,
     sink: Sink[ScoredBatch],
     score: Callable[[RawBatch], ScoredBatch],
+    *,
+    dead_letter_sink: Sink[KafkaSinkMessage[bytes, bytes]] | None = None,
     flow_id: str = "riskctl",
 ) -> Dataflow:
     flow = Dataflow(flow_id)
-    raw = op.input("events", flow, source)
-    scored = op.map("score", raw, score)
+    scored = op.map("score", inputs(flow), score)
     op.output("store", scored, sink)
+    if dead_letter_sink is not None:
+        dead = op.flat_map("dead_letters", scored, dead_letter_messages)
+        op.output("dead_letter_topic", dead, dead_letter_sink)
     return flow

@@ -1,20 +1,39 @@
-"""Whole runs assembled from the pieces: JSON-lines files through the dataflow into a store."""
+"""Whole runs assembled from the pieces: files or Kafka through the dataflow into a store."""
 
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 
+from bytewax.connectors.kafka import KafkaSink
+
 from flows.connectors.file_source import JsonLinesSource
+from flows.connectors.kafka_input import kafka_batches
 from flows.connectors.store_sink import StoreSink
-from flows.dataflow import build_flow
+from flows.dataflow import Inputs, build_flow, source_input
+from flows.errors import RiskctlError
 from flows.model import ScoringModel
-from flows.runner import Recovery, run
+from flows.runner import Cluster, Recovery, run
 from flows.scoring import BatchScorer
 from flows.settings import Settings
-from flows.store import open_store
+from flows.store import Store, open_store, parse_store_url
 from flows.store.migrations import migrate
 from flows.writer import RetryPolicy, RunStats
+
+
+class LayoutError(RiskctlError):
+    """The run's layout does not fit its store."""
+
+
+@dataclass(frozen=True)
+class RunOptions:
+    workers: int = 1
+    recovery: Recovery | None = None
+    cluster: Cluster | None = None
+    retry: RetryPolicy | None = None
+    on_write: Callable[[RunStats], None] = lambda _stats: None
+    store_factory: Callable[[str], Store] = open_store
 
 
 def ensure_schema(store_url: str) -> int:
@@ -26,23 +45,68 @@ def ensure_schema(store_url: str) -> int:
         store.close()
 
 
+def _run(
+    inputs: Inputs,
+    settings: Settings,
+    model: ScoringModel,
+    options: RunOptions,
+    *,
+    kafka_out: bool,
+) -> RunStats:
+    if options.cluster is not None and parse_store_url(settings.store).embedded:
+        raise LayoutError(
+            "the embedded chDB store belongs to one process; several processes need a "
+            "ClickHouse server (--store http://user:password@host:8123/db), or use --workers "
+            "for several workers in this process"
+        )
+    if options.cluster is None or options.cluster.process_id == 0:
+        ensure_schema(settings.store)
+    stats = RunStats()
+    kafka = settings.kafka
+    flow = build_flow(
+        inputs,
+        StoreSink(
+            settings.store,
+            stats,
+            retry=options.retry,
+            kafka_brokers=kafka.brokers if kafka_out else None,
+            on_write=options.on_write,
+            store_factory=options.store_factory,
+        ),
+        BatchScorer(model, settings),
+        dead_letter_sink=KafkaSink(kafka.brokers.split(","), kafka.dead_letter_topic)
+        if kafka_out
+        else None,
+    )
+    run(flow, workers=options.workers, recovery=options.recovery, cluster=options.cluster)
+    return stats
+
+
 def run_files(
     paths: list[Path],
     settings: Settings,
     model: ScoringModel,
-    *,
-    workers: int = 1,
-    recovery: Recovery | None = None,
-    retry: RetryPolicy | None = None,
-    on_write: Callable[[RunStats], None] = lambda _stats: None,
+    options: RunOptions | None = None,
 ) -> RunStats:
     """Score every event in ``paths`` into the settings' store; returns this run's counters."""
-    ensure_schema(settings.store)
-    stats = RunStats()
-    flow = build_flow(
-        JsonLinesSource(paths, settings.batch_size),
-        StoreSink(settings.store, stats, retry, on_write),
-        BatchScorer(model, settings),
+    options = options or RunOptions()
+    source = JsonLinesSource(paths, settings.batch_size)
+    return _run(source_input(source), settings, model, options, kafka_out=False)
+
+
+def run_kafka(
+    settings: Settings,
+    model: ScoringModel,
+    options: RunOptions | None = None,
+    *,
+    until_end: bool = False,
+) -> RunStats:
+    """Consume the applications topic into the store; dead letters also go to their topic.
+
+    With ``until_end`` the run stops once every partition has been read to its end.
+    """
+    kafka = settings.kafka
+    inputs: Inputs = lambda flow: kafka_batches(  # noqa: E731
+        flow, kafka, [kafka.applications_topic], tail=not until_end
     )
-    run(flow, workers=workers, recovery=recovery)
-    return stats
+    return _run(inputs, settings, model, options or RunOptions(), kafka_out=True)

@@ -1,4 +1,6 @@
-"""Run a dataflow in this process with one or more workers, optionally with recovery."""
+"""Run a dataflow in this process: one or more workers, optionally part of a cluster of
+processes, optionally with recovery snapshots.
+"""
 
 from __future__ import annotations
 
@@ -7,35 +9,58 @@ from datetime import timedelta
 from pathlib import Path
 
 from bytewax.dataflow import Dataflow
-from bytewax.recovery import RecoveryConfig
+from bytewax.recovery import RecoveryConfig, init_db_dir
 from bytewax.run import cli_main
 
 from flows.errors import RiskctlError
 
 
-class RecoveryError(RiskctlError):
-    """The recovery directory is missing or not initialised."""
+class ClusterError(RiskctlError):
+    """The process/worker layout asked for cannot run."""
 
 
 @dataclass(frozen=True)
 class Recovery:
+    """Bytewax recovery: state snapshots in ``directory`` at every epoch of ``interval``."""
+
     directory: Path
-    snapshot_interval: timedelta = timedelta(seconds=5)
+    interval: timedelta = timedelta(seconds=5)
+
+    def prepare(self) -> RecoveryConfig:
+        self.directory.mkdir(parents=True, exist_ok=True)
+        if not any(self.directory.glob("part-*.sqlite3")):
+            init_db_dir(self.directory, 1)
+        return RecoveryConfig(str(self.directory), backup_interval=timedelta(0))
 
 
-def run(flow: Dataflow, workers: int = 1, recovery: Recovery | None = None) -> None:
-    """Run ``flow`` to the end of its input; snapshots every interval when ``recovery`` is set."""
-    if recovery is None:
-        cli_main(flow, workers_per_process=workers)
-        return
-    if not any(recovery.directory.glob("part-*.sqlite3")):
-        raise RecoveryError(
-            f"recovery directory {recovery.directory} is not initialised; "
-            "create it with `riskctl recovery init`"
-        )
+@dataclass(frozen=True)
+class Cluster:
+    """This process's place among ``addresses`` (host:port of every process, in order)."""
+
+    process_id: int
+    addresses: tuple[str, ...]
+
+    def __post_init__(self) -> None:
+        if not 0 <= self.process_id < len(self.addresses):
+            raise ClusterError(
+                f"process id {self.process_id} is not one of the {len(self.addresses)} addresses"
+            )
+
+
+def run(
+    flow: Dataflow,
+    workers: int = 1,
+    recovery: Recovery | None = None,
+    cluster: Cluster | None = None,
+) -> None:
+    """Run ``flow`` until its inputs end (a file's end, or Kafka's end when not tailing)."""
+    if workers < 1:
+        raise ClusterError("at least one worker is needed")
     cli_main(
         flow,
         workers_per_process=workers,
-        epoch_interval=recovery.snapshot_interval,
-        recovery_config=RecoveryConfig(str(recovery.directory)),
+        process_id=None if cluster is None else cluster.process_id,
+        addresses=None if cluster is None else list(cluster.addresses),
+        epoch_interval=None if recovery is None else recovery.interval,
+        recovery_config=None if recovery is None else recovery.prepare(),
     )

@@ -21,25 +21,38 @@ _TS_MS = pa.timestamp("ms", tz="UTC")
 _TS_US = pa.timestamp("us", tz="UTC")
 
 
+Positions = dict[tuple[str, int], int]  # (topic, partition) -> next offset to read
+
+
 @dataclass(frozen=True, slots=True)
 class RawBatch:
-    """Payloads read together by a source, with where each came from."""
+    """Payloads read together by a source, with where each came from.
+
+    ``source_ms`` holds each payload's source timestamp (Kafka's, in ms) when the source has
+    one; ``errors`` are payloads the source itself could not deliver, already dead letters.
+    """
 
     origins: list[str]
     payloads: list[bytes]
     received_at: datetime = field(default_factory=lambda: datetime.now(UTC))
+    source: str = "file"
+    source_ms: list[int] | None = None
+    positions: Positions = field(default_factory=dict)
+    errors: list[DeadLetter] = field(default_factory=list)
 
     def __len__(self) -> int:
-        return len(self.payloads)
+        return len(self.payloads) + len(self.errors)
 
 
 @dataclass(frozen=True, slots=True)
 class ScoredBatch:
-    """Rows for the three core tables, from one or more raw batches."""
+    """Rows for the three core tables, plus where the source stood after this batch."""
 
     raw: pa.Table
     scored: pa.Table
     dead: pa.Table
+    source: str = "file"
+    positions: Positions = field(default_factory=dict)
 
     @property
     def sent(self) -> int:
@@ -102,9 +115,10 @@ class BatchScorer:
         apps: list[LoanApplication] = []
         origins: list[str] = []
         payloads: list[bytes] = []
-        dead: list[DeadLetter] = []
+        kept: list[int] = []
+        dead: list[DeadLetter] = list(batch.errors)
         max_bytes = self._max_bytes
-        for origin, payload in zip(batch.origins, batch.payloads, strict=True):
+        for i, (origin, payload) in enumerate(zip(batch.origins, batch.payloads, strict=True)):
             result = decode_application(payload, origin, max_bytes)
             if type(result) is DeadLetter:
                 dead.append(result)
@@ -112,6 +126,7 @@ class BatchScorer:
                 apps.append(result)  # type: ignore[arg-type]
                 origins.append(origin)
                 payloads.append(payload)
+                kept.append(i)
         n = len(apps)
         matrix = feature_matrix(apps)
         pd = self.model.predict_pd(matrix)
@@ -120,6 +135,11 @@ class BatchScorer:
         loan_id = pa.array([a.loan_id for a in apps], pa.string())
         event_time = pa.array([a.event_time for a in apps], _TS_MS)
         received_at = _constant_time(batch.received_at, n)
+        if batch.source_ms is None:
+            source_time = received_at.cast(_TS_MS, safe=False)
+        else:
+            stamps = np.asarray(batch.source_ms, dtype=np.int64)[np.asarray(kept, dtype=np.int64)]
+            source_time = pa.array(stamps, _TS_MS)
         event_type = _constant("loan_application", n)
         raw = pa.table(
             {
@@ -142,6 +162,7 @@ class BatchScorer:
             "event_type": event_type,
             "event_time": event_time,
             "received_at": received_at,
+            "source_time": source_time,
             "processed_at": _constant_time(processed_at, n),
             "model_version": _constant(self.model.version, n),
             "pd": pa.array(pd, pa.float64()),
@@ -163,4 +184,6 @@ class BatchScorer:
             raw=raw,
             scored=pa.table(columns),
             dead=dead_letter_table(dead, batch.received_at),
+            source=batch.source,
+            positions=batch.positions,
         )

@@ -38,23 +38,43 @@ class Bands:
 
 
 @dataclass(frozen=True)
+class KafkaSettings:
+    brokers: str = "127.0.0.1:9092"
+    applications_topic: str = "loan-applications"
+    repayments_topic: str = "loan-repayments"
+    dead_letter_topic: str = "loan-dead-letters"
+    partitions: int = 4
+    replication_factor: int = 1
+    # Most messages one consumer read hands to the flow; each read becomes one micro-batch.
+    consume_batch_size: int = 5000
+
+    def __post_init__(self) -> None:
+        if self.partitions < 1:
+            raise SettingsError("Kafka topics need at least one partition")
+        if not self.brokers.strip():
+            raise SettingsError("no Kafka brokers given")
+
+    @property
+    def topics(self) -> tuple[str, ...]:
+        return (self.applications_topic, self.repayments_topic, self.dead_letter_topic)
+
+
+@dataclass(frozen=True)
 class Settings:
     home: Path = field(default_factory=lambda: Path(DEFAULT_HOME))
     store_url: str | None = None
     lgd: float = 0.45
     bands: Bands = field(default_factory=Bands)
     batch_size: int = 20_000
-    batch_timeout_ms: int = 200
     max_payload_bytes: int = 16 * 1024
     reason_codes: int = 3
+    kafka: KafkaSettings = field(default_factory=KafkaSettings)
 
     def __post_init__(self) -> None:
         if not 0.0 < self.lgd <= 1.0:
             raise SettingsError(f"LGD must be in (0, 1], got {self.lgd}")
         if self.batch_size < 1:
             raise SettingsError("batch size must be at least 1")
-        if self.batch_timeout_ms < 1:
-            raise SettingsError("batch timeout must be at least 1 ms")
 
     @property
     def models_dir(self) -> Path:
@@ -82,16 +102,24 @@ def from_env(env: dict[str, str] | None = None) -> Settings:
     env = dict(os.environ if env is None else env)
     defaults = Settings()
     bands = defaults.bands
+    kafka = defaults.kafka
     if "RISKCTL_BAND_THRESHOLDS" in env:
         bands = Bands(names=bands.names, thresholds=_floats(env["RISKCTL_BAND_THRESHOLDS"]))
     try:
+        kafka = KafkaSettings(
+            brokers=env.get("RISKCTL_KAFKA_BROKERS", kafka.brokers),
+            applications_topic=env.get("RISKCTL_TOPIC_APPLICATIONS", kafka.applications_topic),
+            repayments_topic=env.get("RISKCTL_TOPIC_REPAYMENTS", kafka.repayments_topic),
+            dead_letter_topic=env.get("RISKCTL_TOPIC_DEAD_LETTERS", kafka.dead_letter_topic),
+            partitions=int(env.get("RISKCTL_KAFKA_PARTITIONS", kafka.partitions)),
+        )
         return Settings(
             home=Path(env.get("RISKCTL_HOME", DEFAULT_HOME)).expanduser(),
             store_url=env.get("RISKCTL_STORE") or None,
             lgd=float(env.get("RISKCTL_LGD", defaults.lgd)),
             bands=bands,
             batch_size=int(env.get("RISKCTL_BATCH_SIZE", defaults.batch_size)),
-            batch_timeout_ms=int(env.get("RISKCTL_BATCH_TIMEOUT_MS", defaults.batch_timeout_ms)),
+            kafka=kafka,
         )
     except ValueError as exc:
         if isinstance(exc, SettingsError):

@@ -39,6 +39,14 @@ class RetryPolicy:
     max_backoff_s: float = 5.0
 
 
+@dataclass(frozen=True)
+class WriteResult:
+    sent: int
+    scored: int
+    dead_lettered: int
+    duplicates: int
+
+
 @dataclass
 class RunStats:
     """Counters shared by the workers of one process."""
@@ -92,9 +100,9 @@ class IdempotentWriter:
         self._retry = retry or RetryPolicy()
         self._sleep = sleep
 
-    def write(self, batches: list[ScoredBatch]) -> None:
+    def write(self, batches: list[ScoredBatch]) -> WriteResult:
         if not batches:
-            return
+            return WriteResult(0, 0, 0, 0)
         fresh_counts: dict[str, int] = {}
         offered: dict[str, int] = {}
         for table_name, key, attr in TARGETS:
@@ -109,15 +117,29 @@ class IdempotentWriter:
                 lambda t=table_name, k=key, d=data: self._insert_new(t, k, d)
             )
             fresh_counts[attr] = inserted
-        self._stats.add(
-            sent=offered["scored"] + offered["dead"],
+        sent = offered["scored"] + offered["dead"]
+        result = WriteResult(
+            sent=sent,
             scored=fresh_counts["scored"],
             dead_lettered=fresh_counts["dead"],
-            duplicates=offered["scored"]
-            + offered["dead"]
-            - fresh_counts["scored"]
-            - fresh_counts["dead"],
+            duplicates=sent - fresh_counts["scored"] - fresh_counts["dead"],
         )
+        self._stats.add(
+            sent=result.sent,
+            scored=result.scored,
+            dead_lettered=result.dead_lettered,
+            duplicates=result.duplicates,
+        )
+        return result
+
+    def append(self, table: str, data: pa.Table) -> None:
+        """Insert rows that need no de-duplication (operational figures), with the same retries."""
+        if data.num_rows:
+            self._with_retry(lambda: self._append(table, data))
+
+    def _append(self, table: str, data: pa.Table) -> int:
+        self._connected().insert_arrow(table, data)
+        return data.num_rows
 
     @property
     def stats(self) -> RunStats:
