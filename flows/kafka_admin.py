@@ -8,6 +8,7 @@ import time
 from collections.abc import Iterable
 from dataclasses import dataclass
 
+import msgspec
 from confluent_kafka import Consumer, KafkaException, Producer, TopicPartition
 from confluent_kafka.admin import AdminClient, NewTopic
 
@@ -27,6 +28,21 @@ class DeliveryError(RiskctlError):
 class TopicInfo:
     name: str
     partitions: int
+
+
+class _Key(msgspec.Struct):
+    loan_id: str = ""
+
+
+_KEY_DECODER = msgspec.json.Decoder(_Key)
+
+
+def loan_key(payload: bytes) -> bytes:
+    """The message key for an event: its loan id, or empty when the payload has none."""
+    try:
+        return _KEY_DECODER.decode(payload).loan_id.encode()
+    except (msgspec.DecodeError, UnicodeDecodeError):
+        return b""
 
 
 def _admin(brokers: str) -> AdminClient:
@@ -55,7 +71,8 @@ def create_topics(kafka: KafkaSettings, timeout_s: float = 15.0) -> list[str]:
     ]
     if not wanted:
         return []
-    futures = _admin(kafka.brokers).create_topics(wanted, operation_timeout=timeout_s)
+    admin = _admin(kafka.brokers)  # must outlive the futures, or they fail as destroyed
+    futures = admin.create_topics(wanted, operation_timeout=timeout_s)
     created = []
     for name, future in futures.items():
         try:

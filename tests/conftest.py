@@ -16,7 +16,7 @@ from flows.store.migrations import migrate
 from training.dataset import LendingClub, load_lending_club
 from training.replay import ReplayPlan, application_events
 
-pytest_plugins = ["tests.fixtures_training"]
+pytest_plugins = ["tests.fixtures_training", "tests.kafka_fixtures"]
 
 
 @pytest.fixture(scope="session")
