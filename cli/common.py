@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from contextlib import contextmanager
+from dataclasses import replace
 from pathlib import Path
 from typing import Annotated
 
@@ -57,6 +58,26 @@ def user_errors() -> Iterator[None]:
         raise fail(str(exc), 1) from None
 
 
-def settings(home: Path | None = None, store: str | None = None, **overrides: object) -> Settings:
+BrokersOption = Annotated[
+    str | None,
+    typer.Option("--brokers", help="Kafka bootstrap servers [env: RISKCTL_KAFKA_BROKERS]."),
+]
+
+
+def settings(
+    home: Path | None = None,
+    store: str | None = None,
+    brokers: str | None = None,
+    partitions: int | None = None,
+    **overrides: object,
+) -> Settings:
     """Environment settings with the command's options on top; call inside :func:`user_errors`."""
-    return from_env().with_overrides(home=home, store_url=store, **overrides)
+    cfg = from_env().with_overrides(home=home, store_url=store, **overrides)
+    if brokers or partitions:
+        kafka = replace(
+            cfg.kafka,
+            brokers=brokers or cfg.kafka.brokers,
+            partitions=partitions or cfg.kafka.partitions,
+        )
+        cfg = replace(cfg, kafka=kafka)
+    return cfg

@@ -11,6 +11,7 @@ from cli import (
     run_cmd,
     score_cmd,
     store_cmds,
+    topics_cmds,
     training_cmds,
 )
 
@@ -23,7 +24,16 @@ app = typer.Typer(
     add_completion=False,
 )
 
-for module in (training_cmds, replay_cmd, run_cmd, store_cmds, score_cmd, demo_cmd, bench_cmd):
+for module in (
+    training_cmds,
+    replay_cmd,
+    run_cmd,
+    topics_cmds,
+    store_cmds,
+    score_cmd,
+    demo_cmd,
+    bench_cmd,
+):
     module.register(app)
 
 if __name__ == "__main__":

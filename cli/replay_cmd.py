@@ -6,6 +6,7 @@ import sys
 import time
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
+from enum import StrEnum
 from pathlib import Path
 from typing import Annotated, BinaryIO
 
@@ -19,9 +20,16 @@ from rich.progress import (
     TimeElapsedColumn,
 )
 
-from cli.common import UsageError, console, err_console, user_errors
+from cli.common import BrokersOption, UsageError, console, err_console, settings, user_errors
+from flows.kafka_admin import create_topics, loan_key, produce
+from flows.settings import Settings
 from training.dataset import load_lending_club
 from training.replay import ReplayPlan, application_events
+
+
+class Target(StrEnum):
+    file = "file"
+    kafka = "kafka"
 
 
 def _parse_start(text: str | None) -> datetime | None:
@@ -58,6 +66,10 @@ def replay(
     corrupt: Annotated[
         float, typer.Option(help="Share of events followed by a deliberately broken copy (0-1).")
     ] = 0.0,
+    to: Annotated[
+        Target, typer.Option("--to", help="Write to a file (--out) or produce to Kafka.")
+    ] = Target.file,
+    brokers: BrokersOption = None,
 ) -> None:
     """Turn real LendingClub loans into loan-application events (JSON lines), reproducibly."""
     with user_errors():
@@ -67,8 +79,8 @@ def replay(
             raise UsageError("--rate must be 0 (as fast as possible) or positive")
         if not 0.0 <= corrupt <= 1.0:
             raise UsageError("--corrupt must be between 0 and 1")
-        if out is None:
-            raise UsageError("--out FILE is required ('-' writes to stdout)")
+        if to is Target.file and out is None:
+            raise UsageError("--out FILE is required ('-' writes to stdout), or use --to kafka")
         # With a wall-clock rate the events are live: their event time is when they are sent.
         spacing = timedelta(seconds=1 / rate) if rate else timedelta(milliseconds=spacing_ms)
         plan = ReplayPlan(
@@ -79,6 +91,10 @@ def replay(
             corrupt_share=corrupt,
         )
         data = load_lending_club()
+        if to is Target.kafka:
+            _produce(application_events(data, plan), settings(brokers=brokers), plan, rate)
+            return
+        assert out is not None
         if str(out) == "-":
             _write(application_events(data, plan), sys.stdout.buffer, plan, rate, None)
             return
@@ -87,6 +103,27 @@ def replay(
             task = progress.add_task("replay", total=max_events)
             written = _write(application_events(data, plan), sink, plan, rate, (progress, task))
         console.print(f"wrote {written:,} events to {out}")
+
+
+def _produce(events: Iterator[bytes], cfg: Settings, plan: ReplayPlan, rate: float) -> None:
+    """Send the events to the applications topic keyed by loan id; every delivery is checked."""
+    kafka = cfg.kafka
+    create_topics(kafka)
+    with _progress() as progress:
+        task = progress.add_task(f"producing to {kafka.applications_topic}", total=plan.max_events)
+
+        def advance(sent: int) -> None:
+            if sent % 500 == 0:
+                progress.update(task, completed=min(sent, plan.max_events))
+
+        sent = produce(
+            kafka.brokers,
+            kafka.applications_topic,
+            ((loan_key(event), event) for event in events),
+            rate=rate,
+            on_progress=advance,
+        )
+    console.print(f"produced {sent:,} events to {kafka.applications_topic} on {kafka.brokers}")
 
 
 def _progress() -> Progress:

@@ -1,7 +1,13 @@
-"""``riskctl run``: stream JSON-lines files through the dataflow into the store."""
+"""``riskctl run``: stream events from files or Kafka through the dataflow into the store."""
 
 from __future__ import annotations
 
+import json
+import socket
+import subprocess
+import sys
+from datetime import timedelta
+from enum import StrEnum
 from pathlib import Path
 from typing import Annotated
 
@@ -10,6 +16,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table
 
 from cli.common import (
+    BrokersOption,
     HomeOption,
     StoreOption,
     UsageError,
@@ -18,10 +25,17 @@ from cli.common import (
     settings,
     user_errors,
 )
-from flows.jobs import RunOptions, run_files
+from flows.jobs import RunOptions, run_files, run_kafka
 from flows.model import load_model
+from flows.runner import Cluster, Recovery
 from flows.settings import Settings
+from flows.store import parse_store_url
 from flows.writer import RunStats
+
+
+class Source(StrEnum):
+    file = "file"
+    kafka = "kafka"
 
 
 def count_lines(paths: list[Path]) -> int:
@@ -66,6 +80,7 @@ def summary_table(stats: RunStats) -> Table:
         ("scored", f"{stats.scored:,}"),
         ("dead-lettered", f"{stats.dead_lettered:,}"),
         ("already stored (skipped)", f"{stats.duplicates:,}"),
+        ("store retries", f"{stats.store_retries:,}"),
         ("seconds", f"{stats.elapsed_s:,.2f}"),
         ("events/s", f"{rate:,.0f}"),
     ):
@@ -73,26 +88,129 @@ def summary_table(stats: RunStats) -> Table:
     return table
 
 
+def _log_batch(stats: RunStats) -> None:
+    # One JSON line per written batch, flushed, for supervisors and tests that follow a run.
+    totals = {
+        "sent": stats.sent,
+        "scored": stats.scored,
+        "dead_lettered": stats.dead_lettered,
+        "duplicates": stats.duplicates,
+    }
+    print(json.dumps(totals), flush=True)
+
+
+def _cluster(
+    processes: int, process_id: int | None, addresses: str | None
+) -> tuple[Cluster | None, list[list[str]]]:
+    """This process's cluster place, and the argument lists of local peers to start."""
+    if addresses:
+        listed = tuple(a.strip() for a in addresses.split(",") if a.strip())
+        if process_id is None:
+            raise UsageError("--addresses needs --process-id (this process's index in the list)")
+        return Cluster(process_id, listed), []
+    if processes == 1:
+        return None, []
+    listed = tuple(f"127.0.0.1:{port}" for port in _free_ports(processes))
+    joined = ",".join(listed)
+    peers = [
+        [*sys.argv[1:], "--process-id", str(i), "--addresses", joined] for i in range(1, processes)
+    ]
+    return Cluster(0, listed), peers
+
+
+def _free_ports(count: int) -> list[int]:
+    sockets = [socket.socket(socket.AF_INET, socket.SOCK_STREAM) for _ in range(count)]
+    try:
+        for sock in sockets:
+            sock.bind(("127.0.0.1", 0))
+        return [sock.getsockname()[1] for sock in sockets]
+    finally:
+        for sock in sockets:
+            sock.close()
+
+
 def run(
     inputs: Annotated[
-        list[Path], typer.Option("--input", "-i", help="JSON-lines file(s) of events.")
-    ],
-    workers: Annotated[int, typer.Option(help="Bytewax workers in this process.")] = 1,
+        list[Path] | None,
+        typer.Option("--input", "-i", help="JSON-lines file(s) of events (--source file)."),
+    ] = None,
+    source: Annotated[Source, typer.Option(help="Where events come from.")] = Source.file,
+    brokers: BrokersOption = None,
+    until_end: Annotated[
+        bool, typer.Option(help="Kafka: stop once every partition is read to its end.")
+    ] = False,
+    workers: Annotated[int, typer.Option(help="Bytewax workers per process.")] = 1,
+    processes: Annotated[
+        int, typer.Option(help="Local processes to start (each with --workers workers).")
+    ] = 1,
+    process_id: Annotated[
+        int | None, typer.Option(help="This process's index in --addresses.")
+    ] = None,
+    addresses: Annotated[
+        str | None,
+        typer.Option(help="host:port of every process in the cluster, comma-separated, in order."),
+    ] = None,
+    recovery_dir: Annotated[
+        Path | None,
+        typer.Option(help="Keep Bytewax recovery snapshots here and resume from them."),
+    ] = None,
+    snapshot_interval: Annotated[
+        float, typer.Option(help="Seconds between recovery snapshots (the epoch length).")
+    ] = 5.0,
     batch_size: Annotated[
         int | None, typer.Option(help="Events per micro-batch [env: RISKCTL_BATCH_SIZE].")
     ] = None,
+    log_batches: Annotated[
+        bool, typer.Option(help="Print one JSON line of running totals per written batch.")
+    ] = False,
     home: HomeOption = None,
     store: StoreOption = None,
 ) -> None:
-    """Run the dataflow to the end of the input files and print a summary."""
+    """Run the dataflow: to the end of the input files, or on Kafka (until stopped)."""
     with user_errors():
-        missing = [str(p) for p in inputs if not p.is_file()]
-        if missing:
-            raise UsageError(f"input file not found: {', '.join(missing)}")
-        if workers < 1:
-            raise UsageError("--workers must be at least 1")
-        cfg = settings(home, store, batch_size=batch_size)
-        stats = score_files(inputs, cfg, workers, "scoring")
+        if workers < 1 or processes < 1:
+            raise UsageError("--workers and --processes must be at least 1")
+        if snapshot_interval <= 0:
+            raise UsageError("--snapshot-interval must be positive")
+        cfg = settings(home, store, brokers=brokers, batch_size=batch_size)
+        if source is Source.file:
+            if not inputs:
+                raise UsageError("--input FILE is required with --source file")
+            missing = [str(p) for p in inputs if not p.is_file()]
+            if missing:
+                raise UsageError(f"input file not found: {', '.join(missing)}")
+        elif inputs:
+            raise UsageError("--input is for --source file; Kafka runs read the topics")
+        if (processes > 1 or addresses) and parse_store_url(cfg.store).embedded:
+            raise UsageError(
+                "the embedded chDB store belongs to one process; several processes need a "
+                "ClickHouse server (--store http://user:password@host:8123/db), or use --workers"
+            )
+        if source is Source.file and not (recovery_dir or processes > 1 or addresses):
+            stats = score_files(inputs or [], cfg, workers, "scoring")
+            if log_batches:
+                _log_batch(stats)
+            console.print(summary_table(stats))
+            return
+        cluster, peers = _cluster(processes, process_id, addresses)
+        children = [subprocess.Popen([sys.argv[0], *args]) for args in peers]
+        options = RunOptions(
+            workers=workers,
+            recovery=Recovery(recovery_dir, timedelta(seconds=snapshot_interval))
+            if recovery_dir
+            else None,
+            cluster=cluster,
+            on_write=_log_batch if log_batches else lambda _stats: None,
+        )
+        model = load_model(cfg.models_dir)
+        try:
+            if source is Source.kafka:
+                stats = run_kafka(cfg, model, options, until_end=until_end)
+            else:
+                stats = run_files(inputs or [], cfg, model, options)
+        finally:
+            for child in children:
+                child.wait()
         console.print(summary_table(stats))
 
 

@@ -5,7 +5,7 @@ high watermarks. Keys are loan ids, so one loan's events stay in order on one pa
 from __future__ import annotations
 
 import time
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 
 import msgspec
@@ -55,8 +55,11 @@ def list_topics(brokers: str, timeout_s: float = 10.0) -> list[TopicInfo]:
     except KafkaException as exc:
         raise KafkaUnavailable(f"Kafka at {brokers} did not answer: {exc.args[0]}") from exc
     return sorted(
-        (TopicInfo(name, len(t.partitions)) for name, t in metadata.topics.items()
-         if not name.startswith("__")),
+        (
+            TopicInfo(name, len(t.partitions))
+            for name, t in metadata.topics.items()
+            if not name.startswith("__")
+        ),
         key=lambda t: t.name,
     )
 
@@ -90,7 +93,7 @@ def produce(
     *,
     rate: float = 0.0,
     flush_timeout_s: float = 60.0,
-    on_progress: object = None,
+    on_progress: Callable[[int], None] | None = None,
 ) -> int:
     """Send ``(key, value)`` pairs and wait for every acknowledgement.
 
@@ -129,7 +132,7 @@ def produce(
                 producer.poll(0.1)  # local queue full: let deliveries drain, then retry
         sent += 1
         producer.poll(0)
-        if callable(on_progress):
+        if on_progress is not None:
             on_progress(sent)
     remaining = producer.flush(flush_timeout_s)
     if remaining:

@@ -60,6 +60,39 @@ class KafkaSettings:
 
 
 @dataclass(frozen=True)
+class DriftSettings:
+    """PSI thresholds (at or above ``watch``: look; at or above ``alert``: act) and the fewest
+    live rows worth comparing, since PSI on a handful of rows is mostly sampling noise."""
+
+    watch: float = 0.1
+    alert: float = 0.25
+    min_rows: int = 500
+
+    def __post_init__(self) -> None:
+        if not 0.0 < self.watch < self.alert:
+            raise SettingsError(
+                f"drift thresholds need 0 < watch < alert, got {self.watch} and {self.alert}"
+            )
+        if self.min_rows < 1:
+            raise SettingsError("drift needs at least 1 live row (min_rows)")
+
+
+@dataclass(frozen=True)
+class S3Settings:
+    """The archive's S3 (or S3-compatible, e.g. MinIO at ``endpoint_url``) location.
+
+    Credentials left unset fall back to boto3's own chain (AWS_* variables, profiles, roles).
+    """
+
+    bucket: str | None = None
+    prefix: str = "riskctl"
+    endpoint_url: str | None = None
+    region: str | None = None
+    access_key_id: str | None = None
+    secret_access_key: str | None = field(default=None, repr=False)  # never printed
+
+
+@dataclass(frozen=True)
 class Settings:
     home: Path = field(default_factory=lambda: Path(DEFAULT_HOME))
     store_url: str | None = None
@@ -69,6 +102,8 @@ class Settings:
     max_payload_bytes: int = 16 * 1024
     reason_codes: int = 3
     kafka: KafkaSettings = field(default_factory=KafkaSettings)
+    drift: DriftSettings = field(default_factory=DriftSettings)
+    s3: S3Settings = field(default_factory=S3Settings)
 
     def __post_init__(self) -> None:
         if not 0.0 < self.lgd <= 1.0:
@@ -120,6 +155,19 @@ def from_env(env: dict[str, str] | None = None) -> Settings:
             bands=bands,
             batch_size=int(env.get("RISKCTL_BATCH_SIZE", defaults.batch_size)),
             kafka=kafka,
+            drift=DriftSettings(
+                watch=float(env.get("RISKCTL_DRIFT_WATCH", DriftSettings.watch)),
+                alert=float(env.get("RISKCTL_DRIFT_ALERT", DriftSettings.alert)),
+                min_rows=int(env.get("RISKCTL_DRIFT_MIN_ROWS", DriftSettings.min_rows)),
+            ),
+            s3=S3Settings(
+                bucket=env.get("RISKCTL_S3_BUCKET") or None,
+                prefix=env.get("RISKCTL_S3_PREFIX", S3Settings.prefix).strip("/"),
+                endpoint_url=env.get("RISKCTL_S3_ENDPOINT_URL") or None,
+                region=env.get("RISKCTL_S3_REGION") or None,
+                access_key_id=env.get("RISKCTL_S3_ACCESS_KEY_ID") or None,
+                secret_access_key=env.get("RISKCTL_S3_SECRET_ACCESS_KEY") or None,
+            ),
         )
     except ValueError as exc:
         if isinstance(exc, SettingsError):

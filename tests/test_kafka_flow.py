@@ -71,7 +71,8 @@ def test_produce_flow_clickhouse_with_invalid_events(
     assert row["stamped"] == 1
     assert row["ops_in"] == sent
     assert row["lag_rows"] >= 2  # both partitions measured at least once
-    dead_topic = read_topic(kafka_settings.kafka, kafka_settings.kafka.dead_letter_topic, sent - 4000)
+    kafka = kafka_settings.kafka
+    dead_topic = read_topic(kafka, kafka.dead_letter_topic, sent - 4000)
     assert len(dead_topic) == sent - 4000
     first = msgspec.json.decode(dead_topic[0].value())
     assert first["reason"] and first["payload_base64"] and first["origin"].startswith("kafka:")

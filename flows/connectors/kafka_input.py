@@ -54,8 +54,7 @@ def errors_to_raw_batches(errors: list[KafkaError[bytes | None, bytes | None]]) 
     if not errors:
         return []
     dead = [
-        DeadLetter(origin_of(e.msg), "kafka_error", str(e.err), e.msg.value or b"")
-        for e in errors
+        DeadLetter(origin_of(e.msg), "kafka_error", str(e.err), e.msg.value or b"") for e in errors
     ]
     return [RawBatch(origins=[], payloads=[], source="kafka", errors=dead)]
 

@@ -44,7 +44,9 @@ class _StorePartition(StatelessSinkPartition[ScoredBatch]):
         if self._lag_probe is not None and self._positions and self._lag_probe.due():
             marks = self._lag_probe.watermarks(self._positions)
             if marks is not None:
-                self._writer.append("ops_consumer_lag", lag_rows(self._flow_id, self._positions, marks))
+                self._writer.append(
+                    "ops_consumer_lag", lag_rows(self._flow_id, self._positions, marks)
+                )
         self._on_write(self._writer.stats)
 
     def close(self) -> None:
