@@ -147,6 +147,7 @@ def from_env(env: dict[str, str] | None = None) -> Settings:
             repayments_topic=env.get("RISKCTL_TOPIC_REPAYMENTS", kafka.repayments_topic),
             dead_letter_topic=env.get("RISKCTL_TOPIC_DEAD_LETTERS", kafka.dead_letter_topic),
             partitions=int(env.get("RISKCTL_KAFKA_PARTITIONS", kafka.partitions)),
+            consume_batch_size=int(env.get("RISKCTL_KAFKA_BATCH_SIZE", kafka.consume_batch_size)),
         )
         return Settings(
             home=Path(env.get("RISKCTL_HOME", DEFAULT_HOME)).expanduser(),
