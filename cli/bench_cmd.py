@@ -11,11 +11,13 @@ from typing import Annotated
 
 import msgspec
 import typer
+from confluent_kafka import Consumer, TopicPartition
 from rich.table import Table
 
-from cli.common import HomeOption, UsageError, console, settings, user_errors
+from cli.common import BrokersOption, HomeOption, UsageError, console, settings, user_errors
 from flows.events import LoanApplication
-from flows.jobs import RunOptions, ensure_schema, run_files
+from flows.jobs import RunOptions, ensure_schema, run_files, run_kafka
+from flows.kafka_admin import create_topics, loan_key, produce
 from flows.model import ScoringModel, load_model
 from flows.scoring import BatchScorer, RawBatch, ScoredBatch, feature_matrix
 from flows.settings import Settings
@@ -36,14 +38,22 @@ def bench(
     events: Annotated[int, typer.Option("--events", "-n", help="How many events.")] = 200_000,
     batch_size: Annotated[int | None, typer.Option(help="Events per micro-batch.")] = None,
     workers: Annotated[int, typer.Option(help="Bytewax workers for the end-to-end run.")] = 1,
+    kafka: Annotated[
+        bool, typer.Option("--kafka", help="Measure from a pre-filled Kafka topic instead.")
+    ] = False,
+    partitions: Annotated[int, typer.Option(help="Partitions of the --kafka bench topic.")] = 4,
+    brokers: BrokersOption = None,
     home: HomeOption = None,
 ) -> None:
-    """Measure the embedded pipeline (file -> dataflow -> chDB) on real replayed loans."""
+    """Measure the pipeline on real replayed loans: file -> dataflow -> chDB, or from Kafka."""
     with user_errors():
         if events < 1000:
             raise UsageError("--events must be at least 1000 for a meaningful rate")
-        cfg = settings(home, batch_size=batch_size)
+        cfg = settings(home, brokers=brokers, batch_size=batch_size)
         model = load_model(cfg.models_dir)
+        if kafka:
+            _bench_kafka(cfg, model, events, workers, partitions)
+            return
         with tempfile.TemporaryDirectory(prefix="riskctl-bench-") as scratch:
             workdir = Path(scratch)
             path = workdir / "events.jsonl"
@@ -64,6 +74,60 @@ def bench(
             f"end-to-end: {end_to_end:,.0f} events/s ({stats.sent:,} events in "
             f"{stats.elapsed_s:.2f} s, {workers} worker(s), file -> dataflow -> chDB)"
         )
+
+
+def _bench_kafka(
+    cfg: Settings, model: ScoringModel, events: int, workers: int, partitions: int
+) -> None:
+    tag = time.strftime("%Y%m%d%H%M%S")
+    kafka = replace(
+        cfg.kafka,
+        applications_topic=f"bench-applications-{tag}",
+        repayments_topic=f"bench-repayments-{tag}",
+        dead_letter_topic=f"bench-dead-letters-{tag}",
+        partitions=partitions,
+    )
+    create_topics(kafka)
+    payloads = application_events(load_lending_club(), ReplayPlan(events))
+    began = time.perf_counter()
+    produce(kafka.brokers, kafka.applications_topic, ((loan_key(p), p) for p in payloads))
+    produce_rate = events / (time.perf_counter() - began)
+    consume_rate = _bare_consumer_rate(kafka.brokers, kafka.applications_topic, partitions, events)
+    with tempfile.TemporaryDirectory(prefix="riskctl-bench-") as scratch:
+        run_cfg = replace(cfg, kafka=kafka, store_url=f"chdb://{Path(scratch) / 'store'}")
+        ensure_schema(run_cfg.store)
+        stats = run_kafka(run_cfg, model, RunOptions(workers=workers), until_end=True)
+    table = Table(title=f"riskctl bench --kafka: {events:,} events, {partitions} partitions")
+    table.add_column("stage")
+    table.add_column("events/s", justify="right")
+    table.add_row("produce (acks=all, delivery checked)", f"{produce_rate:,.0f}")
+    table.add_row("bare confluent-kafka consumer", f"{consume_rate:,.0f}")
+    console.print(table)
+    console.print(
+        f"end-to-end: {stats.sent / stats.elapsed_s:,.0f} events/s ({stats.sent:,} events in "
+        f"{stats.elapsed_s:.2f} s, {workers} worker(s), Kafka -> dataflow -> chDB)"
+    )
+
+
+def _bare_consumer_rate(brokers: str, topic: str, partitions: int, expected: int) -> float:
+    consumer = Consumer(
+        {
+            "bootstrap.servers": brokers,
+            "group.id": "riskctl-bench",
+            "enable.auto.commit": False,
+            "fetch.wait.max.ms": 10,
+        }
+    )
+    consumer.assign([TopicPartition(topic, p, 0) for p in range(partitions)])
+    seen = 0
+    began = time.perf_counter()
+    deadline = time.monotonic() + 300
+    try:
+        while seen < expected and time.monotonic() < deadline:
+            seen += sum(1 for m in consumer.consume(5000, 0.5) if m.error() is None)
+    finally:
+        consumer.close()
+    return seen / (time.perf_counter() - began)
 
 
 def _stage_rates(

@@ -10,7 +10,7 @@ CREATE TABLE IF NOT EXISTS raw_events
     event_time DateTime64(3, 'UTC'),
     received_at DateTime64(6, 'UTC'),
     origin String,
-    payload String CODEC(ZSTD(3))
+    payload String
 )
 ENGINE = ReplacingMergeTree
 ORDER BY event_id;
@@ -74,8 +74,8 @@ CREATE TABLE IF NOT EXISTS dead_letters
     origin String,
     reason LowCardinality(String),
     detail String,
-    payload String CODEC(ZSTD(3)),
-    payload_base64 String CODEC(ZSTD(3))
+    payload String,
+    payload_base64 String
 )
 ENGINE = ReplacingMergeTree
 ORDER BY dead_letter_id;

@@ -23,9 +23,17 @@ def source_input(source: Source[RawBatch]) -> Inputs:
     return lambda flow: op.input("events", flow, source)
 
 
+def route_key(batch: ScoredBatch) -> str:
+    for table in (batch.scored, batch.dead):
+        if table.num_rows:
+            column = "event_id" if table is batch.scored else "dead_letter_id"
+            return str(table.column(column)[0])
+    return ""
+
+
 def build_flow(
     inputs: Inputs,
-    sink: Sink[ScoredBatch],
+    sink: Sink[tuple[str, ScoredBatch]],
     score: Callable[[RawBatch], ScoredBatch],
     *,
     dead_letter_sink: Sink[KafkaSinkMessage[bytes, bytes]] | None = None,
@@ -33,7 +41,9 @@ def build_flow(
 ) -> Dataflow:
     flow = Dataflow(flow_id)
     scored = op.map("score", inputs(flow), score)
-    op.output("store", scored, sink)
+    # Route each batch to a store writer by its first event's origin, spreading the load.
+    routed = op.key_on("route", scored, route_key)
+    op.output("store", routed, sink)
     if dead_letter_sink is not None:
         dead = op.flat_map("dead_letters", scored, dead_letter_messages)
         op.output("dead_letter_topic", dead, dead_letter_sink)

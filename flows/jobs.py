@@ -68,6 +68,8 @@ def _run(
         StoreSink(
             settings.store,
             stats,
+            partitions=options.workers
+            * (1 if options.cluster is None else len(options.cluster.addresses)),
             retry=options.retry,
             kafka_brokers=kafka.brokers if kafka_out else None,
             on_write=options.on_write,

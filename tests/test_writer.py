@@ -97,3 +97,26 @@ def test_the_deadline_fails_loudly_without_writing(settings: Settings, batch: Sc
     with pytest.raises(SinkDeadlineExceeded, match="unavailable for more than"):
         writer.write([batch])
     assert counts(settings.store) == (0, 0)
+
+
+def test_background_writer_surfaces_a_failure_and_writes_nothing_after_it() -> None:
+    from flows.connectors.store_sink import BackgroundWriter
+
+    written: list[int] = []
+
+    def write(items: list) -> None:
+        if items == [2]:
+            raise SinkDeadlineExceeded("store gone")
+        written.append(items[0])
+
+    background = BackgroundWriter(write)  # type: ignore[arg-type]
+    background.submit([1])  # type: ignore[list-item]
+    background.flush()
+    background.submit([2])  # type: ignore[list-item]
+    with pytest.raises(SinkDeadlineExceeded):
+        background.flush()
+    with pytest.raises(SinkDeadlineExceeded):
+        background.submit([3])  # type: ignore[list-item]
+    with pytest.raises(SinkDeadlineExceeded):
+        background.close()
+    assert written == [1]

@@ -24,7 +24,7 @@ Message = KafkaSourceMessage[bytes | None, bytes | None]
 
 # librdkafka waits up to fetch.wait.max.ms for a fetch to fill; 50 ms keeps a quiet topic's
 # events moving within the one-second target without spinning.
-CONSUMER_CONFIG = {"fetch.wait.max.ms": "50", "enable.auto.commit": "false"}
+CONSUMER_CONFIG = {"fetch.wait.max.ms": "50"}
 
 
 def origin_of(message: Message) -> str:

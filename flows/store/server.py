@@ -8,7 +8,7 @@ from typing import Any
 
 import clickhouse_connect
 import pyarrow as pa
-from clickhouse_connect.driver.exceptions import DatabaseError, OperationalError
+from clickhouse_connect.driver.exceptions import DatabaseError, OperationalError, ProgrammingError
 
 from flows.store.base import StoreError, StoreUnavailable
 from flows.store.url import StoreURL
@@ -35,7 +35,9 @@ class ServerStore:
                 send_receive_timeout=send_receive_timeout,
                 compress="lz4",
             )
-            if create_database:
+            # Ask first: the writer and analyst users may not run CREATE DATABASE at all, even
+            # with IF NOT EXISTS, since ClickHouse checks the grant before existence.
+            if create_database and not admin.command(f"EXISTS DATABASE {url.database}"):
                 admin.command(f"CREATE DATABASE IF NOT EXISTS {url.database}")
             admin.close()
             self._client = clickhouse_connect.get_client(
@@ -48,11 +50,14 @@ class ServerStore:
                 connect_timeout=connect_timeout,
                 send_receive_timeout=send_receive_timeout,
                 compress="lz4",
-                settings={"parallel_view_processing": 1},
             )
+            # A read-only user (the analyst) may change no settings and writes nothing, so the
+            # insert setting is asked for only where the server lets this user change it.
+            if _changeable(self._client, "optimize_on_insert"):
+                self._client.set_client_setting("optimize_on_insert", 0)
         except OperationalError as exc:
             raise StoreUnavailable(f"cannot reach {url.redacted()}: {exc}") from exc
-        except DatabaseError as exc:
+        except (DatabaseError, ProgrammingError) as exc:
             raise StoreError(f"{url.redacted()}: {exc}") from exc
 
     @property
@@ -90,5 +95,10 @@ class ServerStore:
             return fn(*args, **kwargs)
         except OperationalError as exc:
             raise StoreUnavailable(f"{self._url.redacted()}: {exc}") from exc
-        except DatabaseError as exc:
+        except (DatabaseError, ProgrammingError) as exc:
             raise StoreError(str(exc).strip().splitlines()[0]) from exc
+
+
+def _changeable(client: Any, name: str) -> bool:
+    setting = client.server_settings.get(name)
+    return setting is not None and not setting.readonly

@@ -1,0 +1,597 @@
+"""Population stability of live scored events against the model's training reference.
+
+The reference is the one stored in the model card at export: per feature (and for the PD) the
+training split's decile bin edges, the share of non-missing training rows in each right-closed
+bin ``(edges[i], edges[i + 1]]`` and the share of missing rows. Live rows are binned on those
+same edges inside ClickHouse, so only a few counts per feature leave the database. Missing
+values count as one more bin, so a field that stops arriving shows up as drift too. The band
+mix compares the share of loans per risk band, live against the training split, with both
+banded on the card's thresholds.
+
+PSI = sum over bins of (live - reference) * ln(live / reference), shares floored at 1e-4 so an
+empty bin gives a large but finite index.
+"""
+
+from __future__ import annotations
+
+import html
+import itertools
+import json
+import math
+import re
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pyarrow as pa
+
+from flows.errors import RiskctlError
+from flows.features import FEATURE_NAMES
+from flows.settings import DriftSettings
+from flows.store.base import Store
+
+PSI_FLOOR = 1e-4
+STATUSES = ("ok", "watch", "alert")
+MISSING_BIN = -1
+_OTHER_MODEL_BIN = -2  # PD of rows scored by another model version: not comparable, dropped
+_TS_MS = pa.timestamp("ms", tz="UTC")
+
+
+class DriftError(RiskctlError):
+    """Drift cannot be measured as asked: no reference, or too few live rows."""
+
+
+class WindowError(DriftError, ValueError):
+    """A time window that cannot be read or is empty."""
+
+
+# ---------------------------------------------------------------------------------------------
+# Time windows
+
+
+@dataclass(frozen=True)
+class Window:
+    """Live rows with ``start <= event_time < end``."""
+
+    start: datetime
+    end: datetime
+
+    def __post_init__(self) -> None:
+        if self.start.tzinfo is None or self.end.tzinfo is None:
+            raise WindowError("window bounds need a time zone")
+        if not self.start < self.end:
+            raise WindowError(f"window start {self.start} is not before its end {self.end}")
+
+    def params(self) -> dict[str, str]:
+        """Query parameters ``start`` and ``end`` for ``{start:DateTime64(3, 'UTC')}``."""
+        return {"start": sql_time(self.start), "end": sql_time(self.end)}
+
+
+_DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([smhdw])\s*$")
+_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86_400, "w": 604_800}
+
+
+def parse_duration(text: str) -> timedelta:
+    """``90s``, ``15m``, ``1h``, ``2d`` or ``1w``."""
+    match = _DURATION.match(text.lower())
+    if not match:
+        raise WindowError(f"cannot read duration {text!r}: use e.g. 90s, 15m, 1h, 2d, 1w")
+    seconds = float(match.group(1)) * _UNITS[match.group(2)]
+    if seconds <= 0:
+        raise WindowError(f"duration {text!r} must be positive")
+    return timedelta(seconds=seconds)
+
+
+def parse_instant(text: str) -> datetime:
+    """An ISO-8601 time; without a zone it is taken as UTC."""
+    try:
+        moment = datetime.fromisoformat(text.strip().replace("Z", "+00:00"))
+    except ValueError as exc:
+        raise WindowError(
+            f"cannot read time {text!r}: use ISO-8601, e.g. 2024-05-01T13:00Z"
+        ) from exc
+    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
+
+
+def resolve_window(
+    since: str | None, start: str | None, end: str | None, now: datetime | None = None
+) -> Window:
+    """``since`` back from ``end`` (default now), or the explicit ``start``-``end`` range."""
+    if since is not None and start is not None:
+        raise WindowError("give either --since or --from, not both")
+    if since is None and start is None:
+        raise WindowError("give --since (e.g. 1h) or --from (and optionally --to)")
+    stop = parse_instant(end) if end else (now or datetime.now(UTC))
+    if since is not None:
+        return Window(stop - parse_duration(since), stop)
+    assert start is not None
+    return Window(parse_instant(start), stop)
+
+
+def sql_time(moment: datetime) -> str:
+    """UTC wall time with milliseconds, as ClickHouse DateTime64 parameters are written."""
+    return moment.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S.%f")[:-3]
+
+
+# ---------------------------------------------------------------------------------------------
+# PSI on share vectors
+
+
+def psi(expected: Sequence[float], actual: Sequence[float], floor: float = PSI_FLOOR) -> float:
+    """Population stability index between two share vectors over the same bins."""
+    e = np.clip(np.asarray(expected, dtype=np.float64), floor, None)
+    a = np.clip(np.asarray(actual, dtype=np.float64), floor, None)
+    if e.shape != a.shape:
+        raise ValueError("PSI needs share vectors over the same bins")
+    return float(np.sum((a - e) * np.log(a / e)))
+
+
+def status_of(value: float, thresholds: DriftSettings) -> str:
+    if value >= thresholds.alert:
+        return "alert"
+    if value >= thresholds.watch:
+        return "watch"
+    return "ok"
+
+
+def _worst(statuses: Sequence[str]) -> str:
+    return max(statuses, key=STATUSES.index, default="ok")
+
+
+@dataclass(frozen=True)
+class Reference:
+    """One training distribution from the card: right-closed bins plus a missing bin."""
+
+    edges: tuple[float, ...]
+    proportions: tuple[float, ...]
+    nan_share: float = 0.0
+
+    @classmethod
+    def from_card(cls, name: str, entry: Mapping[str, Any]) -> Reference:
+        edges = tuple(float(e) for e in entry["edges"])
+        proportions = tuple(float(p) for p in entry["proportions"])
+        if len(edges) != len(proportions) + 1 or edges[0] != -math.inf or edges[-1] != math.inf:
+            raise DriftError(f"model card reference for {name!r} has malformed bins")
+        if entry.get("closed", "right") != "right":
+            raise DriftError(f"model card reference for {name!r} is not right-closed")
+        return cls(edges, proportions, float(entry.get("nan_share", 0.0)))
+
+    @property
+    def inner_edges(self) -> tuple[float, ...]:
+        return self.edges[1:-1]
+
+    @property
+    def bins(self) -> int:
+        """Value bins plus the missing bin."""
+        return len(self.proportions) + 1
+
+    def shares(self) -> list[float]:
+        """Shares of all rows per value bin, then the missing share; they sum to 1."""
+        present = 1.0 - self.nan_share
+        return [p * present for p in self.proportions] + [self.nan_share]
+
+    def labels(self) -> list[str]:
+        inner = self.inner_edges
+        if not inner:
+            return ["all values", "missing"]
+        labels = [f"≤ {_num(inner[0])}"]
+        labels += [f"({_num(lo)}, {_num(hi)}]" for lo, hi in itertools.pairwise(inner)]
+        return [*labels, f"> {_num(inner[-1])}", "missing"]
+
+
+def _num(value: float) -> str:
+    return f"{value:.3g}"
+
+
+@dataclass(frozen=True)
+class BandReference:
+    """The training split's share of loans per risk band, banded on the card's thresholds."""
+
+    names: tuple[str, ...]
+    thresholds: tuple[float, ...]
+    shares: tuple[float, ...]
+
+    @classmethod
+    def from_card(cls, card: Mapping[str, Any]) -> BandReference | None:
+        mix = card.get("band_mix")
+        if not mix:
+            return None  # cards exported before the band mix was recorded
+        names = tuple(card["bands"])
+        return cls(names, tuple(float(t) for t in card["thresholds"]), tuple(mix[n] for n in names))
+
+
+def card_references(card: Mapping[str, Any]) -> dict[str, Reference]:
+    """Every feature's reference plus the PD's, keyed as the scored_events columns are named."""
+    stored = card.get("reference")
+    if not stored:
+        raise DriftError(
+            f"model {card.get('version', '?')} has no training reference in its card; "
+            "re-export it with `riskctl export`"
+        )
+    missing = [name for name in (*FEATURE_NAMES, "pd") if name not in stored]
+    if missing:
+        raise DriftError(f"model card reference lacks {', '.join(missing)}; re-export the model")
+    return {name: Reference.from_card(name, stored[name]) for name in (*FEATURE_NAMES, "pd")}
+
+
+# ---------------------------------------------------------------------------------------------
+# SQL
+
+
+def _float_literal(value: float) -> str:
+    if not math.isfinite(value):
+        raise DriftError(f"bin edge {value} is not finite")
+    return repr(float(value))
+
+
+def bin_expression(column: str, edges: Sequence[float]) -> str:
+    """SQL for the 0-based right-closed bin of ``column`` given the inner edges; -1 if NaN.
+
+    The number of edges strictly below the value is its bin: a value equal to an edge stays
+    in the bin that edge closes, as numpy's ``searchsorted(side="left")`` places it in training.
+    """
+    if not edges:
+        counted = "toInt64(0)"
+    else:
+        literal = ", ".join(_float_literal(e) for e in edges)
+        counted = f"toInt64(arrayCount(e -> e < `{column}`, [{literal}]))"
+    return f"if(isNaN(`{column}`), {MISSING_BIN}, {counted})"
+
+
+def band_expression(thresholds: Sequence[float]) -> str:
+    """SQL for the band index of ``pd`` as the flow bands it: thresholds at or below the PD."""
+    literal = ", ".join(_float_literal(t) for t in thresholds)
+    return f"toInt64(arrayCount(t -> t <= pd, [{literal}]))"
+
+
+def live_bins_sql(
+    references: Mapping[str, Reference], bands: BandReference | None, table: str = "scored_events"
+) -> str:
+    """One scan of the window: ``(name, bin, rows)`` for every monitored quantity.
+
+    Takes ``{start}``, ``{end}`` and ``{model_version}`` parameters. Feature rows come from
+    every model version (the features do not depend on it); the PD and the band mix only from
+    rows the card's own model scored.
+    """
+    items = []
+    for name, ref in references.items():
+        expr = bin_expression(name, ref.inner_edges)
+        if name == "pd":
+            expr = f"if(model_version = {{model_version:String}}, {expr}, {_OTHER_MODEL_BIN})"
+        items.append(f"('{name}', {expr})")
+    if bands is not None:
+        items.append(
+            f"('band_mix', if(model_version = {{model_version:String}}, "
+            f"{band_expression(bands.thresholds)}, {_OTHER_MODEL_BIN}))"
+        )
+    joined = ",\n        ".join(items)
+    # No FINAL: the writer keeps keys unique, and a rare duplicate cannot move a share by much,
+    # while FINAL would merge the whole table on every check.
+    return f"""
+SELECT item.1 AS name, item.2 AS bin, count() AS rows
+FROM
+(
+    SELECT arrayJoin([
+        {joined}
+    ]) AS item
+    FROM {table}
+    WHERE event_time >= {{start:DateTime64(3, 'UTC')}} AND event_time < {{end:DateTime64(3, 'UTC')}}
+)
+WHERE item.2 != {_OTHER_MODEL_BIN}
+GROUP BY name, bin
+ORDER BY name, bin
+"""
+
+
+def live_counts(table: pa.Table) -> dict[str, dict[int, int]]:
+    counts: dict[str, dict[int, int]] = {}
+    for name, bin_, rows in zip(
+        table.column("name").to_pylist(),
+        table.column("bin").to_pylist(),
+        table.column("rows").to_pylist(),
+        strict=True,
+    ):
+        counts.setdefault(name, {})[int(bin_)] = int(rows)
+    return counts
+
+
+def shares_from_counts(
+    counts: Mapping[int, int], value_bins: int, with_missing: bool
+) -> list[float]:
+    """Live shares in reference order: value bins, then the missing bin if there is one."""
+    total = sum(counts.values())
+    order = list(range(value_bins)) + ([MISSING_BIN] if with_missing else [])
+    return [counts.get(b, 0) / total if total else 0.0 for b in order]
+
+
+# ---------------------------------------------------------------------------------------------
+# Results
+
+
+@dataclass(frozen=True)
+class DriftRow:
+    kind: str  # feature | score | band_mix
+    name: str
+    psi: float
+    status: str
+    live_rows: int
+    labels: list[str]
+    reference_shares: list[float]
+    live_shares: list[float]
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "kind": self.kind,
+            "feature": self.name,
+            "psi": self.psi,
+            "status": self.status,
+            "live_rows": self.live_rows,
+            "bins": self.labels,
+            "reference_shares": self.reference_shares,
+            "live_shares": self.live_shares,
+        }
+
+
+@dataclass(frozen=True)
+class DriftResult:
+    computed_at: datetime
+    window: Window
+    model_version: str
+    thresholds: DriftSettings
+    live_rows: int
+    rows: list[DriftRow]
+    skipped: list[str] = field(default_factory=list)
+
+    @property
+    def status(self) -> str:
+        return _worst([row.status for row in self.rows])
+
+    @property
+    def alerts(self) -> list[DriftRow]:
+        return [row for row in self.rows if row.status == "alert"]
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "computed_at": _iso(self.computed_at),
+            "window": {"start": _iso(self.window.start), "end": _iso(self.window.end)},
+            "model_version": self.model_version,
+            "thresholds": {"watch": self.thresholds.watch, "alert": self.thresholds.alert},
+            "live_rows": self.live_rows,
+            "status": self.status,
+            "results": [row.as_dict() for row in self.rows],
+            "skipped": self.skipped,
+        }
+
+    def table(self) -> pa.Table:
+        """Rows for the ``drift_psi`` table."""
+        n = len(self.rows)
+        return pa.table(
+            {
+                "computed_at": pa.array([self.computed_at] * n, _TS_MS),
+                "window_start": pa.array([self.window.start] * n, _TS_MS),
+                "window_end": pa.array([self.window.end] * n, _TS_MS),
+                "model_version": pa.array([self.model_version] * n, pa.string()),
+                "kind": pa.array([r.kind for r in self.rows], pa.string()),
+                "feature": pa.array([r.name for r in self.rows], pa.string()),
+                "psi": pa.array([r.psi for r in self.rows], pa.float64()),
+                "status": pa.array([r.status for r in self.rows], pa.string()),
+                "live_rows": pa.array([r.live_rows for r in self.rows], pa.uint64()),
+                "watch_threshold": pa.array([self.thresholds.watch] * n, pa.float64()),
+                "alert_threshold": pa.array([self.thresholds.alert] * n, pa.float64()),
+                "bins": pa.array([r.labels for r in self.rows], pa.list_(pa.string())),
+                "reference_shares": pa.array(
+                    [r.reference_shares for r in self.rows], pa.list_(pa.float64())
+                ),
+                "live_shares": pa.array([r.live_shares for r in self.rows], pa.list_(pa.float64())),
+            }
+        )
+
+
+def _iso(moment: datetime) -> str:
+    return moment.astimezone(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+def compare(
+    references: Mapping[str, Reference],
+    bands: BandReference | None,
+    counts: Mapping[str, Mapping[int, int]],
+    thresholds: DriftSettings,
+) -> tuple[list[DriftRow], list[str]]:
+    """PSI rows for every quantity with at least ``min_rows`` live rows; the rest are skipped."""
+    rows: list[DriftRow] = []
+    skipped: list[str] = []
+    for name, ref in references.items():
+        found = counts.get(name, {})
+        total = sum(found.values())
+        if total < thresholds.min_rows:
+            skipped.append(f"{name}: {total} live rows scored by this model")
+            continue
+        live = shares_from_counts(found, len(ref.proportions), with_missing=True)
+        expected = ref.shares()
+        value = psi(expected, live)
+        rows.append(
+            DriftRow(
+                kind="score" if name == "pd" else "feature",
+                name=name,
+                psi=value,
+                status=status_of(value, thresholds),
+                live_rows=total,
+                labels=ref.labels(),
+                reference_shares=expected,
+                live_shares=live,
+            )
+        )
+    if bands is None:
+        skipped.append("band_mix: the model card has no training band mix; re-export the model")
+    else:
+        found = counts.get("band_mix", {})
+        total = sum(found.values())
+        if total < thresholds.min_rows:
+            skipped.append(f"band_mix: {total} live rows scored by this model")
+        else:
+            live = shares_from_counts(found, len(bands.names), with_missing=False)
+            value = psi(bands.shares, live)
+            rows.append(
+                DriftRow(
+                    kind="band_mix",
+                    name="band_mix",
+                    psi=value,
+                    status=status_of(value, thresholds),
+                    live_rows=total,
+                    labels=list(bands.names),
+                    reference_shares=list(bands.shares),
+                    live_shares=live,
+                )
+            )
+    return rows, skipped
+
+
+def measure(
+    store: Store,
+    card: Mapping[str, Any],
+    window: Window,
+    thresholds: DriftSettings,
+    now: datetime | None = None,
+) -> DriftResult:
+    """PSI of every feature, the PD and the band mix in ``window`` against the card."""
+    references = card_references(card)
+    bands = BandReference.from_card(card)
+    version = str(card["version"])
+    result = store.query_arrow(
+        live_bins_sql(references, bands), {**window.params(), "model_version": version}
+    )
+    counts = live_counts(result)
+    live_rows = max((sum(c.values()) for n, c in counts.items() if n in FEATURE_NAMES), default=0)
+    if live_rows < thresholds.min_rows:
+        raise DriftError(
+            f"only {live_rows} scored events between {_iso(window.start)} and {_iso(window.end)};"
+            f" drift needs at least {thresholds.min_rows} (widen the window or lower --min-rows)"
+        )
+    rows, skipped = compare(references, bands, counts, thresholds)
+    return DriftResult(
+        computed_at=now or datetime.now(UTC),
+        window=window,
+        model_version=version,
+        thresholds=thresholds,
+        live_rows=live_rows,
+        rows=rows,
+        skipped=skipped,
+    )
+
+
+def record(store: Store, result: DriftResult) -> None:
+    """Append the result to ``drift_psi`` for the ops dashboard."""
+    store.insert_arrow("drift_psi", result.table())
+
+
+# ---------------------------------------------------------------------------------------------
+# Reports
+
+
+def report_stem(result: DriftResult) -> str:
+    """File name without suffix: one per window end and model, so a re-run overwrites it."""
+    end = result.window.end.astimezone(UTC).strftime("%Y%m%dT%H%M%SZ")
+    return f"drift-{end}-{result.model_version}"
+
+
+def write_report(result: DriftResult, directory: Path) -> tuple[Path, Path]:
+    """The JSON and HTML reports, written under ``directory``."""
+    directory.mkdir(parents=True, exist_ok=True)
+    stem = report_stem(result)
+    json_path = directory / f"{stem}.json"
+    html_path = directory / f"{stem}.html"
+    json_path.write_text(json.dumps(result.as_dict(), indent=2) + "\n")
+    html_path.write_text(render_html(result))
+    return json_path, html_path
+
+
+_COLOURS = {"ok": "#2e7d32", "watch": "#ef8f00", "alert": "#c62828"}
+_REF_FILL = "#9e9e9e"
+_LIVE_FILL = "#1565c0"
+
+
+def _histogram_svg(row: DriftRow) -> str:
+    """Reference (grey) and live (blue) share per bin, side by side."""
+    width, height, top, bottom, left = 440, 180, 10, 66, 56
+    plot_h = height - top - bottom
+    n = len(row.labels)
+    slot = (width - left - 6) / n
+    bar = max(slot * 0.38, 1.0)
+    peak = max([*row.reference_shares, *row.live_shares, 1e-9])
+    parts = [
+        f'<svg width="{width}" height="{height}" role="img" '
+        f'aria-label="{html.escape(row.name)}: reference and live shares per bin">',
+        f'<line x1="{left}" y1="{top + plot_h}" x2="{width}" y2="{top + plot_h}" stroke="#555"/>',
+        f'<text x="2" y="{top + 8}" font-size="9">{peak:.0%}</text>',
+    ]
+    for i, (label, ref, live) in enumerate(
+        zip(row.labels, row.reference_shares, row.live_shares, strict=True)
+    ):
+        x = left + i * slot + slot * 0.1
+        for offset, share, fill, who in (
+            (0.0, ref, _REF_FILL, "reference"),
+            (bar, live, _LIVE_FILL, "live"),
+        ):
+            h = plot_h * share / peak
+            parts.append(
+                f'<rect x="{x + offset:.1f}" y="{top + plot_h - h:.1f}" width="{bar:.1f}" '
+                f'height="{h:.1f}" fill="{fill}"><title>{html.escape(label)} {who}: '
+                f"{share:.2%}</title></rect>"
+            )
+        lx = x + bar
+        ly = top + plot_h + 10
+        parts.append(
+            f'<text x="{lx:.1f}" y="{ly}" font-size="9" text-anchor="end" '
+            f'transform="rotate(-40 {lx:.1f} {ly})">{html.escape(label)}</text>'
+        )
+    parts.append("</svg>")
+    return "".join(parts)
+
+
+def render_html(result: DriftResult) -> str:
+    """A self-contained page: the summary table, then each quantity's histogram."""
+    esc = html.escape
+    rows = sorted(result.rows, key=lambda r: -r.psi)
+    summary = "".join(
+        f'<tr><td><a href="#{esc(r.name)}">{esc(r.name)}</a></td><td>{esc(r.kind)}</td>'
+        f'<td class="num">{r.psi:.4f}</td>'
+        f'<td style="color:{_COLOURS[r.status]};font-weight:bold">{r.status}</td>'
+        f'<td class="num">{r.live_rows:,}</td></tr>'
+        for r in rows
+    )
+    sections = "".join(
+        f'<section id="{esc(r.name)}"><h3>{esc(r.name)} — PSI {r.psi:.4f} '
+        f'<span style="color:{_COLOURS[r.status]}">{r.status}</span></h3>'
+        f"{_histogram_svg(r)}</section>"
+        for r in rows
+    )
+    skipped = "".join(f"<li>{esc(s)}</li>" for s in result.skipped)
+    t = result.thresholds
+    return f"""<!doctype html>
+<html lang="en"><head><meta charset="utf-8">
+<title>Drift {esc(result.model_version)} {esc(_iso(result.window.end))}</title>
+<style>
+body {{ font-family: system-ui, sans-serif; margin: 2em; color: #222; }}
+table {{ border-collapse: collapse; }}
+td, th {{ padding: 2px 10px; border-bottom: 1px solid #ddd; }}
+.num {{ text-align: right; font-variant-numeric: tabular-nums; }}
+section {{ display: inline-block; vertical-align: top; margin: 0 1.5em 1.5em 0; }}
+h3 {{ font-size: 1em; margin: 0.2em 0; }}
+</style></head><body>
+<h1>Population stability: live vs training reference</h1>
+<p>Model <b>{esc(result.model_version)}</b>; live window {esc(_iso(result.window.start))} to
+{esc(_iso(result.window.end))} (event time), {result.live_rows:,} scored events; computed
+{esc(_iso(result.computed_at))}. Thresholds: watch ≥ {t.watch:g}, alert ≥ {t.alert:g}.
+Overall status: <b style="color:{_COLOURS[result.status]}">{result.status}</b>.</p>
+<p><span style="color:{_REF_FILL}">■</span> training reference
+<span style="color:{_LIVE_FILL}">■</span> live window</p>
+<table><tr><th>quantity</th><th>kind</th><th>PSI</th><th>status</th><th>live rows</th></tr>
+{summary}</table>
+{f"<p>Not compared:</p><ul>{skipped}</ul>" if skipped else ""}
+<h2>Histograms</h2>
+{sections}
+</body></html>
+"""
