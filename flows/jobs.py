@@ -70,7 +70,7 @@ def _run(
             stats,
             partitions=options.workers
             * (1 if options.cluster is None else len(options.cluster.addresses)),
-            retry=options.retry,
+            retry=options.retry or RetryPolicy(deadline_s=settings.store_deadline_s),
             kafka_brokers=kafka.brokers if kafka_out else None,
             on_write=options.on_write,
             store_factory=options.store_factory,

@@ -101,6 +101,8 @@ class Settings:
     batch_size: int = 20_000
     max_payload_bytes: int = 16 * 1024
     reason_codes: int = 3
+    # How long the sink keeps retrying an unreachable store before the run fails.
+    store_deadline_s: float = 300.0
     kafka: KafkaSettings = field(default_factory=KafkaSettings)
     drift: DriftSettings = field(default_factory=DriftSettings)
     s3: S3Settings = field(default_factory=S3Settings)
@@ -156,6 +158,7 @@ def from_env(env: dict[str, str] | None = None) -> Settings:
             bands=bands,
             batch_size=int(env.get("RISKCTL_BATCH_SIZE", defaults.batch_size)),
             kafka=kafka,
+            store_deadline_s=float(env.get("RISKCTL_STORE_DEADLINE_S", defaults.store_deadline_s)),
             drift=DriftSettings(
                 watch=float(env.get("RISKCTL_DRIFT_WATCH", DriftSettings.watch)),
                 alert=float(env.get("RISKCTL_DRIFT_ALERT", DriftSettings.alert)),

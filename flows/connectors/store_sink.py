@@ -93,10 +93,19 @@ class _StorePartition(StatefulSinkPartition[ScoredBatch, None]):
     def close(self) -> None:
         try:
             self._background.close()
+            self._record_lag(force=True)
         finally:
             self._writer.close()
             if self._lag_probe is not None:
                 self._lag_probe.close()
+
+    def _record_lag(self, force: bool = False) -> None:
+        probe = self._lag_probe
+        if probe is None or not self._positions or not (force or probe.due()):
+            return
+        marks = probe.watermarks(self._positions)
+        if marks is not None:
+            self._writer.append("ops_consumer_lag", lag_rows(self._flow_id, self._positions, marks))
 
     def _write(self, items: list[ScoredBatch]) -> None:
         began = time.perf_counter()
@@ -108,11 +117,7 @@ class _StorePartition(StatefulSinkPartition[ScoredBatch, None]):
         for item in items:
             for key, offset in item.positions.items():
                 self._positions[key] = max(self._positions.get(key, 0), offset)
-        if self._lag_probe is not None and self._positions and self._lag_probe.due():
-            marks = self._lag_probe.watermarks(self._positions)
-            if marks is not None:
-                rows = lag_rows(self._flow_id, self._positions, marks)
-                self._writer.append("ops_consumer_lag", rows)
+        self._record_lag()
         self._on_write(self._writer.stats)
 
 
