@@ -107,7 +107,8 @@ class IdempotentWriter:
         offered: dict[str, int] = {}
         for table_name, key, attr in TARGETS:
             parts = [getattr(b, attr) for b in batches]
-            data = pa.concat_tables(parts) if len(parts) > 1 else parts[0]
+            # One contiguous chunk per column: chDB reads many small chunks far more slowly.
+            data = pa.concat_tables(parts).combine_chunks() if len(parts) > 1 else parts[0]
             offered[attr] = data.num_rows
             if data.num_rows == 0:
                 fresh_counts[attr] = 0
