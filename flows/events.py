@@ -7,7 +7,7 @@ JSON and fail to decode; unknown categories fail as enum errors.
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import date, datetime
 from typing import Annotated, Literal
 
 import msgspec
@@ -76,6 +76,29 @@ class LoanApplication(msgspec.Struct, frozen=True, kw_only=True):
     delinq_amnt: Money | None = None
     num_il_tl: Count | None = None
     total_il_high_credit_limit: Money | None = None
+
+
+REPAYMENT_SCHEMA_VERSION = 1
+
+
+class LoanRepayment(msgspec.Struct, frozen=True, kw_only=True):
+    """One installment's outcome on a loan (schema version 1).
+
+    ``payment_date`` is ``null`` for a missed installment; ``amount_paid`` is then 0.
+    ``outstanding_balance`` is the principal still owed after this event.
+    """
+
+    schema_version: Literal[1]
+    event_type: Literal["loan_repayment"]
+    event_id: Id
+    loan_id: Id
+    event_time: UtcTime
+    installment_number: Annotated[int, Meta(ge=1, le=600)]
+    due_date: date
+    amount_due: Money
+    amount_paid: Money
+    payment_date: date | None = None
+    outstanding_balance: Money
 
 
 def application_json_schema() -> dict[str, object]:

@@ -86,7 +86,8 @@ def guarded_ratio(numerator: float | None, denominator: float | None, cap: float
         return NAN
     if denominator <= 0.0:
         return cap if numerator > 0.0 else 0.0
-    return min(max(numerator / denominator, 0.0), cap)
+    ratio = numerator / denominator
+    return cap if ratio > cap else (0.0 if ratio < 0.0 else ratio)
 
 
 def application_features(app: LoanApplication) -> tuple[float, ...]:

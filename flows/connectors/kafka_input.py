@@ -34,17 +34,24 @@ def origin_of(message: Message) -> str:
 def to_raw_batches(messages: list[Message]) -> list[RawBatch]:
     if not messages:
         return []
+    origins: list[str] = []
+    payloads: list[bytes] = []
+    stamps: list[int] = []
     positions: dict[tuple[str, int], int] = {}
-    for message in messages:
-        key = (message.topic or "", message.partition or 0)
-        positions[key] = max(positions.get(key, 0), (message.offset or 0) + 1)
+    for m in messages:  # one pass: this runs for every message
+        topic, partition, offset = m.topic or "", m.partition or 0, m.offset or 0
+        origins.append(f"kafka:{topic}:{partition}:{offset}")
+        payloads.append(m.value or b"")
+        stamps.append(m.timestamp[1] if m.timestamp else 0)
+        if offset >= positions.get((topic, partition), 0):
+            positions[(topic, partition)] = offset + 1
     return [
         RawBatch(
-            origins=[origin_of(m) for m in messages],
-            payloads=[m.value or b"" for m in messages],
+            origins=origins,
+            payloads=payloads,
             received_at=datetime.now(UTC),
             source="kafka",
-            source_ms=[m.timestamp[1] if m.timestamp else 0 for m in messages],
+            source_ms=stamps,
             positions=positions,
         )
     ]
