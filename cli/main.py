@@ -5,14 +5,19 @@ from __future__ import annotations
 import typer
 
 from cli import (
+    archive_cmd,
     bench_cmd,
     demo_cmd,
+    drift_cmd,
+    grafana_cmds,
     replay_cmd,
+    report_cmd,
     run_cmd,
     score_cmd,
     store_cmds,
     topics_cmds,
     training_cmds,
+    users_cmd,
 )
 
 app = typer.Typer(
@@ -33,6 +38,11 @@ for module in (
     score_cmd,
     demo_cmd,
     bench_cmd,
+    drift_cmd,
+    archive_cmd,
+    report_cmd,
+    grafana_cmds,
+    users_cmd,
 ):
     module.register(app)
 

@@ -70,8 +70,21 @@ def replay(
         Target, typer.Option("--to", help="Write to a file (--out) or produce to Kafka.")
     ] = Target.file,
     brokers: BrokersOption = None,
+    from_s3: Annotated[
+        str | None,
+        typer.Option(
+            "--from-s3",
+            help="Instead: replay an archive (s3://bucket/prefix) through the flow into the "
+            "store (RISKCTL_STORE; S3 from RISKCTL_S3_*).",
+        ),
+    ] = None,
 ) -> None:
     """Turn real LendingClub loans into loan-application events (JSON lines), reproducibly."""
+    if from_s3 is not None:
+        from cli.archive_cmd import replay_archive  # the S3 side lives with `riskctl archive`
+
+        replay_archive(from_s3)
+        return
     with user_errors():
         if max_events < 1:
             raise UsageError("--max must be at least 1")

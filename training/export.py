@@ -28,6 +28,7 @@ from sklearn.preprocessing import StandardScaler
 
 from flows.errors import RiskctlError
 from flows.features import FEATURE_NAMES, FEATURES
+from flows.scoring import band_names
 from flows.settings import Bands
 from training import metrics
 from training.registry import publish_version, set_current, unique_version, version_name
@@ -163,6 +164,13 @@ def reference_distributions(result: TrainingResult) -> dict[str, dict[str, Any]]
     return reference
 
 
+def training_band_mix(result: TrainingResult, bands: Bands) -> dict[str, float]:
+    """Share of training-split loans per risk band, banded as the flow bands live scores."""
+    train_pd = result.model.predict_proba(result.x_train)[:, POSITIVE_CLASS_INDEX]
+    names = band_names(train_pd, bands)
+    return {name: names.count(name) / len(names) for name in bands.names}
+
+
 def _iso(moment: datetime) -> str:
     return moment.astimezone(UTC).isoformat(timespec="seconds").replace("+00:00", "Z")
 
@@ -210,6 +218,7 @@ def build_card(
         },
         "scoring": {"onnx_batch_us_per_row": score_us, "batch_rows": len(result.x_test)},
         "reference": reference_distributions(result),
+        "band_mix": training_band_mix(result, bands),
     }
 
 

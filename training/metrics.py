@@ -16,6 +16,9 @@ from typing import Any
 
 import numpy as np
 
+# The drift monitor in flows owns the index; training reports the same number through it.
+from flows.drift import psi  # noqa: F401
+
 _EPS = 1e-12
 
 
@@ -174,15 +177,3 @@ def reference_distribution(values: np.ndarray) -> dict[str, Any]:
         "nan_share": nan_share,
         "closed": "right",
     }
-
-
-def psi(expected: list[float], actual: list[float], floor: float = 1e-4) -> float:
-    """Population stability index between two share vectors over the same bins.
-
-    Empty bins are floored so one unseen bin gives a large but finite index.
-    """
-    e = np.clip(np.asarray(expected, dtype=np.float64), floor, None)
-    a = np.clip(np.asarray(actual, dtype=np.float64), floor, None)
-    if e.shape != a.shape:
-        raise ValueError("PSI needs share vectors over the same bins")
-    return float(np.sum((a - e) * np.log(a / e)))

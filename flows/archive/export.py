@@ -197,7 +197,6 @@ class Manifests:
         self._client = client
         self._location = location
         self._loaded: dict[str, dict[str, Any]] = {}
-        self._original: dict[str, str] = {}
 
     def entry(self, directory: str, moment: datetime) -> dict[str, Any]:
         key = manifest_key(self._location, directory, moment)
@@ -210,7 +209,6 @@ class Manifests:
                 "objects": {},
             }
             self._loaded[key] = manifest
-            self._original[key] = _canonical(found) if found else ""
         return self._loaded[key]
 
     def record(self, directory: str, moment: datetime, uploaded: Uploaded, **extra: object) -> None:
