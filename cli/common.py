@@ -22,7 +22,7 @@ HomeOption = Annotated[
     typer.Option(
         "--home",
         help="Data directory for the embedded store and models "
-        "[env: RISKCTL_HOME; default ./.riskctl]",
+        "(env: RISKCTL_HOME; default ./.riskctl)",
         show_default=False,
     ),
 ]
@@ -31,7 +31,7 @@ StoreOption = Annotated[
     typer.Option(
         "--store",
         help="Store URL: chdb:///path (embedded) or http(s)://user:pass@host:port/db "
-        "[env: RISKCTL_STORE; default: the embedded store under --home]",
+        "(env: RISKCTL_STORE; default: the embedded store under --home)",
         show_default=False,
     ),
 ]
@@ -60,7 +60,7 @@ def user_errors() -> Iterator[None]:
 
 BrokersOption = Annotated[
     str | None,
-    typer.Option("--brokers", help="Kafka bootstrap servers [env: RISKCTL_KAFKA_BROKERS]."),
+    typer.Option("--brokers", help="Kafka bootstrap servers (env: RISKCTL_KAFKA_BROKERS)."),
 ]
 
 

@@ -158,7 +158,7 @@ def run(
         float, typer.Option(help="Seconds between recovery snapshots (the epoch length).")
     ] = 5.0,
     batch_size: Annotated[
-        int | None, typer.Option(help="Events per micro-batch [env: RISKCTL_BATCH_SIZE].")
+        int | None, typer.Option(help="Events per micro-batch (env: RISKCTL_BATCH_SIZE).")
     ] = None,
     log_batches: Annotated[
         bool, typer.Option(help="Print one JSON line of running totals per written batch.")

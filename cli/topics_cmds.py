@@ -17,7 +17,7 @@ topics_app = typer.Typer(help="Manage the Kafka topics.", no_args_is_help=True)
 def create(
     brokers: BrokersOption = None,
     partitions: Annotated[
-        int | None, typer.Option(help="Partitions per topic [env: RISKCTL_KAFKA_PARTITIONS].")
+        int | None, typer.Option(help="Partitions per topic (env: RISKCTL_KAFKA_PARTITIONS).")
     ] = None,
 ) -> None:
     """Create the applications, repayments and dead-letter topics (existing ones are kept)."""

@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from bytewax.connectors.kafka import KafkaSink
+from bytewax.inputs import Source
 
 from flows.connectors.file_source import JsonLinesSource
 from flows.connectors.kafka_input import kafka_batches
@@ -15,7 +16,7 @@ from flows.dataflow import Inputs, build_flow, source_input
 from flows.errors import RiskctlError
 from flows.model import ScoringModel
 from flows.runner import Cluster, Recovery, run
-from flows.scoring import BatchScorer
+from flows.scoring import BatchScorer, RawBatch
 from flows.settings import Settings
 from flows.store import Store, open_store, parse_store_url
 from flows.store.migrations import migrate
@@ -52,6 +53,7 @@ def _run(
     options: RunOptions,
     *,
     kafka_out: bool,
+    flow_id: str = "riskctl",
 ) -> RunStats:
     if options.cluster is not None and parse_store_url(settings.store).embedded:
         raise LayoutError(
@@ -74,14 +76,29 @@ def _run(
             kafka_brokers=kafka.brokers if kafka_out else None,
             on_write=options.on_write,
             store_factory=options.store_factory,
+            flow_id=flow_id,
         ),
         BatchScorer(model, settings),
         dead_letter_sink=KafkaSink(kafka.brokers.split(","), kafka.dead_letter_topic)
         if kafka_out
         else None,
+        flow_id=flow_id,
     )
     run(flow, workers=options.workers, recovery=options.recovery, cluster=options.cluster)
     return stats
+
+
+def run_source(
+    source: Source[RawBatch],
+    settings: Settings,
+    model: ScoringModel,
+    options: RunOptions | None = None,
+    *,
+    flow_id: str = "riskctl",
+) -> RunStats:
+    """Score everything a raw-batch source yields into the settings' store."""
+    inputs = source_input(source)
+    return _run(inputs, settings, model, options or RunOptions(), kafka_out=False, flow_id=flow_id)
 
 
 def run_files(
@@ -91,9 +108,7 @@ def run_files(
     options: RunOptions | None = None,
 ) -> RunStats:
     """Score every event in ``paths`` into the settings' store; returns this run's counters."""
-    options = options or RunOptions()
-    source = JsonLinesSource(paths, settings.batch_size)
-    return _run(source_input(source), settings, model, options, kafka_out=False)
+    return run_source(JsonLinesSource(paths, settings.batch_size), settings, model, options)
 
 
 def run_kafka(

@@ -34,12 +34,9 @@ from flows.archive.layout import (
     Location,
 )
 from flows.archive.s3 import S3Client, get_bytes, get_json, list_keys
-from flows.connectors.store_sink import StoreSink
-from flows.dataflow import build_flow, source_input
-from flows.jobs import ensure_schema
+from flows.jobs import RunOptions, run_source
 from flows.model import ScoringModel
-from flows.runner import run
-from flows.scoring import BatchScorer, RawBatch
+from flows.scoring import RawBatch
 from flows.settings import Settings
 from flows.validation import REASONS, DeadLetter
 from flows.writer import RunStats
@@ -228,13 +225,6 @@ def rebuild(
     files = list_archive(client_factory(), location)
     if not files:
         raise ArchiveError(f"no archived events under {location.uri()}")
-    ensure_schema(settings.store)
-    stats = RunStats()
-    flow = build_flow(
-        source_input(ArchiveSource(files, location, client_factory, settings.batch_size)),
-        StoreSink(settings.store, stats, flow_id="riskctl-rebuild", on_write=on_write),
-        BatchScorer(model, settings),
-        flow_id="riskctl-rebuild",
-    )
-    run(flow)
-    return stats
+    source = ArchiveSource(files, location, client_factory, settings.batch_size)
+    options = RunOptions(on_write=on_write)
+    return run_source(source, settings, model, options, flow_id="riskctl-rebuild")
