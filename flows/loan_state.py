@@ -1,0 +1,584 @@
+"""Per-loan repayment state and the behavioural features it yields.
+
+A loan's PD at origination is only the start: every installment paid late, short, missed or in
+full moves it. :func:`open_loan` starts the state from the application, :func:`apply_repayment`
+folds in one :class:`~flows.events.LoanRepayment`, :func:`behaviour_features` turns the state
+into model inputs in :data:`BEHAVIOUR_FEATURE_NAMES` order. Each formula is written once, in
+:data:`BEHAVIOUR_FEATURES`. Everything here is pure (no I/O, no clock) and runs once per
+repayment on the hot path, so the state is small and its update does a bounded amount of work.
+
+Contract and conventions
+    * Installment ``n`` falls due ``n`` calendar months after the origination date (the UTC date
+      of the application's ``event_time``), the day clamped to the month's end:
+      :func:`due_date`. Every installment is ``installment`` (the amortized payment rounded to
+      cents, :func:`amortization_schedule`), the last one adjusted so the balance ends at zero.
+    * Payments are applied to the oldest unpaid installment first (the servicing waterfall), so
+      days past due count from the due date of the oldest installment that cumulative payments
+      do not cover yet. A short payment followed by a catch-up is therefore cured, and paying
+      one installment a month while one behind keeps the loan in arrears.
+    * ``as_of`` is the date the features describe; the dataflow passes the triggering event's
+      date. Payments already received count even if ``as_of`` is earlier.
+    * Money is counted in whole cents, so totals are exact and the same in any arrival order.
+
+Delinquency buckets (:func:`dpd_bucket`) are the industry's reporting buckets: ``current`` (0
+days past due), ``1-29``, ``30-59``, ``60-89`` and ``90+``. :func:`loan_status` maps the same
+days to LendingClub's ``loan_status`` labels (grace period 1-15 days, late 16-30 and 31-120,
+charged off beyond 120: LendingClub's "Default" status at 121-150 days ends in a charge-off and
+is not a label of its own in the openintro data the repayment histories are calibrated on).
+
+Arrival order is not contract order. A repayment for a loan whose application has not arrived
+yet is held as pending on a placeholder state and applied when the application opens the loan.
+Installments may arrive in any order (they are keyed by ``installment_number``) and give the
+in-order state: the worst days past due are read at each event with the payments of the
+installments up to it, and read again for the later ones when an out-of-order event fills a
+gap (until then, events above the gap wait for their reading). A repeated
+``event_id`` is a no-op; a second event for an installment already recorded (a correction, or a
+missed installment later paid) replaces the first while that installment is within the last
+:data:`HISTORY_WINDOW`, and the worst days past due keep what happened before the correction.
+An event for an installment older than the window that was already recorded is dropped and
+counted in ``stale_events``: per-installment detail is kept only for the window, which bounds the
+state's size and its snapshot cost.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, replace
+from datetime import date, datetime
+from functools import lru_cache
+from operator import mul
+
+from flows.events import LoanApplication, LoanRepayment
+from flows.features import monthly_installment
+
+NAN = float("nan")
+HISTORY_WINDOW = 12
+# Balances below half a cent are zero.
+CENT = 0.005
+_PD_CLIP = 1e-6
+_PAID_TO_DUE_CAP = 2.0
+
+# Installment outcome codes kept in the compact history; one character each so the window's
+# outcomes are also a short string whose slices count in C (see LoanState.outcomes).
+ON_TIME = "P"  # paid in full on or before the due date
+LATE = "L"  # paid in full after the due date
+PARTIAL = "S"  # short: paid something, less than due
+MISSED = "M"  # nothing paid
+
+DPD_BUCKETS: tuple[str, ...] = ("current", "1-29", "30-59", "60-89", "90+")
+LOAN_STATUSES: tuple[str, ...] = (
+    "Current",
+    "Fully Paid",
+    "In Grace Period",
+    "Late (16-30 days)",
+    "Late (31-120 days)",
+    "Charged Off",
+)
+GRACE_DAYS = 15
+CHARGE_OFF_AFTER_DAYS = 120
+
+_DAYS_IN_MONTH = (31, 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31)
+
+
+@dataclass(frozen=True)
+class BehaviourFeature:
+    name: str
+    formula: str
+
+
+BEHAVIOUR_FEATURES: tuple[BehaviourFeature, ...] = (
+    BehaviourFeature(
+        "days_past_due",
+        "(as_of - due date of the oldest installment not covered by cumulative payments) in "
+        "days, at least 0; 0 once the balance is 0",
+    ),
+    BehaviourFeature(
+        "worst_days_past_due",
+        "max(days_past_due, the worst days past due seen at any repayment event: its own "
+        "lateness, or days past due right after it was applied)",
+    ),
+    BehaviourFeature(
+        "installments_in_arrears",
+        "max(0, installment * installments due before as_of - total paid) / installment; 0 "
+        "once the balance is 0",
+    ),
+    BehaviourFeature("missed_last_3", "installments with nothing paid among the last 3 recorded"),
+    BehaviourFeature("missed_last_6", "installments with nothing paid among the last 6 recorded"),
+    BehaviourFeature("missed_last_12", "installments with nothing paid among the last 12 recorded"),
+    BehaviourFeature(
+        "on_time_ratio",
+        "installments paid in full on or before their due date / installments recorded; NaN "
+        "before the first",
+    ),
+    BehaviourFeature(
+        "paid_to_due_ratio",
+        "total paid / total due over recorded installments, capped at 2 (early payoffs); NaN "
+        "before the first",
+    ),
+    BehaviourFeature(
+        "outstanding_balance",
+        "principal owed after the highest-numbered installment recorded; funded_amnt before",
+    ),
+    BehaviourFeature("balance_share", "outstanding_balance / funded_amnt"),
+    BehaviourFeature("months_on_book", "whole calendar months from the origination date to as_of"),
+    BehaviourFeature(
+        "full_on_time_share_6",
+        "share of the last 6 recorded installments paid in full on or before their due date "
+        "(payment regularity, a proxy for income stability); NaN before the first",
+    ),
+    BehaviourFeature(
+        "paid_amount_cv_6",
+        "standard deviation / mean of amount_paid over the last 6 recorded installments "
+        "(irregular amounts suggest irregular income); 0 for one installment or when nothing "
+        "was paid; NaN before the first",
+    ),
+    BehaviourFeature(
+        "origination_pd_logit",
+        "ln(pd / (1 - pd)) of the origination PD, pd clipped to [1e-6, 1 - 1e-6]",
+    ),
+)
+BEHAVIOUR_FEATURE_NAMES: tuple[str, ...] = tuple(f.name for f in BEHAVIOUR_FEATURES)
+
+# One recorded installment: (installment_number, event_id, amount due in cents, amount paid in
+# cents, outcome, event date as an ordinal). Money is counted in whole cents so that totals are
+# exact and do not depend on the order events arrive in.
+Installment = tuple[int, str, int, int, str, int]
+
+
+class LoanStateError(ValueError):
+    """A state operation that cannot be meaningful (wrong loan, loan not opened)."""
+
+
+@dataclass(slots=True)
+class LoanState:
+    """Everything the behavioural features need about one loan, and nothing more.
+
+    Treated as immutable: every function here returns a new state and never changes the one it
+    was given. It is not declared frozen because a frozen dataclass of this width costs ~3 µs to
+    build (one ``object.__setattr__`` per field) against ~0.4 µs, on a path that builds one per
+    repayment.
+
+    A placeholder (``origination_date is None``) exists only to hold repayments that arrived
+    before their application; it carries no contract terms yet.
+    """
+
+    loan_id: str
+    funded_amnt: float
+    term_months: int
+    installment: float
+    origination_pd: float
+    # the logit feature, computed once at origination rather than per repayment
+    origination_logit: float
+    origination_time: datetime | None
+    origination_date: date | None
+    outstanding_balance: float
+    # installment number the balance was read from: out-of-order events must not regress it
+    balance_installment: int
+    # the last HISTORY_WINDOW recorded installments, ascending by number
+    recent: tuple[Installment, ...]
+    # the outcome codes of ``recent``, in the same order ("PPLPSPMM")
+    outcomes: str
+    # bit n set once installment n is recorded: exact idempotence for every installment
+    recorded_mask: int
+    installments_recorded: int
+    installments_on_time: int
+    total_due_cents: int
+    total_paid_cents: int
+    worst_dpd: int
+    stale_events: int
+    pending: tuple[LoanRepayment, ...]
+
+    @property
+    def is_open(self) -> bool:
+        return self.origination_date is not None
+
+
+def _is_leap(year: int) -> bool:
+    return year % 4 == 0 and (year % 100 != 0 or year % 400 == 0)
+
+
+def add_months(start: date, months: int) -> date:
+    """``start`` moved by whole calendar months, the day clamped to the target month's end."""
+    y, m0 = divmod(start.month - 1 + months, 12)
+    year = start.year + y
+    last = 29 if m0 == 1 and _is_leap(year) else _DAYS_IN_MONTH[m0]
+    return date(year, m0 + 1, min(start.day, last))
+
+
+@lru_cache(maxsize=1 << 16)
+def due_date(origination: date, installment_number: int) -> date:
+    """The contractual due date of installment ``installment_number`` (1-based).
+
+    Cached: loans originated on the same day share their due dates, and the hot path asks for
+    one per repayment.
+    """
+    return add_months(origination, installment_number)
+
+
+def months_on_book(origination: date, as_of: date) -> int:
+    """Whole calendar months from ``origination`` to ``as_of`` (0 before the first due date)."""
+    months = (as_of.year - origination.year) * 12 + as_of.month - origination.month
+    if months > 0 and due_date(origination, months) > as_of:
+        months -= 1
+    return months if months > 0 else 0
+
+
+def installments_due(origination: date, as_of: date, term_months: int) -> int:
+    """How many installments have fallen due on or before ``as_of`` (0 to ``term_months``)."""
+    return min(months_on_book(origination, as_of), term_months)
+
+
+def amortization_schedule(
+    amount: float, rate_pct: float, term_months: int
+) -> list[tuple[int, float, float, float, float]]:
+    """The level-payment schedule as ``(n, payment, interest, principal, balance)`` rows.
+
+    The payment is :func:`~flows.features.monthly_installment` rounded to cents; each month's
+    interest is the balance times the monthly rate, rounded to cents; the last payment is
+    adjusted so the balance ends at exactly zero (rounding leaves a few cents either way).
+    """
+    r = rate_pct / 100.0 / 12.0
+    payment = round(monthly_installment(amount, rate_pct, term_months), 2)
+    balance = round(amount, 2)
+    rows: list[tuple[int, float, float, float, float]] = []
+    for n in range(1, term_months + 1):
+        interest = round(balance * r, 2)
+        if n == term_months:
+            principal = balance
+            pay = round(principal + interest, 2)
+        else:
+            pay = payment
+            principal = round(pay - interest, 2)
+        balance = round(balance - principal, 2)
+        rows.append((n, pay, interest, principal, balance))
+    return rows
+
+
+def pd_logit(pd: float) -> float:
+    """``ln(pd / (1 - pd))`` with ``pd`` clipped to ``[1e-6, 1 - 1e-6]`` (finite for 0 and 1)."""
+    pd = min(max(pd, _PD_CLIP), 1.0 - _PD_CLIP)
+    return math.log(pd / (1.0 - pd))
+
+
+def dpd_bucket(days: int) -> str:
+    """The delinquency bucket of ``days`` past due: current, 1-29, 30-59, 60-89 or 90+."""
+    if days < 0:
+        raise ValueError(f"days past due cannot be negative: {days}")
+    if days == 0:
+        return "current"
+    if days < 30:
+        return "1-29"
+    if days < 60:
+        return "30-59"
+    if days < 90:
+        return "60-89"
+    return "90+"
+
+
+def _placeholder(loan_id: str, pending: tuple[LoanRepayment, ...]) -> LoanState:
+    return LoanState(
+        loan_id=loan_id,
+        funded_amnt=0.0,
+        term_months=0,
+        installment=0.0,
+        origination_pd=NAN,
+        origination_logit=NAN,
+        origination_time=None,
+        origination_date=None,
+        outstanding_balance=0.0,
+        balance_installment=0,
+        recent=(),
+        outcomes="",
+        recorded_mask=0,
+        installments_recorded=0,
+        installments_on_time=0,
+        total_due_cents=0,
+        total_paid_cents=0,
+        worst_dpd=0,
+        stale_events=0,
+        pending=pending,
+    )
+
+
+def _cents(amount: float) -> int:
+    return round(amount * 100.0)
+
+
+def _dpd(state: LoanState, as_of: date, paid_cents: int, balance: float) -> int:
+    """Days past due of the oldest installment cumulative payments do not cover."""
+    origination = state.origination_date
+    if balance <= CENT or origination is None:
+        return 0
+    covered = paid_cents // _cents(state.installment)
+    if covered >= state.term_months:
+        return 0
+    days = (as_of - due_date(origination, covered + 1)).days
+    return days if days > 0 else 0
+
+
+def open_loan(
+    app: LoanApplication, origination_pd: float, state: LoanState | None = None
+) -> LoanState:
+    """The state of a newly originated loan, with any repayments that arrived before it.
+
+    ``state`` is what the key held before the application: ``None`` or a placeholder with
+    pending repayments. An application for a loan already open (a replayed event) returns the
+    open state unchanged.
+    """
+    if state is not None:
+        if state.loan_id != app.loan_id:
+            raise LoanStateError(f"state of {state.loan_id} given for loan {app.loan_id}")
+        if state.is_open:
+            return state
+    amount = app.funded_amnt
+    opened = LoanState(
+        loan_id=app.loan_id,
+        funded_amnt=amount,
+        term_months=app.term_months,
+        # a cent at least: the waterfall divides by it
+        installment=max(round(monthly_installment(amount, app.int_rate, app.term_months), 2), 0.01),
+        origination_pd=origination_pd,
+        origination_logit=pd_logit(origination_pd),
+        origination_time=app.event_time,
+        origination_date=app.event_time.date(),
+        outstanding_balance=amount,
+        balance_installment=0,
+        recent=(),
+        outcomes="",
+        recorded_mask=0,
+        installments_recorded=0,
+        installments_on_time=0,
+        total_due_cents=0,
+        total_paid_cents=0,
+        worst_dpd=0,
+        stale_events=0,
+        pending=(),
+    )
+    if state is not None:
+        # contract order, so the worst-days-past-due readings match an in-order stream
+        for event in sorted(state.pending, key=lambda e: e.installment_number):
+            opened = apply_repayment(opened, event)
+    return opened
+
+
+def _outcome(event: LoanRepayment, paid_cents: int, due_cents: int) -> tuple[str, int]:
+    """``(outcome code, days late)`` of one installment event."""
+    pay_date = event.payment_date
+    if paid_cents <= 0 or pay_date is None:
+        return MISSED, (event.event_time.date() - event.due_date).days
+    late = (pay_date - event.due_date).days
+    if paid_cents < due_cents:
+        return PARTIAL, late
+    return (LATE, late) if late > 0 else (ON_TIME, 0)
+
+
+def apply_repayment(state: LoanState | None, event: LoanRepayment) -> LoanState:
+    """``state`` with one repayment folded in (a new state; ``state`` itself is unchanged).
+
+    ``None`` or a placeholder: the event is held as pending until :func:`open_loan`. A repeated
+    ``event_id`` returns ``state`` itself.
+    """
+    if state is None:
+        return _placeholder(event.loan_id, (event,))
+    if state.loan_id != event.loan_id:
+        raise LoanStateError(f"repayment for {event.loan_id} applied to loan {state.loan_id}")
+    event_id = event.event_id
+    if state.origination_date is None:
+        if any(p.event_id == event_id for p in state.pending):
+            return state
+        return _placeholder(state.loan_id, (*state.pending, event))
+
+    n = event.installment_number
+    recent = state.recent
+    bit = 1 << n
+    replaced: Installment | None = None
+    position = len(recent)
+    if state.recorded_mask & bit:
+        for i, rec in enumerate(recent):
+            if rec[0] == n:
+                if rec[1] == event_id:
+                    return state
+                replaced, position = rec, i
+                break
+        else:
+            # recorded long ago, left the window: a duplicate or a correction we cannot undo
+            return _with_stale(state)
+    else:
+        while position and recent[position - 1][0] > n:
+            position -= 1
+
+    due_cents = _cents(event.amount_due)
+    paid_cents = _cents(event.amount_paid)
+    outcome, late = _outcome(event, paid_cents, due_cents)
+    event_day = event.event_time.date()
+    record: Installment = (n, event_id, due_cents, paid_cents, outcome, event_day.toordinal())
+    recorded = state.installments_recorded
+    on_time = state.installments_on_time
+    total_due = state.total_due_cents + due_cents
+    total_paid = state.total_paid_cents + paid_cents
+    outcomes = state.outcomes
+    if replaced is None:
+        recorded += 1
+        recent = (*recent[:position], record, *recent[position:])
+        outcomes = outcomes[:position] + outcome + outcomes[position:]
+        if len(recent) > HISTORY_WINDOW:
+            # the oldest installment leaves the window; its totals stay in the aggregates
+            recent = recent[1:]
+            outcomes = outcomes[1:]
+    else:
+        total_due -= replaced[2]
+        total_paid -= replaced[3]
+        on_time -= replaced[4] == ON_TIME
+        recent = (*recent[:position], record, *recent[position + 1 :])
+        outcomes = outcomes[:position] + outcome + outcomes[position + 1 :]
+    on_time += outcome == ON_TIME
+
+    if n >= state.balance_installment:
+        balance, balance_n = event.outstanding_balance, n
+    else:
+        balance, balance_n = state.outstanding_balance, state.balance_installment
+    mask = state.recorded_mask | bit
+    worst = max(state.worst_dpd, late)
+    below = bit - 2  # installments 1 .. n-1
+    if mask & below == below:
+        if mask < bit << 1:
+            # the in-order path: nothing above n yet, so every payment so far was made by now
+            worst = max(worst, _dpd(state, event_day, total_paid, balance))
+        else:
+            worst = max(worst, _replayed_worst(state, recent, n, total_paid, balance))
+    # with a gap below n, the reading waits for the gap: _replayed_worst takes it then
+    return LoanState(
+        state.loan_id,
+        state.funded_amnt,
+        state.term_months,
+        state.installment,
+        state.origination_pd,
+        state.origination_logit,
+        state.origination_time,
+        state.origination_date,
+        balance,
+        balance_n,
+        recent,
+        outcomes,
+        mask,
+        recorded,
+        on_time,
+        total_due,
+        total_paid,
+        worst,
+        state.stale_events,
+        (),
+    )
+
+
+def _replayed_worst(
+    state: LoanState, recent: tuple[Installment, ...], n: int, total_paid: int, balance: float
+) -> int:
+    """Worst days past due read at the events of installments n, n+1, ... as an in-order stream.
+
+    Runs only when installment ``n`` arrived after higher ones (out of order). Each reading uses
+    the payments of the installments up to that one, so a payment that arrived early does not
+    hide the arrears its predecessors left, and stops at the next gap (that gap's own arrival
+    replays the rest).
+    """
+    position = next((i for i, rec in enumerate(recent) if rec[0] == n), None)
+    if position is None:
+        return 0  # older than the whole window: no later events to read
+    paid = total_paid - sum(rec[3] for rec in recent[position + 1 :])
+    worst = 0
+    previous = n - 1
+    for rec in recent[position:]:
+        if rec[0] != previous + 1:
+            break
+        if rec[0] != n:
+            paid += rec[3]
+        worst = max(worst, _dpd(state, date.fromordinal(rec[5]), paid, balance))
+        previous = rec[0]
+    return worst
+
+
+def _with_stale(state: LoanState) -> LoanState:
+    return replace(state, stale_events=state.stale_events + 1)
+
+
+def days_past_due(state: LoanState, as_of: date) -> int:
+    """Days past due on ``as_of`` (see :data:`BEHAVIOUR_FEATURES`)."""
+    return _dpd(state, as_of, state.total_paid_cents, state.outstanding_balance)
+
+
+def loan_status(state: LoanState, as_of: date) -> str:
+    """LendingClub's ``loan_status`` label for the loan on ``as_of`` (see the module notes)."""
+    if not state.is_open:
+        raise LoanStateError(f"loan {state.loan_id} has no application yet")
+    if state.outstanding_balance <= CENT:
+        return "Fully Paid"
+    days = days_past_due(state, as_of)
+    if days == 0:
+        return "Current"
+    if days <= GRACE_DAYS:
+        return "In Grace Period"
+    if days <= 30:
+        return "Late (16-30 days)"
+    if days <= CHARGE_OFF_AFTER_DAYS:
+        return "Late (31-120 days)"
+    return "Charged Off"
+
+
+def behaviour_features(state: LoanState, as_of: date) -> tuple[float, ...]:
+    """Behavioural model inputs on ``as_of``, in :data:`BEHAVIOUR_FEATURE_NAMES` order."""
+    origination = state.origination_date
+    if origination is None:
+        raise LoanStateError(f"loan {state.loan_id} has no application yet: nothing to score")
+    # written out rather than composed from the helpers above: this runs once per repayment
+    balance = state.outstanding_balance
+    total_paid = state.total_paid_cents
+    installment = _cents(state.installment)
+    months = (as_of.year - origination.year) * 12 + as_of.month - origination.month
+    if months > 0 and due_date(origination, months) > as_of:
+        months -= 1
+    if months < 0:
+        months = 0
+    if balance <= CENT:
+        dpd = 0
+        arrears = 0.0
+    else:
+        dpd = _dpd(state, as_of, total_paid, balance)
+        # an installment falling due today is not in arrears yet, as for days past due
+        past_due = months - 1 if months and due_date(origination, months) == as_of else months
+        owed = installment * min(past_due, state.term_months) - total_paid
+        arrears = owed / installment if owed > 0 else 0.0
+
+    outcomes = state.outcomes
+    last6 = outcomes[-6:]
+    recorded = state.installments_recorded
+    if recorded:
+        on_time_ratio = state.installments_on_time / recorded
+        due = state.total_due_cents
+        paid_to_due = min(total_paid / due, _PAID_TO_DUE_CAP) if due > 0 else _PAID_TO_DUE_CAP
+        paid6 = [rec[3] for rec in state.recent[-6:]]
+        count6 = len(paid6)
+        full_share = last6.count(ON_TIME) / count6
+        s1 = sum(paid6)
+        # whole cents, so n * sum(x^2) - sum(x)^2 is exact and never negative
+        spread = count6 * sum(map(mul, paid6, paid6)) - s1 * s1
+        cv = math.sqrt(spread) / s1 if count6 > 1 and s1 > 0 else 0.0
+    else:
+        on_time_ratio = paid_to_due = full_share = cv = NAN
+
+    worst = state.worst_dpd
+    return (
+        float(dpd),
+        float(worst if worst > dpd else dpd),
+        arrears,
+        float(outcomes[-3:].count(MISSED)),
+        float(last6.count(MISSED)),
+        float(outcomes.count(MISSED)),
+        on_time_ratio,
+        paid_to_due,
+        balance,
+        balance / state.funded_amnt,
+        float(months),
+        full_share,
+        cv,
+        state.origination_logit,
+    )

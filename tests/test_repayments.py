@@ -1,0 +1,211 @@
+"""Repayment histories derived from the real LendingClub loans (seeded derivations, labelled as
+such in training/repayments.py): schema validity, reproducibility, paths that follow each loan's
+real outcome, calibration against openintro's real loan statuses, and the mixed replay stream."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+import msgspec
+import pytest
+
+from flows.events import LoanApplication, LoanRepayment
+from flows.loan_state import (
+    BEHAVIOUR_FEATURE_NAMES,
+    amortization_schedule,
+    apply_repayment,
+    behaviour_features,
+    due_date,
+    open_loan,
+)
+from training.dataset import LendingClub
+from training.repayments import (
+    DEFAULT_MONTHS,
+    MISSED_REPORTED_AFTER_DAYS,
+    OPENINTRO_MONTHS_ON_BOOK,
+    OPENINTRO_STATUS_COUNTS,
+    UNPAID_BEFORE_CHARGE_OFF,
+    bad_rows,
+    calibration_for,
+    calibration_plan,
+    measure_calibration,
+    mixed_events,
+    openintro_targets,
+    repayment_history,
+)
+from training.replay import ReplayPlan, application_events
+
+START = datetime(2026, 1, 5, 9, 0, tzinfo=UTC)
+_APP = msgspec.json.Decoder(LoanApplication)
+_REPAYMENT = msgspec.json.Decoder(LoanRepayment)
+_WORST = BEHAVIOUR_FEATURE_NAMES.index("worst_days_past_due")
+
+
+def decode_any(raw: bytes) -> LoanApplication | LoanRepayment | None:
+    for decoder in (_REPAYMENT, _APP):
+        try:
+            return decoder.decode(raw)
+        except (msgspec.DecodeError, msgspec.ValidationError, UnicodeDecodeError):
+            continue
+    return None
+
+
+@pytest.fixture(scope="module")
+def every_loan(
+    lending_club: LendingClub,
+) -> list[tuple[LoanApplication, bool, list[LoanRepayment]]]:
+    """Every real loan once with its derived 12-month history, as validated events."""
+    cal = calibration_for(lending_club)
+    bad = bad_rows(lending_club)
+    plan = calibration_plan(lending_club, seed=11)
+    loans = []
+    for raw in application_events(lending_club, plan):
+        app = _APP.decode(raw)
+        is_bad = int(app.loan_id[2:7]) in bad
+        history = repayment_history(app, is_bad, cal, seed=11, months=DEFAULT_MONTHS)
+        events = [_REPAYMENT.decode(msgspec.json.encode(r)) for r in history]
+        loans.append((app, is_bad, events))
+    return loans
+
+
+def test_openintro_targets_are_what_the_data_says() -> None:
+    statuses, months_on_book = openintro_targets()
+    assert statuses == dict(OPENINTRO_STATUS_COUNTS)
+    assert months_on_book == dict(OPENINTRO_MONTHS_ON_BOOK)
+
+
+def test_derived_status_shares_match_openintro(lending_club: LendingClub) -> None:
+    """Each share within 3 standard errors of the difference of two independent shares."""
+    check = measure_calibration(lending_club, seed=7)
+    assert check.loans == len(lending_club) == 9857
+    assert sum(check.counts.values()) == check.loans
+    assert check.misses() == {}
+    # the tolerance is what two samples of these sizes allow, not a free margin
+    assert check.tolerances["Charged Off"] < 0.0012
+    assert check.tolerances["Current"] < 0.011
+    # every state the data has is reached
+    assert all(check.counts[s] > 0 for s in OPENINTRO_STATUS_COUNTS)
+
+
+def test_bad_loans_reach_90_days_and_charge_off_far_more_often(every_loan: list) -> None:
+    reached = {True: 0, False: 0}
+    charged_off = {True: 0, False: 0}
+    counts = {True: 0, False: 0}
+    for app, is_bad, events in every_loan:
+        state = open_loan(app, 0.05)
+        for event in sorted(events, key=lambda e: e.event_time):
+            state = apply_repayment(state, event)
+        as_of = due_date(app.event_time.date(), DEFAULT_MONTHS) + timedelta(days=30)
+        counts[is_bad] += 1
+        reached[is_bad] += behaviour_features(state, as_of)[_WORST] >= 90
+        unpaid_tail = events[-UNPAID_BEFORE_CHARGE_OFF:]
+        charged_off[is_bad] += len(unpaid_tail) == UNPAID_BEFORE_CHARGE_OFF and all(
+            e.amount_paid < e.amount_due for e in unpaid_tail
+        )
+    assert counts == {True: 517, False: 9340}
+    bad_rate = reached[True] / counts[True]
+    good_rate = reached[False] / counts[False]
+    # onsets spread over ~21 months: about 40 % of bad loans are 90+ within 12 months
+    assert 0.3 < bad_rate < 0.55
+    assert good_rate == 0.0
+    assert charged_off[False] == 0
+    assert charged_off[True] > 0.25 * counts[True]
+
+
+def test_every_event_is_a_valid_repayment_of_its_real_loan(
+    every_loan: list, lending_club: LendingClub
+) -> None:
+    rows = lending_club.frame.set_index("rownames")
+    total = 0
+    for app, is_bad, events in every_loan:
+        row = rows.loc[int(app.loan_id[2:7])]
+        assert app.funded_amnt == row["funded_amnt"]
+        schedule = amortization_schedule(app.funded_amnt, app.int_rate, app.term_months)
+        origination = app.event_time.date()
+        assert 1 <= len(events) <= DEFAULT_MONTHS
+        for n, event in enumerate(events, start=1):
+            assert event.installment_number == n
+            assert event.event_id == f"rep-{app.loan_id}-{n}"
+            assert event.loan_id == app.loan_id
+            assert event.due_date == due_date(origination, n)
+            assert event.amount_due == schedule[n - 1][1]
+            assert event.event_time > app.event_time
+            assert event.event_time.timetz() == app.event_time.timetz()
+            if event.payment_date is None:
+                assert event.amount_paid == 0.0
+                assert event.event_time.date() == event.due_date + timedelta(
+                    days=MISSED_REPORTED_AFTER_DAYS
+                )
+            else:
+                assert event.event_time.date() == event.payment_date
+                # late payers still pay before the next installment falls due
+                assert event.payment_date < due_date(origination, n + 1)
+            if is_bad:
+                continue
+            assert event.payment_date is not None  # good loans never miss
+        total += len(events)
+    assert total > 10 * len(every_loan)
+
+
+def test_on_time_histories_follow_the_amortization_schedule(every_loan: list) -> None:
+    checked = 0
+    for app, _, events in every_loan:
+        if any(e.amount_paid != e.amount_due or e.payment_date != e.due_date for e in events):
+            continue
+        schedule = amortization_schedule(app.funded_amnt, app.int_rate, app.term_months)
+        assert [e.outstanding_balance for e in events] == [row[4] for row in schedule[:12]]
+        checked += 1
+    # ~1.4 % of installments late or short and ~1.2 % a month prepaid: about 73 % of good loans
+    # pay all 12 on schedule
+    assert checked > 0.65 * len(every_loan)
+
+
+def test_prepaid_loans_end_at_zero_balance_and_only_good_loans_prepay(every_loan: list) -> None:
+    prepaid = [
+        (is_bad, events) for _, is_bad, events in every_loan if events[-1].outstanding_balance == 0
+    ]
+    assert prepaid
+    assert not any(is_bad for is_bad, _ in prepaid)
+    for _, events in prepaid:
+        assert events[-1].amount_paid > events[-1].amount_due
+
+
+def test_shorter_history_is_a_prefix_of_a_longer_one(
+    every_loan: list, lending_club: LendingClub
+) -> None:
+    cal = calibration_for(lending_club)
+    for app, is_bad, _ in every_loan[:300]:
+        long = repayment_history(app, is_bad, cal, seed=3, months=12)
+        short = repayment_history(app, is_bad, cal, seed=3, months=5)
+        assert short == long[: len(short)]
+
+
+def test_same_seed_same_bytes(lending_club: LendingClub) -> None:
+    plan = ReplayPlan(max_events=300, seed=3, start=START, corrupt_share=0.1)
+    first = list(mixed_events(lending_club, plan, months=6))
+    assert first == list(mixed_events(lending_club, plan, months=6))
+    other = ReplayPlan(max_events=300, seed=4, start=START, corrupt_share=0.1)
+    assert first != list(mixed_events(lending_club, other, months=6))
+
+
+def test_mixed_stream_is_sorted_and_keeps_application_bytes(lending_club: LendingClub) -> None:
+    plan = ReplayPlan(
+        max_events=400, seed=5, start=START, spacing=timedelta(hours=6), corrupt_share=0.05
+    )
+    mixed = list(mixed_events(lending_club, plan))
+    decoded = [decode_any(raw) for raw in mixed]
+    repayments = [e for e in decoded if isinstance(e, LoanRepayment)]
+    # everything that is not a repayment is the application stream, byte for byte, twins and all
+    apps_part = [
+        raw for raw, e in zip(mixed, decoded, strict=True) if not isinstance(e, LoanRepayment)
+    ]
+    assert apps_part == list(application_events(lending_club, plan))
+    times = [e.event_time for e in decoded if e is not None]
+    assert times == sorted(times)
+    # 400 loans over 100 days: applications and repayments really interleave
+    first_repayment = next(i for i, e in enumerate(decoded) if isinstance(e, LoanRepayment))
+    assert first_repayment < len(mixed) // 4
+    opened = {e.loan_id for e in decoded if isinstance(e, LoanApplication)}
+    assert {r.loan_id for r in repayments} <= opened
+    assert len({r.event_id for r in repayments}) == len(repayments)
+    assert 10 * 400 < len(repayments) <= DEFAULT_MONTHS * 400
