@@ -21,6 +21,8 @@ from flows.errors import RiskctlError
 from flows.features import FEATURE_NAMES
 
 CURRENT_FILE = "CURRENT"
+# Behavioural models (live PD from payment behaviour) are versioned the same way, one level down.
+BEHAVIOUR_DIR = "behaviour"
 
 
 class ModelError(RiskctlError):
@@ -79,12 +81,12 @@ def list_models(models_dir: Path) -> list[ModelInfo]:
 class ScoringModel:
     """An ONNX model plus its card; scores whole feature matrices at once."""
 
-    def __init__(self, model_dir: Path) -> None:
+    def __init__(self, model_dir: Path, feature_names: tuple[str, ...] = FEATURE_NAMES) -> None:
         self.path = model_dir
         self.card = read_card(model_dir)
         self.version: str = self.card["version"]
         names = tuple(self.card["feature_names"])
-        if names != FEATURE_NAMES:
+        if names != feature_names:
             raise ModelError(
                 f"model {self.version} was trained on different features than this code computes;"
                 " retrain it with `riskctl train`"
@@ -104,7 +106,7 @@ class ScoringModel:
         self._center = np.asarray(reasons["center"], dtype=np.float64)
         self._scale = np.asarray(reasons["scale"], dtype=np.float64)
         self._coef = np.asarray(reasons["coef"], dtype=np.float64)
-        self._names = np.asarray(FEATURE_NAMES, dtype=object)
+        self._names = np.asarray(feature_names, dtype=object)
 
     def predict_pd(self, features: np.ndarray) -> np.ndarray:
         """Probability of default for each row of an ``(n, n_features)`` matrix."""
@@ -134,7 +136,11 @@ class ScoringModel:
         return pa.ListArray.from_arrays(pa.array(offsets), values)
 
 
-def load_model(models_dir: Path, version: str | None = None) -> ScoringModel:
+def load_model(
+    models_dir: Path,
+    version: str | None = None,
+    feature_names: tuple[str, ...] = FEATURE_NAMES,
+) -> ScoringModel:
     """The given version, or the current one; a clear :class:`ModelError` when there is none."""
     chosen = version or current_version(models_dir)
     if chosen is None:
@@ -142,4 +148,4 @@ def load_model(models_dir: Path, version: str | None = None) -> ScoringModel:
     model_dir = models_dir / chosen
     if not (model_dir / "model.onnx").is_file():
         raise ModelError(f"model version {chosen!r} not found in {models_dir}")
-    return ScoringModel(model_dir)
+    return ScoringModel(model_dir, feature_names)

@@ -10,7 +10,7 @@ from dataclasses import dataclass
 
 import msgspec
 
-from flows.events import LoanApplication
+from flows.events import LoanApplication, LoanRepayment
 
 REASONS = (
     "oversized",
@@ -26,6 +26,10 @@ REASONS = (
 )
 
 _DECODER = msgspec.json.Decoder(LoanApplication)
+_REPAYMENT_DECODER = msgspec.json.Decoder(LoanRepayment)
+# Finds the event type without a full parse; anything it misses is judged as an application,
+# whose decoder then names what is wrong.
+_EVENT_TYPE = re.compile(rb'"event_type"\s*:\s*"loan_repayment"')
 
 # msgspec's messages are stable and specific; the first match names the reason.
 _VALIDATION_REASONS = (
@@ -63,17 +67,38 @@ def classify(error: msgspec.ValidationError) -> str:
     return "invalid_value"
 
 
-def decode_application(payload: bytes, origin: str, max_bytes: int) -> LoanApplication | DeadLetter:
-    """The validated application, or the dead letter saying why it is not one."""
-    if len(payload) > max_bytes:
-        return DeadLetter(
-            origin, "oversized", f"payload of {len(payload)} bytes exceeds {max_bytes}", payload
-        )
+def _decode(
+    decoder: msgspec.json.Decoder, payload: bytes, origin: str
+) -> LoanApplication | LoanRepayment | DeadLetter:
     try:
-        return _DECODER.decode(payload)
+        return decoder.decode(payload)
     except msgspec.ValidationError as exc:
         return DeadLetter(origin, classify(exc), str(exc), payload)
     except msgspec.DecodeError as exc:
         return DeadLetter(origin, "malformed_json", str(exc), payload)
     except UnicodeDecodeError as exc:
         return DeadLetter(origin, "invalid_utf8", str(exc), payload)
+
+
+def _oversized(payload: bytes, origin: str, max_bytes: int) -> DeadLetter:
+    detail = f"payload of {len(payload)} bytes exceeds {max_bytes}"
+    return DeadLetter(origin, "oversized", detail, payload)
+
+
+def decode_application(
+    payload: bytes, origin: str, max_bytes: int
+) -> LoanApplication | DeadLetter:
+    """The validated application, or the dead letter saying why it is not one."""
+    if len(payload) > max_bytes:
+        return _oversized(payload, origin, max_bytes)
+    return _decode(_DECODER, payload, origin)  # type: ignore[return-value]
+
+
+def decode_event(
+    payload: bytes, origin: str, max_bytes: int
+) -> LoanApplication | LoanRepayment | DeadLetter:
+    """A validated application or repayment, or the dead letter saying why it is neither."""
+    if len(payload) > max_bytes:
+        return _oversized(payload, origin, max_bytes)
+    decoder = _REPAYMENT_DECODER if _EVENT_TYPE.search(payload) else _DECODER
+    return _decode(decoder, payload, origin)

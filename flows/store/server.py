@@ -4,6 +4,8 @@ bounded timeouts. Connection failures surface as :class:`StoreUnavailable` so ca
 
 from __future__ import annotations
 
+import logging
+import re
 from typing import Any
 
 import clickhouse_connect
@@ -12,6 +14,10 @@ from clickhouse_connect.driver.exceptions import DatabaseError, OperationalError
 
 from flows.store.base import StoreError, StoreUnavailable
 from flows.store.url import StoreURL
+
+# clickhouse-connect logs each failed request before raising it; the caller reports the raised
+# error, so without logging configured by the application the log line is only a duplicate.
+logging.getLogger("clickhouse_connect").addHandler(logging.NullHandler())
 
 
 class ServerStore:
@@ -56,7 +62,7 @@ class ServerStore:
             if _changeable(self._client, "optimize_on_insert"):
                 self._client.set_client_setting("optimize_on_insert", 0)
         except OperationalError as exc:
-            raise StoreUnavailable(f"cannot reach {url.redacted()}: {exc}") from exc
+            raise StoreUnavailable(f"cannot reach {url.redacted()}: {_reason(exc)}") from exc
         except (DatabaseError, ProgrammingError) as exc:
             raise StoreError(f"{url.redacted()}: {exc}") from exc
 
@@ -94,9 +100,16 @@ class ServerStore:
         try:
             return fn(*args, **kwargs)
         except OperationalError as exc:
-            raise StoreUnavailable(f"{self._url.redacted()}: {exc}") from exc
+            raise StoreUnavailable(f"{self._url.redacted()}: {_reason(exc)}") from exc
         except (DatabaseError, ProgrammingError) as exc:
             raise StoreError(str(exc).strip().splitlines()[0]) from exc
+
+
+def _reason(exc: Exception) -> str:
+    """The operating system's reason inside urllib3's nested wrapping, else the first line."""
+    text = str(exc)
+    found = re.search(r"\[Errno -?\d+\] ([^'\")]+)", text)
+    return found.group(1).strip() if found else text.strip().splitlines()[0][:300]
 
 
 def _changeable(client: Any, name: str) -> bool:

@@ -1,0 +1,187 @@
+"""``riskctl db init-users``: the writer and analyst users on a ClickHouse server.
+
+The statements live in ``clickhouse/server/users.sql``; names and passwords come from options
+or ``RISKCTL_*`` variables at this edge. Passwords are written into the statements as quoted
+SQL strings and never printed: not by ``--dry-run``, not in errors.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable
+from dataclasses import dataclass
+from pathlib import Path
+from string import Template
+from typing import Annotated
+
+import typer
+
+from cli.common import StoreOption, UsageError, console, settings, user_errors
+from flows.store import Store, StoreError, open_store, parse_store_url
+
+USERS_SQL = Path(__file__).resolve().parents[1] / "clickhouse" / "server" / "users.sql"
+MIN_PASSWORD = 12
+_IDENTIFIER = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+
+
+@dataclass(frozen=True)
+class Accounts:
+    database: str
+    writer_user: str
+    writer_password: str
+    analyst_user: str
+    analyst_password: str
+
+    def __post_init__(self) -> None:
+        for label, name in (
+            ("database", self.database),
+            ("writer user", self.writer_user),
+            ("analyst user", self.analyst_user),
+        ):
+            if not _IDENTIFIER.match(name):
+                raise UsageError(f"{label} name {name!r}: use letters, digits and _ only")
+        if self.writer_user == self.analyst_user:
+            raise UsageError("the writer and the analyst must be different users")
+        for label, password in (
+            ("writer", self.writer_password),
+            ("analyst", self.analyst_password),
+        ):
+            if len(password) < MIN_PASSWORD:
+                raise UsageError(
+                    f"the {label} password must have at least {MIN_PASSWORD} characters "
+                    f"(set RISKCTL_{label.upper()}_PASSWORD)"
+                )
+
+    @property
+    def secrets(self) -> tuple[str, str]:
+        return (self.writer_password, self.analyst_password)
+
+
+def sql_string(value: str) -> str:
+    """A ClickHouse string literal: backslashes and quotes escaped, so nothing ends it early."""
+    return "'" + value.replace("\\", "\\\\").replace("'", "\\'") + "'"
+
+
+def split_statements(text: str) -> list[str]:
+    """Statements of a SQL file: comment lines dropped, ``;`` at a line's end ends one."""
+    lines = [line for line in text.splitlines() if not line.lstrip().startswith("--")]
+    parts = re.split(r";\s*$", "\n".join(lines), flags=re.MULTILINE)
+    return [part.strip() for part in parts if part.strip()]
+
+
+def render(accounts: Accounts, template: str | None = None) -> list[str]:
+    """The statements of users.sql for these accounts, ready to run."""
+    text = USERS_SQL.read_text() if template is None else template
+    try:
+        filled = Template(text).substitute(
+            database=accounts.database,
+            writer_user=accounts.writer_user,
+            analyst_user=accounts.analyst_user,
+            writer_password=sql_string(accounts.writer_password),
+            analyst_password=sql_string(accounts.analyst_password),
+        )
+    except (KeyError, ValueError) as exc:
+        raise StoreError(f"{USERS_SQL.name} has a bad placeholder: {exc}") from exc
+    return split_statements(filled)
+
+
+def redact(text: str, secrets: Iterable[str]) -> str:
+    """``text`` with every secret, raw or as its quoted literal, replaced by ***."""
+    for secret in sorted(secrets, key=len, reverse=True):
+        if secret:
+            text = text.replace(sql_string(secret), "'***'").replace(secret, "***")
+    return text
+
+
+def apply(store: Store, statements: list[str], secrets: Iterable[str]) -> int:
+    """Run the statements in order; an error names the statement without any password."""
+    secrets = tuple(secrets)
+    for number, statement in enumerate(statements, start=1):
+        try:
+            store.command(statement)
+        except StoreError as exc:
+            first = redact(statement.splitlines()[0], secrets)
+            raise StoreError(
+                f"users.sql statement {number} ({first} ...): {redact(str(exc), secrets)}"
+            ) from None
+    return len(statements)
+
+
+def init_users(
+    store: StoreOption = None,
+    writer_user: Annotated[
+        str,
+        typer.Option(
+            envvar="RISKCTL_WRITER_USER", help="The dataflow's user (env: RISKCTL_WRITER_USER)."
+        ),
+    ] = "riskctl_writer",
+    writer_password: Annotated[
+        str,
+        typer.Option(
+            envvar="RISKCTL_WRITER_PASSWORD",
+            help="Its password (env: RISKCTL_WRITER_PASSWORD).",
+            show_default=False,
+        ),
+    ] = "",
+    analyst_user: Annotated[
+        str,
+        typer.Option(
+            envvar="RISKCTL_ANALYST_USER",
+            help="The read-only user for analysts and Grafana (env: RISKCTL_ANALYST_USER).",
+        ),
+    ] = "riskctl_analyst",
+    analyst_password: Annotated[
+        str,
+        typer.Option(
+            envvar="RISKCTL_ANALYST_PASSWORD",
+            help="Its password (env: RISKCTL_ANALYST_PASSWORD).",
+            show_default=False,
+        ),
+    ] = "",
+    dry_run: Annotated[
+        bool, typer.Option("--dry-run", help="Print the statements (passwords hidden); run none.")
+    ] = False,
+) -> None:
+    """Create or update the writer and read-only analyst users and their roles (server only).
+
+    Run it as an administrator (--store http://admin:...@host:8123/db) after `db migrate`.
+    Running it again resets the grants and sets the passwords again.
+    """
+    with user_errors():
+        url = settings(None, store).store
+        parsed = parse_store_url(url)
+        if parsed.embedded:
+            raise UsageError(
+                "users and grants exist only on a ClickHouse server; the embedded store has "
+                "no access control (give --store http://admin:password@host:8123/db)"
+            )
+        accounts = Accounts(
+            database=parsed.database,
+            writer_user=writer_user,
+            writer_password=writer_password,
+            analyst_user=analyst_user,
+            analyst_password=analyst_password,
+        )
+        statements = render(accounts)
+        if dry_run:
+            for statement in statements:
+                typer.echo(redact(statement, accounts.secrets) + ";")
+            return
+        db = open_store(url)
+        try:
+            count = apply(db, statements, accounts.secrets)
+            where = db.description
+        finally:
+            db.close()
+        console.print(
+            f"users {writer_user} (writer) and {analyst_user} (read-only) ready on {where} "
+            f"({count} statements)",
+            highlight=False,
+        )
+
+
+def register(app: typer.Typer) -> None:
+    # A subcommand of `db`, next to migrate and status; the group itself lives in store_cmds.
+    from cli.store_cmds import db_app
+
+    db_app.command("init-users")(init_users)
