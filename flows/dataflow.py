@@ -13,6 +13,8 @@ from bytewax.inputs import Source
 from bytewax.outputs import Sink
 
 from flows.connectors.dead_letter_topic import dead_letter_messages
+from flows.connectors.loan_state_step import LoanBookLogic
+from flows.loan_book import Observation, shard_events
 from flows.scoring import RawBatch, ScoredBatch
 
 Inputs = Callable[[Dataflow], Stream[RawBatch]]
@@ -24,9 +26,12 @@ def source_input(source: Source[RawBatch]) -> Inputs:
 
 
 def route_key(batch: ScoredBatch) -> str:
-    for table in (batch.scored, batch.dead):
+    for table, column in (
+        (batch.scored, "event_id"),
+        (batch.repayments, "event_id"),
+        (batch.dead, "dead_letter_id"),
+    ):
         if table.num_rows:
-            column = "event_id" if table is batch.scored else "dead_letter_id"
             return str(table.column(column)[0])
     return ""
 
@@ -36,11 +41,19 @@ def build_flow(
     sink: Sink[tuple[str, ScoredBatch]],
     score: Callable[[RawBatch], ScoredBatch],
     *,
+    live: Callable[[tuple[list[Observation], int]], ScoredBatch] | None = None,
     dead_letter_sink: Sink[KafkaSinkMessage[bytes, bytes]] | None = None,
     flow_id: str = "riskctl",
 ) -> Dataflow:
     flow = Dataflow(flow_id)
     scored = op.map("score", inputs(flow), score)
+    if live is not None:
+        # Repayments move per-loan state, keyed by a shard of the loan id so that one loan's
+        # events always meet the same state, on whichever worker owns the shard.
+        work = op.flat_map("shard", scored, lambda batch: shard_events(batch.loan_events))
+        observed = op.stateful_batch("loans", work, LoanBookLogic)
+        lived = op.map("live_pd", op.key_rm("unshard", observed), live)
+        scored = op.merge("all_scores", scored, lived)
     # Route each batch to a store writer by its first event's origin, spreading the load.
     routed = op.key_on("route", scored, route_key)
     op.output("store", routed, sink)

@@ -14,6 +14,7 @@ from flows.connectors.kafka_input import kafka_batches
 from flows.connectors.store_sink import StoreSink
 from flows.dataflow import Inputs, build_flow, source_input
 from flows.errors import RiskctlError
+from flows.live_scoring import LiveScorer
 from flows.model import ScoringModel
 from flows.runner import Cluster, Recovery, run
 from flows.scoring import BatchScorer, RawBatch
@@ -35,6 +36,8 @@ class RunOptions:
     retry: RetryPolicy | None = None
     on_write: Callable[[RunStats], None] = lambda _stats: None
     store_factory: Callable[[str], Store] = open_store
+    # The behavioural model: with it, repayments move per-loan state and get a live PD.
+    live_model: ScoringModel | None = None
 
 
 def ensure_schema(store_url: str) -> int:
@@ -78,7 +81,8 @@ def _run(
             store_factory=options.store_factory,
             flow_id=flow_id,
         ),
-        BatchScorer(model, settings),
+        BatchScorer(model, settings, track_loans=options.live_model is not None),
+        live=None if options.live_model is None else LiveScorer(options.live_model, settings),
         dead_letter_sink=KafkaSink(kafka.brokers.split(","), kafka.dead_letter_topic)
         if kafka_out
         else None,
@@ -123,7 +127,9 @@ def run_kafka(
     With ``until_end`` the run stops once every partition has been read to its end.
     """
     kafka = settings.kafka
-    inputs: Inputs = lambda flow: kafka_batches(  # noqa: E731
-        flow, kafka, [kafka.applications_topic], tail=not until_end
-    )
-    return _run(inputs, settings, model, options or RunOptions(), kafka_out=True)
+    options = options or RunOptions()
+    topics = [kafka.applications_topic]
+    if options.live_model is not None:
+        topics.append(kafka.repayments_topic)
+    inputs: Inputs = lambda flow: kafka_batches(flow, kafka, topics, tail=not until_end)  # noqa: E731
+    return _run(inputs, settings, model, options, kafka_out=True)

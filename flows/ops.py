@@ -49,6 +49,9 @@ def batch_row(
             "dead_lettered": pa.array([result.dead_lettered], pa.uint32()),
             "duplicates": pa.array([result.duplicates], pa.uint32()),
             "write_ms": [write_ms],
+            "pending_repayments": pa.array(
+                [sum(b.pending_repayments for b in batches)], pa.int32()
+            ),
             "latency_p50_ms": [p50],
             "latency_p95_ms": [p95],
             "latency_p99_ms": [p99],

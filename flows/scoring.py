@@ -11,15 +11,18 @@ from datetime import UTC, datetime
 import numpy as np
 import pyarrow as pa
 
-from flows.events import LoanApplication
+from flows.events import LoanApplication, LoanRepayment
 from flows.features import FEATURE_NAMES, application_features
-from flows.model import ScoringModel
+from flows.loan_book import LoanEvent, Opened, Repaid
+from flows.model import ModelError, ScoringModel
 from flows.settings import Bands, Settings
-from flows.validation import DeadLetter, decode_application
+from flows.validation import DeadLetter, decode_event
 
 _TS_MS = pa.timestamp("ms", tz="UTC")
 _TS_US = pa.timestamp("us", tz="UTC")
 
+
+_EMPTY = pa.table({})
 
 Positions = dict[tuple[str, int], int]  # (topic, partition) -> next offset to read
 
@@ -53,10 +56,15 @@ class ScoredBatch:
     dead: pa.Table
     source: str = "file"
     positions: Positions = field(default_factory=dict)
+    # for the per-loan state step; empty when the batch holds only applications
+    loan_events: list[LoanEvent] = field(default_factory=list)
+    # live scores of repayments, from the state step
+    repayments: pa.Table = field(default_factory=lambda: _EMPTY)
+    pending_repayments: int = 0
 
     @property
     def sent(self) -> int:
-        return self.scored.num_rows + self.dead.num_rows
+        return self.scored.num_rows + self.dead.num_rows + self.repayments.num_rows
 
 
 def band_names(pd: np.ndarray, bands: Bands) -> list[str]:
@@ -102,68 +110,83 @@ def _constant(value: str, n: int) -> pa.Array:
 
 
 class BatchScorer:
-    """Callable the dataflow maps over raw batches; holds the model and the settings it needs."""
+    """Callable the dataflow maps over raw batches; holds the model and the settings it needs.
 
-    def __init__(self, model: ScoringModel, settings: Settings) -> None:
+    Applications are scored here at origination; repayments pass on to the per-loan state step
+    as :class:`LoanEvent` values (with each application's PD), in arrival order.
+    """
+
+    def __init__(
+        self, model: ScoringModel, settings: Settings, *, track_loans: bool = False
+    ) -> None:
         self.model = model
+        # With a live model every event feeds the per-loan state; without one a repayment
+        # cannot be scored, so it stops the flow (its offset uncommitted) rather than vanish.
+        self._track_loans = track_loans
         self._bands = settings.bands
         self._lgd = settings.lgd
         self._max_bytes = settings.max_payload_bytes
         self._reasons = settings.reason_codes
 
     def __call__(self, batch: RawBatch) -> ScoredBatch:
-        apps: list[LoanApplication] = []
+        valid: list[LoanApplication | LoanRepayment] = []
         origins: list[str] = []
         payloads: list[bytes] = []
         kept: list[int] = []
         dead: list[DeadLetter] = list(batch.errors)
         max_bytes = self._max_bytes
         for i, (origin, payload) in enumerate(zip(batch.origins, batch.payloads, strict=True)):
-            result = decode_application(payload, origin, max_bytes)
+            result = decode_event(payload, origin, max_bytes)
             if type(result) is DeadLetter:
                 dead.append(result)
             else:
-                apps.append(result)  # type: ignore[arg-type]
+                valid.append(result)  # type: ignore[arg-type]
                 origins.append(origin)
                 payloads.append(payload)
                 kept.append(i)
-        n = len(apps)
-        matrix = feature_matrix(apps)
-        pd = self.model.predict_pd(matrix)
-        processed_at = datetime.now(UTC)
-        event_id = pa.array([a.event_id for a in apps], pa.string())
-        loan_id = pa.array([a.loan_id for a in apps], pa.string())
-        event_time = pa.array([a.event_time for a in apps], _TS_MS)
-        received_at = _constant_time(batch.received_at, n)
-        if batch.source_ms is None:
-            source_time = received_at.cast(_TS_MS, safe=False)
-        else:
+        stamps = None
+        if batch.source_ms is not None:
             stamps = np.asarray(batch.source_ms, dtype=np.int64)[np.asarray(kept, dtype=np.int64)]
-            source_time = pa.array(stamps, _TS_MS)
-        event_type = _constant("loan_application", n)
-        raw = pa.table(
-            {
-                "event_id": event_id,
-                "loan_id": loan_id,
-                "event_type": event_type,
-                "event_time": event_time,
-                "received_at": received_at,
-                "origin": pa.array(origins, pa.string()),
-                # Valid events decoded as UTF-8 JSON already; the cast cannot fail.
-                "payload": pa.array(payloads, pa.binary()).cast(pa.string()),
-            }
+        raw = raw_table(valid, origins, payloads, batch.received_at, stamps)
+        apps = [e for e in valid if type(e) is LoanApplication]
+        if len(apps) < len(valid):
+            raw_apps = raw.filter(pa.array([type(e) is LoanApplication for e in valid]))
+        else:
+            raw_apps = raw
+        matrix = feature_matrix(apps)  # type: ignore[arg-type]
+        pd = self.model.predict_pd(matrix)
+        scored = self._scored_table(apps, raw_apps, matrix, pd)  # type: ignore[arg-type]
+        loan_events: list[LoanEvent] = []
+        if self._track_loans:
+            loan_events = self._loan_events(valid, origins, pd, batch.received_at, stamps)
+        elif len(apps) < len(valid):
+            raise ModelError(
+                "repayment events need a behavioural model; run `riskctl train-behaviour`"
+            )
+        return ScoredBatch(
+            raw=raw.drop_columns(["source_time"]),
+            scored=scored,
+            dead=dead_letter_table(dead, batch.received_at),
+            source=batch.source,
+            positions=batch.positions,
+            loan_events=loan_events,
         )
+
+    def _scored_table(
+        self, apps: list[LoanApplication], raw: pa.Table, matrix: np.ndarray, pd: np.ndarray
+    ) -> pa.Table:
+        n = len(apps)
         exposure = np.fromiter((a.funded_amnt for a in apps), dtype=np.float64, count=n)
         sub_grade = [a.sub_grade for a in apps]
         columns: dict[str, pa.Array] = {
-            "event_id": event_id,
-            "loan_id": loan_id,
+            "event_id": raw.column("event_id"),
+            "loan_id": raw.column("loan_id"),
             "borrower_id": pa.array([a.borrower_id for a in apps], pa.string()),
-            "event_type": event_type,
-            "event_time": event_time,
-            "received_at": received_at,
-            "source_time": source_time,
-            "processed_at": _constant_time(processed_at, n),
+            "event_type": _constant("loan_application", n),
+            "event_time": raw.column("event_time"),
+            "received_at": raw.column("received_at"),
+            "source_time": raw.column("source_time"),
+            "processed_at": _constant_time(datetime.now(UTC), n),
             "model_version": _constant(self.model.version, n),
             "pd": pa.array(pd, pa.float64()),
             "band": pa.array(band_names(pd, self._bands), pa.string()),
@@ -180,10 +203,53 @@ class BatchScorer:
         }
         for j, name in enumerate(FEATURE_NAMES):
             columns[name] = pa.array(matrix[:, j], pa.float64())
-        return ScoredBatch(
-            raw=raw,
-            scored=pa.table(columns),
-            dead=dead_letter_table(dead, batch.received_at),
-            source=batch.source,
-            positions=batch.positions,
-        )
+        return pa.table(columns)
+
+    def _loan_events(
+        self,
+        valid: list[LoanApplication | LoanRepayment],
+        origins: list[str],
+        pd: np.ndarray,
+        received_at: datetime,
+        stamps: np.ndarray | None,
+    ) -> list[LoanEvent]:
+        events: list[LoanEvent] = []
+        version = self.model.version
+        scores = iter(pd.tolist())
+        for i, event in enumerate(valid):
+            if type(event) is LoanApplication:
+                events.append(Opened(event, next(scores), version))
+            else:
+                stamp = None if stamps is None else int(stamps[i])
+                events.append(Repaid(event, origins[i], received_at, stamp))  # type: ignore[arg-type]
+        return events
+
+
+def raw_table(
+    valid: list[LoanApplication | LoanRepayment],
+    origins: list[str],
+    payloads: list[bytes],
+    received_at: datetime,
+    stamps: np.ndarray | None,
+) -> pa.Table:
+    """raw_events rows for the valid events, plus their source_time (dropped before storing)."""
+    received = _constant_time(received_at, len(valid))
+    if all(type(e) is LoanApplication for e in valid):
+        event_type = _constant("loan_application", len(valid))
+    else:
+        event_type = pa.array([e.event_type for e in valid], pa.string())
+    return pa.table(
+        {
+            "event_id": pa.array([e.event_id for e in valid], pa.string()),
+            "loan_id": pa.array([e.loan_id for e in valid], pa.string()),
+            "event_type": event_type,
+            "event_time": pa.array([e.event_time for e in valid], _TS_MS),
+            "received_at": received,
+            "origin": pa.array(origins, pa.string()),
+            # Valid events decoded as UTF-8 JSON already; the cast cannot fail.
+            "payload": pa.array(payloads, pa.binary()).cast(pa.string()),
+            "source_time": received.cast(_TS_MS, safe=False)
+            if stamps is None
+            else pa.array(stamps, _TS_MS),
+        }
+    )

@@ -85,9 +85,7 @@ def _oversized(payload: bytes, origin: str, max_bytes: int) -> DeadLetter:
     return DeadLetter(origin, "oversized", detail, payload)
 
 
-def decode_application(
-    payload: bytes, origin: str, max_bytes: int
-) -> LoanApplication | DeadLetter:
+def decode_application(payload: bytes, origin: str, max_bytes: int) -> LoanApplication | DeadLetter:
     """The validated application, or the dead letter saying why it is not one."""
     if len(payload) > max_bytes:
         return _oversized(payload, origin, max_bytes)

@@ -25,6 +25,7 @@ TARGETS = (
     ("raw_events", "event_id", "raw"),
     ("dead_letters", "dead_letter_id", "dead"),
     ("scored_events", "event_id", "scored"),
+    ("repayment_scores", "event_id", "repayments"),
 )
 
 
@@ -56,6 +57,7 @@ class RunStats:
     dead_lettered: int = 0
     duplicates: int = 0
     store_retries: int = 0
+    pending_repayments: int = 0
     started: float = field(default_factory=time.perf_counter)
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
 
@@ -106,7 +108,10 @@ class IdempotentWriter:
         fresh_counts: dict[str, int] = {}
         offered: dict[str, int] = {}
         for table_name, key, attr in TARGETS:
-            parts = [getattr(b, attr) for b in batches]
+            parts = [t for t in (getattr(b, attr) for b in batches) if t.num_rows]
+            if not parts:
+                offered[attr] = fresh_counts[attr] = 0
+                continue
             # One contiguous chunk per column: chDB reads many small chunks far more slowly.
             data = pa.concat_tables(parts).combine_chunks() if len(parts) > 1 else parts[0]
             offered[attr] = data.num_rows
@@ -118,14 +123,16 @@ class IdempotentWriter:
                 lambda t=table_name, k=key, d=data: self._insert_new(t, k, d)
             )
             fresh_counts[attr] = inserted
-        sent = offered["scored"] + offered["dead"]
+        sent = offered["scored"] + offered["repayments"] + offered["dead"]
+        scored = fresh_counts["scored"] + fresh_counts["repayments"]
         result = WriteResult(
             sent=sent,
-            scored=fresh_counts["scored"],
+            scored=scored,
             dead_lettered=fresh_counts["dead"],
-            duplicates=sent - fresh_counts["scored"] - fresh_counts["dead"],
+            duplicates=sent - scored - fresh_counts["dead"],
         )
         self._stats.add(
+            pending_repayments=sum(b.pending_repayments for b in batches),
             sent=result.sent,
             scored=result.scored,
             dead_lettered=result.dead_lettered,

@@ -1,0 +1,89 @@
+"""Live PD: each observed repayment scored by the behavioural model, one ONNX call per batch.
+
+Expected loss moves with the loan: live PD x outstanding balance (the exposure at default)
+x LGD.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+import numpy as np
+import pyarrow as pa
+
+from flows.loan_book import Observation
+from flows.loan_state import BEHAVIOUR_FEATURE_NAMES, dpd_bucket
+from flows.model import ModelError, ScoringModel
+from flows.scoring import ScoredBatch, band_names
+from flows.settings import Settings
+
+_TS_MS = pa.timestamp("ms", tz="UTC")
+_TS_US = pa.timestamp("us", tz="UTC")
+
+
+class LiveScorer:
+    def __init__(self, model: ScoringModel | None, settings: Settings) -> None:
+        self.model = model
+        self._bands = settings.bands
+        self._lgd = settings.lgd
+        self._reasons = settings.reason_codes
+
+    def __call__(self, work: tuple[list[Observation], int]) -> ScoredBatch:
+        observed, pending_change = work
+        empty = pa.table({})
+        if not observed:
+            return ScoredBatch(empty, empty, empty, pending_repayments=pending_change)
+        if self.model is None:
+            # Failing here keeps the events: the flow stops before their offsets are committed.
+            raise ModelError(
+                "repayment events need a behavioural model; run `riskctl train-behaviour`"
+            )
+        n = len(observed)
+        matrix = np.array([o.features for o in observed], dtype=np.float64).reshape(
+            n, len(BEHAVIOUR_FEATURE_NAMES)
+        )
+        pd = self.model.predict_pd(matrix)
+        balance = np.fromiter((o.state.outstanding_balance for o in observed), np.float64, n)
+        events = [o.repaid.event for o in observed]
+        segments = [o.segment for o in observed]
+        received = [o.repaid.received_at for o in observed]
+        source = [
+            o.repaid.received_at if o.repaid.source_ms is None
+            else datetime.fromtimestamp(o.repaid.source_ms / 1000, UTC)
+            for o in observed
+        ]  # fmt: skip
+        columns: dict[str, pa.Array] = {
+            "event_id": pa.array([e.event_id for e in events], pa.string()),
+            "loan_id": pa.array([e.loan_id for e in events], pa.string()),
+            "event_time": pa.array([e.event_time for e in events], _TS_MS),
+            "received_at": pa.array(received, _TS_US),
+            "source_time": pa.array(source, _TS_MS),
+            "processed_at": pa.array([datetime.now(UTC)] * n, _TS_US),
+            "installment_number": pa.array([e.installment_number for e in events], pa.uint16()),
+            "amount_due": pa.array([e.amount_due for e in events], pa.float64()),
+            "amount_paid": pa.array([e.amount_paid for e in events], pa.float64()),
+            "dpd_bucket": pa.array([dpd_bucket(o.days_past_due) for o in observed], pa.string()),
+            "model_version": pa.array([self.model.version] * n, pa.string()),
+            "origination_model_version": pa.array(
+                [s.origination_version for s in segments], pa.string()
+            ),
+            "origination_pd": pa.array([o.state.origination_pd for o in observed], pa.float64()),
+            "pd": pa.array(pd, pa.float64()),
+            "band": pa.array(band_names(pd, self._bands), pa.string()),
+            "exposure": pa.array(balance, pa.float64()),
+            "lgd": pa.array(np.full(n, self._lgd), pa.float64()),
+            "expected_loss": pa.array(pd * balance * self._lgd, pa.float64()),
+            "grade": pa.array([s.grade for s in segments], pa.string()),
+            "sub_grade": pa.array([s.sub_grade for s in segments], pa.string()),
+            "addr_state": pa.array([s.addr_state for s in segments], pa.string()),
+            "reason_codes": self.model.reason_codes(matrix, self._reasons),
+        }
+        for j, name in enumerate(BEHAVIOUR_FEATURE_NAMES):
+            columns[name] = pa.array(matrix[:, j], pa.float64())
+        return ScoredBatch(
+            raw=empty,
+            scored=empty,
+            dead=empty,
+            repayments=pa.table(columns),
+            pending_repayments=pending_change,
+        )

@@ -1,0 +1,159 @@
+"""The per-loan book kept by the dataflow's stateful step: applications open loans,
+repayments move them, and every repayment on an open loan becomes an observation to score.
+
+Pure apart from the clock: no Bytewax here (``flows.connectors.loan_state_step`` wraps it).
+A repayment whose application has not arrived is kept as pending on its loan and counted;
+when the application arrives, each pending repayment is applied in installment order and
+observed then. A repeated event changes nothing and is not observed twice.
+"""
+
+from __future__ import annotations
+
+import zlib
+from dataclasses import dataclass, field
+from datetime import datetime
+
+from flows.events import LoanApplication, LoanRepayment
+from flows.loan_state import (
+    LoanState,
+    apply_repayment,
+    behaviour_features,
+    days_past_due,
+    open_loan,
+)
+
+SHARDS = 64
+
+
+@dataclass(frozen=True, slots=True)
+class Segment:
+    grade: str
+    sub_grade: str
+    addr_state: str
+    origination_version: str
+
+
+@dataclass(frozen=True, slots=True)
+class Opened:
+    """An application, with the PD the origination model gave it."""
+
+    app: LoanApplication
+    pd: float
+    model_version: str
+
+
+@dataclass(frozen=True, slots=True)
+class Repaid:
+    event: LoanRepayment
+    origin: str
+    received_at: datetime
+    source_ms: int | None = None
+
+
+LoanEvent = Opened | Repaid
+
+
+@dataclass(frozen=True, slots=True)
+class Observation:
+    """A repayment applied to an open loan: the state after it and its behaviour features."""
+
+    repaid: Repaid
+    state: LoanState
+    features: tuple[float, ...]
+    days_past_due: int
+    segment: Segment
+
+
+@dataclass(slots=True)
+class BookEntry:
+    state: LoanState
+    segment: Segment | None = None
+    # repayments waiting for their application, by event id
+    waiting: dict[str, Repaid] = field(default_factory=dict)
+
+
+def shard_of(loan_id: str) -> str:
+    """The state key of a loan: stable across processes (unlike ``hash``)."""
+    return str(zlib.crc32(loan_id.encode()) % SHARDS)
+
+
+def shard_events(events: list[LoanEvent]) -> list[tuple[str, list[LoanEvent]]]:
+    """Group a batch's loan events by state key, keeping their order within each key."""
+    groups: dict[str, list[LoanEvent]] = {}
+    for event in events:
+        loan_id = event.app.loan_id if isinstance(event, Opened) else event.event.loan_id
+        groups.setdefault(shard_of(loan_id), []).append(event)
+    return list(groups.items())
+
+
+class LoanBook:
+    def __init__(self, entries: dict[str, BookEntry] | None = None) -> None:
+        self._entries: dict[str, BookEntry] = dict(entries or {})
+        # repayments held for an application not yet seen, in total
+        self.pending = sum(len(e.waiting) for e in self._entries.values())
+
+    def snapshot(self) -> dict[str, BookEntry]:
+        # Entries are replaced, never changed in place, except ``waiting``: copy those.
+        return {
+            loan: BookEntry(e.state, e.segment, dict(e.waiting))
+            for loan, e in self._entries.items()
+        }
+
+    def __len__(self) -> int:
+        return len(self._entries)
+
+    def apply(self, events: list[LoanEvent]) -> list[Observation]:
+        observed: list[Observation] = []
+        for event in events:
+            if isinstance(event, Opened):
+                self._open(event, observed)
+            else:
+                self._repay(event, observed)
+        return observed
+
+    def _open(self, opened: Opened, observed: list[Observation]) -> None:
+        app = opened.app
+        entry = self._entries.get(app.loan_id)
+        if entry is not None and entry.state.is_open:
+            return  # a replayed application
+        sub_grade = app.sub_grade
+        segment = Segment(sub_grade[0], sub_grade, app.addr_state, opened.model_version)
+        state = open_loan(app, opened.pd)
+        new = BookEntry(state, segment)
+        self._entries[app.loan_id] = new
+        if entry is None:
+            return
+        waiting = sorted(entry.waiting.values(), key=lambda r: r.event.installment_number)
+        self.pending -= len(waiting)
+        for repaid in waiting:
+            self._repay(repaid, observed)
+
+    def _repay(self, repaid: Repaid, observed: list[Observation]) -> None:
+        loan_id = repaid.event.loan_id
+        entry = self._entries.get(loan_id)
+        before = None if entry is None else entry.state
+        state = apply_repayment(before, repaid.event)
+        if state is before:
+            return  # the same event again
+        if not state.is_open:
+            if entry is None:
+                entry = BookEntry(state)
+                self._entries[loan_id] = entry
+            else:
+                entry.state = state
+            if repaid.event.event_id not in entry.waiting:
+                entry.waiting[repaid.event.event_id] = repaid
+                self.pending += 1
+            return
+        assert entry is not None and entry.segment is not None
+        self._entries[loan_id] = BookEntry(state, entry.segment)
+        as_of = repaid.event.event_time.date()
+        observed.append(
+            Observation(
+                repaid=repaid,
+                state=state,
+                features=behaviour_features(state, as_of),
+                days_past_due=days_past_due(state, as_of),
+                segment=entry.segment,
+            )
+        )
