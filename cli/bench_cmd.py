@@ -17,7 +17,7 @@ from rich.table import Table
 from cli.common import BrokersOption, HomeOption, UsageError, console, settings, user_errors
 from flows.events import LoanApplication
 from flows.jobs import RunOptions, ensure_schema, run_files, run_kafka
-from flows.kafka_admin import create_topics, loan_key, produce
+from flows.kafka_admin import create_topics, event_messages, produce
 from flows.model import ScoringModel, load_model
 from flows.scoring import BatchScorer, RawBatch, ScoredBatch, feature_matrix
 from flows.settings import Settings
@@ -90,7 +90,7 @@ def _bench_kafka(
     create_topics(kafka)
     payloads = application_events(load_lending_club(), ReplayPlan(events))
     began = time.perf_counter()
-    produce(kafka.brokers, kafka.applications_topic, ((loan_key(p), p) for p in payloads))
+    produce(kafka.brokers, event_messages(kafka, payloads))
     produce_rate = events / (time.perf_counter() - began)
     consume_rate = _bare_consumer_rate(kafka.brokers, kafka.applications_topic, partitions, events)
     with tempfile.TemporaryDirectory(prefix="riskctl-bench-") as scratch:

@@ -21,9 +21,10 @@ from rich.progress import (
 )
 
 from cli.common import BrokersOption, UsageError, console, err_console, settings, user_errors
-from flows.kafka_admin import create_topics, loan_key, produce
+from flows.kafka_admin import create_topics, event_messages, produce
 from flows.settings import Settings
 from training.dataset import load_lending_club
+from training.repayments import mixed_events
 from training.replay import ReplayPlan, application_events
 
 
@@ -70,6 +71,15 @@ def replay(
         Target, typer.Option("--to", help="Write to a file (--out) or produce to Kafka.")
     ] = Target.file,
     brokers: BrokersOption = None,
+    repayments: Annotated[
+        bool,
+        typer.Option(
+            "--repayments",
+            help="Also emit each loan's repayment history (derived from its real outcome), "
+            "interleaved in event time; --max still counts applications.",
+        ),
+    ] = False,
+    months: Annotated[int, typer.Option(help="Months of repayment history per loan.")] = 12,
     from_s3: Annotated[
         str | None,
         typer.Option(
@@ -103,40 +113,42 @@ def replay(
             spacing=spacing,
             corrupt_share=corrupt,
         )
+        if months < 1:
+            raise UsageError("--months must be at least 1")
         data = load_lending_club()
+        events = (
+            mixed_events(data, plan, months=months)
+            if repayments
+            else application_events(data, plan)
+        )
+        total = None if repayments else max_events
         if to is Target.kafka:
-            _produce(application_events(data, plan), settings(brokers=brokers), plan, rate)
+            _produce(events, settings(brokers=brokers), total, rate)
             return
         assert out is not None
         if str(out) == "-":
-            _write(application_events(data, plan), sys.stdout.buffer, plan, rate, None)
+            _write(events, sys.stdout.buffer, total, rate, None)
             return
         out.parent.mkdir(parents=True, exist_ok=True)
         with out.open("wb") as sink, _progress() as progress:
-            task = progress.add_task("replay", total=max_events)
-            written = _write(application_events(data, plan), sink, plan, rate, (progress, task))
+            task = progress.add_task("replay", total=total)
+            written = _write(events, sink, total, rate, (progress, task))
         console.print(f"wrote {written:,} events to {out}")
 
 
-def _produce(events: Iterator[bytes], cfg: Settings, plan: ReplayPlan, rate: float) -> None:
-    """Send the events to the applications topic keyed by loan id; every delivery is checked."""
+def _produce(events: Iterator[bytes], cfg: Settings, total: int | None, rate: float) -> None:
+    """Send the events to their topics keyed by loan id; every delivery is checked."""
     kafka = cfg.kafka
     create_topics(kafka)
     with _progress() as progress:
-        task = progress.add_task(f"producing to {kafka.applications_topic}", total=plan.max_events)
+        task = progress.add_task("producing", total=total)
 
         def advance(sent: int) -> None:
             if sent % 500 == 0:
-                progress.update(task, completed=min(sent, plan.max_events))
+                progress.update(task, completed=sent if total is None else min(sent, total))
 
-        sent = produce(
-            kafka.brokers,
-            kafka.applications_topic,
-            ((loan_key(event), event) for event in events),
-            rate=rate,
-            on_progress=advance,
-        )
-    console.print(f"produced {sent:,} events to {kafka.applications_topic} on {kafka.brokers}")
+        sent = produce(kafka.brokers, event_messages(kafka, events), rate=rate, on_progress=advance)
+    console.print(f"produced {sent:,} events to {kafka.brokers}")
 
 
 def _progress() -> Progress:
@@ -153,7 +165,7 @@ def _progress() -> Progress:
 def _write(
     events: Iterator[bytes],
     sink: BinaryIO,
-    plan: ReplayPlan,
+    total: int | None,
     rate: float,
     progress: tuple[Progress, TaskID] | None,
 ) -> int:
@@ -168,7 +180,9 @@ def _write(
         sink.write(event + b"\n")
         written += 1
         if progress is not None and written % 1000 == 0:
-            progress[0].update(progress[1], completed=min(written, plan.max_events))
+            progress[0].update(
+                progress[1], completed=written if total is None else min(written, total)
+            )
     return written
 
 

@@ -26,7 +26,7 @@ from cli.common import (
     user_errors,
 )
 from flows.jobs import RunOptions, run_files, run_kafka
-from flows.model import load_model
+from flows.model import load_live_model, load_model
 from flows.runner import Cluster, Recovery
 from flows.settings import Settings
 from flows.store import parse_store_url
@@ -51,6 +51,7 @@ def count_lines(paths: list[Path]) -> int:
 def score_files(paths: list[Path], cfg: Settings, workers: int, label: str) -> RunStats:
     """Run the dataflow over ``paths`` with a progress bar; returns the run's counters."""
     model = load_model(cfg.models_dir)
+    live_model = load_live_model(cfg.models_dir)
     total = count_lines(paths)
     with Progress(
         TextColumn("[bold]{task.description}"),
@@ -67,7 +68,8 @@ def score_files(paths: list[Path], cfg: Settings, workers: int, label: str) -> R
             rate = stats.sent / stats.elapsed_s if stats.elapsed_s else 0.0
             progress.update(task, completed=stats.sent, rate=f"{rate:,.0f} ev/s")
 
-        return run_files(paths, cfg, model, RunOptions(workers=workers, on_write=on_write))
+        options = RunOptions(workers=workers, on_write=on_write, live_model=live_model)
+        return run_files(paths, cfg, model, options)
 
 
 def summary_table(stats: RunStats) -> Table:
@@ -80,6 +82,7 @@ def summary_table(stats: RunStats) -> Table:
         ("scored", f"{stats.scored:,}"),
         ("dead-lettered", f"{stats.dead_lettered:,}"),
         ("already stored (skipped)", f"{stats.duplicates:,}"),
+        ("repayments waiting for their application", f"{stats.pending_repayments:,}"),
         ("store retries", f"{stats.store_retries:,}"),
         ("seconds", f"{stats.elapsed_s:,.2f}"),
         ("events/s", f"{rate:,.0f}"),
@@ -201,6 +204,7 @@ def run(
             else None,
             cluster=cluster,
             on_write=_log_batch if log_batches else lambda _stats: None,
+            live_model=load_live_model(cfg.models_dir),
         )
         model = load_model(cfg.models_dir)
         try:

@@ -41,7 +41,7 @@ def build_flow(
     sink: Sink[tuple[str, ScoredBatch]],
     score: Callable[[RawBatch], ScoredBatch],
     *,
-    live: Callable[[tuple[list[Observation], int]], ScoredBatch] | None = None,
+    live: Callable[[list[tuple[list[Observation], int]]], list[ScoredBatch]] | None = None,
     dead_letter_sink: Sink[KafkaSinkMessage[bytes, bytes]] | None = None,
     flow_id: str = "riskctl",
 ) -> Dataflow:
@@ -52,7 +52,8 @@ def build_flow(
         # events always meet the same state, on whichever worker owns the shard.
         work = op.flat_map("shard", scored, lambda batch: shard_events(batch.loan_events))
         observed = op.stateful_batch("loans", work, LoanBookLogic)
-        lived = op.map("live_pd", op.key_rm("unshard", observed), live)
+        # Every shard's observations that arrive together are scored in one ONNX call.
+        lived = op.flat_map_batch("live_pd", op.key_rm("unshard", observed), live)
         scored = op.merge("all_scores", scored, lived)
     # Route each batch to a store writer by its first event's origin, spreading the load.
     routed = op.key_on("route", scored, route_key)

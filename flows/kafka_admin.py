@@ -5,7 +5,7 @@ high watermarks. Keys are loan ids, so one loan's events stay in order on one pa
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 
 import msgspec
@@ -14,6 +14,7 @@ from confluent_kafka.admin import AdminClient, NewTopic
 
 from flows.errors import RiskctlError
 from flows.settings import KafkaSettings
+from flows.validation import is_repayment
 
 
 class KafkaUnavailable(RiskctlError):
@@ -86,16 +87,25 @@ def create_topics(kafka: KafkaSettings, timeout_s: float = 15.0) -> list[str]:
     return sorted(created)
 
 
+def event_messages(
+    kafka: KafkaSettings, events: Iterable[bytes]
+) -> Iterator[tuple[str, bytes, bytes]]:
+    """``(topic, key, value)`` for each event: repayments to their topic, all else (broken
+    events included, so they reach the dead letters) to the applications topic."""
+    for event in events:
+        topic = kafka.repayments_topic if is_repayment(event) else kafka.applications_topic
+        yield topic, loan_key(event), event
+
+
 def produce(
     brokers: str,
-    topic: str,
-    messages: Iterable[tuple[bytes, bytes]],
+    messages: Iterable[tuple[str, bytes, bytes]],
     *,
     rate: float = 0.0,
     flush_timeout_s: float = 60.0,
     on_progress: Callable[[int], None] | None = None,
 ) -> int:
-    """Send ``(key, value)`` pairs and wait for every acknowledgement.
+    """Send ``(topic, key, value)`` messages and wait for every acknowledgement.
 
     A message the brokers did not acknowledge raises :class:`DeliveryError` naming how many
     failed and the first reason, after the rest have been flushed.
@@ -119,7 +129,9 @@ def produce(
 
     sent = 0
     began = time.monotonic()
-    for key, value in messages:
+    topics: set[str] = set()
+    for topic, key, value in messages:
+        topics.add(topic)
         if rate:
             delay = began + sent / rate - time.monotonic()
             if delay > 0:
@@ -139,7 +151,8 @@ def produce(
         failures.extend(["not acknowledged before the flush timeout"] * remaining)
     if failures:
         raise DeliveryError(
-            f"{len(failures)} of {sent} messages to {topic} were not delivered: {failures[0]}"
+            f"{len(failures)} of {sent} messages to {', '.join(sorted(topics))} were not "
+            f"delivered: {failures[0]}"
         )
     return sent
 

@@ -28,11 +28,13 @@ class LiveScorer:
         self._lgd = settings.lgd
         self._reasons = settings.reason_codes
 
-    def __call__(self, work: tuple[list[Observation], int]) -> ScoredBatch:
-        observed, pending_change = work
+    def __call__(self, work: list[tuple[list[Observation], int]]) -> list[ScoredBatch]:
+        """Score the observations of several shards at once."""
+        observed = [o for shard_observed, _ in work for o in shard_observed]
+        pending_change = sum(change for _, change in work)
         empty = pa.table({})
         if not observed:
-            return ScoredBatch(empty, empty, empty, pending_repayments=pending_change)
+            return [ScoredBatch(empty, empty, empty, pending_repayments=pending_change)]
         if self.model is None:
             # Failing here keeps the events: the flow stops before their offsets are committed.
             raise ModelError(
@@ -80,10 +82,12 @@ class LiveScorer:
         }
         for j, name in enumerate(BEHAVIOUR_FEATURE_NAMES):
             columns[name] = pa.array(matrix[:, j], pa.float64())
-        return ScoredBatch(
-            raw=empty,
-            scored=empty,
-            dead=empty,
-            repayments=pa.table(columns),
-            pending_repayments=pending_change,
-        )
+        return [
+            ScoredBatch(
+                raw=empty,
+                scored=empty,
+                dead=empty,
+                repayments=pa.table(columns),
+                pending_repayments=pending_change,
+            )
+        ]

@@ -19,6 +19,7 @@ import pyarrow as pa
 
 from flows.errors import RiskctlError
 from flows.features import FEATURE_NAMES
+from flows.loan_state import BEHAVIOUR_FEATURE_NAMES
 
 CURRENT_FILE = "CURRENT"
 # Behavioural models (live PD from payment behaviour) are versioned the same way, one level down.
@@ -149,3 +150,11 @@ def load_model(
     if not (model_dir / "model.onnx").is_file():
         raise ModelError(f"model version {chosen!r} not found in {models_dir}")
     return ScoringModel(model_dir, feature_names)
+
+
+def load_live_model(models_dir: Path) -> ScoringModel | None:
+    """The current behavioural model, or ``None`` when none has been trained yet."""
+    behaviour = models_dir / BEHAVIOUR_DIR
+    if current_version(behaviour) is None:
+        return None
+    return load_model(behaviour, feature_names=BEHAVIOUR_FEATURE_NAMES)

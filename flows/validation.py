@@ -92,11 +92,16 @@ def decode_application(payload: bytes, origin: str, max_bytes: int) -> LoanAppli
     return _decode(_DECODER, payload, origin)  # type: ignore[return-value]
 
 
+def is_repayment(payload: bytes) -> bool:
+    """Whether a payload says it is a repayment (not whether it is a valid one)."""
+    return _EVENT_TYPE.search(payload) is not None
+
+
 def decode_event(
     payload: bytes, origin: str, max_bytes: int
 ) -> LoanApplication | LoanRepayment | DeadLetter:
     """A validated application or repayment, or the dead letter saying why it is neither."""
     if len(payload) > max_bytes:
         return _oversized(payload, origin, max_bytes)
-    decoder = _REPAYMENT_DECODER if _EVENT_TYPE.search(payload) else _DECODER
+    decoder = _REPAYMENT_DECODER if is_repayment(payload) else _DECODER
     return _decode(decoder, payload, origin)

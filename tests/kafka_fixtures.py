@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from flows.kafka_admin import create_topics, loan_key, produce
+from flows.kafka_admin import create_topics, event_messages, produce
 from flows.settings import KafkaSettings, Settings
 from tests.services import TansuBroker
 
@@ -49,6 +49,5 @@ def kafka_settings(settings: Settings, kafka_bootstrap: str) -> Settings:
 
 
 def produce_file(kafka: KafkaSettings, path: Path) -> int:
-    """Send a JSON-lines file to the applications topic, keyed by loan id."""
-    lines = path.read_bytes().splitlines()
-    return produce(kafka.brokers, kafka.applications_topic, ((loan_key(x), x) for x in lines))
+    """Send a JSON-lines file's events to their topics, keyed by loan id."""
+    return produce(kafka.brokers, event_messages(kafka, path.read_bytes().splitlines()))
