@@ -6,6 +6,7 @@ import tempfile
 import time
 from collections.abc import Callable
 from dataclasses import replace
+from itertools import islice
 from pathlib import Path
 from typing import Annotated
 
@@ -18,13 +19,14 @@ from cli.common import BrokersOption, HomeOption, UsageError, console, settings,
 from flows.events import LoanApplication
 from flows.jobs import RunOptions, ensure_schema, run_files, run_kafka
 from flows.kafka_admin import create_topics, event_messages, produce
-from flows.model import ScoringModel, load_model
+from flows.model import ScoringModel, load_live_model, load_model
 from flows.scoring import BatchScorer, RawBatch, ScoredBatch, feature_matrix
 from flows.settings import Settings
 from flows.store import open_store
 from flows.validation import decode_application
 from flows.writer import IdempotentWriter, RunStats
 from training.dataset import load_lending_club
+from training.repayments import mixed_events
 from training.replay import ReplayPlan, application_events
 
 
@@ -74,6 +76,31 @@ def bench(
             f"end-to-end: {end_to_end:,.0f} events/s ({stats.sent:,} events in "
             f"{stats.elapsed_s:.2f} s, {workers} worker(s), file -> dataflow -> chDB)"
         )
+        live_model = load_live_model(cfg.models_dir)
+        if live_model is None:
+            console.print("mixed run skipped: no behavioural model (`riskctl train-behaviour`)")
+            return
+        mixed = _bench_mixed(cfg, model, live_model, events, workers)
+        console.print(
+            f"mixed end-to-end (applications + repayments): {mixed.sent / mixed.elapsed_s:,.0f} "
+            f"events/s ({mixed.sent:,} events in {mixed.elapsed_s:.2f} s, {workers} worker(s))"
+        )
+
+
+def _bench_mixed(
+    cfg: Settings, model: ScoringModel, live_model: ScoringModel, events: int, workers: int
+) -> RunStats:
+    """Applications interleaved with their repayment histories, ``events`` in all."""
+    data = load_lending_club()
+    # About 11 repayments per loan over 12 months: replay enough loans to reach ``events``.
+    plan = ReplayPlan(max_events=max(events // 12, 100))
+    payloads = list(islice(mixed_events(data, plan), events))
+    with tempfile.TemporaryDirectory(prefix="riskctl-bench-") as scratch:
+        path = Path(scratch) / "mixed.jsonl"
+        path.write_bytes(b"\n".join(payloads) + b"\n")
+        run_cfg = replace(cfg, store_url=f"chdb://{Path(scratch) / 'store'}")
+        options = RunOptions(workers=workers, live_model=live_model)
+        return run_files([path], run_cfg, model, options)
 
 
 def _bench_kafka(
