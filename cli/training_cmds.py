@@ -1,7 +1,8 @@
-"""``riskctl train``, ``riskctl export`` and ``riskctl models list``."""
+"""``riskctl train``, ``riskctl export``, ``riskctl train-behaviour``, ``riskctl models list``."""
 
 from __future__ import annotations
 
+from datetime import timedelta
 from typing import Annotated
 
 import typer
@@ -11,6 +12,9 @@ from rich.table import Table
 from cli.common import HomeOption, console, settings, user_errors
 from flows.model import list_models
 from flows.settings import Settings
+from training import behaviour
+from training.dataset import load_lending_club
+from training.repayments import DEFAULT_MONTHS
 from training.train import DEFAULT_SEED, TrainingResult, load_staged, save_staged, train
 
 SeedOption = Annotated[
@@ -28,6 +32,27 @@ NoExportOption = Annotated[
         "--no-export",
         help="Train and stage the champion under <home>/training/latest without publishing it; "
         "`riskctl export` publishes it later.",
+    ),
+]
+
+
+BehaviourSeedOption = Annotated[
+    int,
+    typer.Option(
+        "--seed",
+        min=0,
+        max=2**32 - 1,
+        help="Seed of the loans' issue times, their derived repayment histories and the model.",
+    ),
+]
+MonthsOption = Annotated[
+    int,
+    typer.Option(
+        "--months",
+        min=1,
+        max=behaviour.MAX_MONTHS,
+        help="Months of repayment history observed per loan (each label then looks "
+        f"{behaviour.HORIZON_MONTHS} months further).",
     ),
 ]
 
@@ -134,6 +159,70 @@ def export_command(home: HomeOption = None) -> None:
         _export(load_staged(cfg.home), cfg)
 
 
+def _behaviour_tables(result: behaviour.BehaviourResult) -> tuple[Table, Table]:
+    data = result.data
+    scores = Table(
+        title=f"Out-of-time test: observations from {result.split} "
+        f"({data['horizon_months']}-month default after each repayment)",
+        caption="origination = the origination model's PD of the same loans",
+    )
+    scores.add_column("model")
+    for name in ("AUC", "KS", "Gini", "Brier"):
+        scores.add_column(name, justify="right", no_wrap=True)
+    for name, m in (("behavioural", result.test), ("origination", result.origination_test)):
+        scores.add_row(name, *(f"{m[k]:.4f}" for k in ("auc", "ks", "gini", "brier")))
+    counts = Table(title=f"Observations of {data['loans']} loans (split date {result.split})")
+    counts.add_column("set")
+    counts.add_column("dated", no_wrap=True)
+    counts.add_column("rows", justify="right")
+    counts.add_column("label 1", justify="right")
+    counts.add_row(
+        "train",
+        f"{data['train_dates']['first']} .. {data['train_dates']['last']}",
+        str(data["train_rows"]),
+        str(data["train_bads"]),
+    )
+    last_embargoed = result.split - timedelta(days=1)
+    counts.add_row(
+        "neither", f"{result.train_before} .. {last_embargoed}", str(data["embargo_rows"]), "-"
+    )
+    counts.add_row(
+        "test",
+        f"{data['test_dates']['first']} .. {data['test_dates']['last']}",
+        str(data["test_rows"]),
+        str(data["test_bads"]),
+    )
+    return scores, counts
+
+
+def train_behaviour_command(
+    home: HomeOption = None,
+    seed: BehaviourSeedOption = behaviour.DEFAULT_SEED,
+    months: MonthsOption = DEFAULT_MONTHS,
+) -> None:
+    """Train the behavioural (live PD) model on derived repayment histories and export it."""
+    with user_errors():
+        cfg = settings(home=home)
+        origination = behaviour.load_origination(cfg.models_dir)
+        with console.status("replaying repayment histories and training"):
+            result = behaviour.train_behaviour(
+                load_lending_club(), origination, seed=seed, months=months
+            )
+        # Imported here: skl2onnx and onnx take a second to import and only export needs them.
+        from training.behaviour_export import export_behaviour
+
+        report = export_behaviour(result, cfg.models_dir)
+        for table in _behaviour_tables(result):
+            console.print(table)
+        console.print(
+            f"exported [bold]{report.version}[/] to {report.path} (now current); trained in "
+            f"{result.training_seconds:.1f} s on PDs of origination model "
+            f"{result.origination_version}; ONNX parity max |diff| "
+            f"{report.parity_max_diff:.2e} on {len(result.x_test)} test rows",
+            soft_wrap=True,
+        )
+
+
 def list_command(home: HomeOption = None) -> None:
     """List the model versions in the registry, oldest first."""
     with user_errors():
@@ -162,6 +251,7 @@ def list_command(home: HomeOption = None) -> None:
 def register(app: typer.Typer) -> None:
     app.command("train")(train_command)
     app.command("export")(export_command)
+    app.command("train-behaviour")(train_behaviour_command)
     models = typer.Typer(help="The model registry.", no_args_is_help=True)
     models.command("list")(list_command)
     app.add_typer(models, name="models")

@@ -1,7 +1,8 @@
-"""Session fixtures: one real training run on the LendingClub loans, exported into a home.
+"""Shared fixtures: one real training run on the LendingClub loans, exported into a home, and
+one behavioural model trained on that home's origination model and exported beside it.
 
-Training takes ~15 s, so the whole session shares one run; tests that need to break or redo
-an export use a models directory of their own.
+Training takes ~15 s (the behavioural model ~5 s more), so every test of a run shares one run
+of each; tests that need to break or redo an export use a models directory of their own.
 """
 
 from __future__ import annotations
@@ -10,7 +11,10 @@ from pathlib import Path
 
 import pytest
 
+from flows.model import load_model
 from flows.settings import Bands
+from training.behaviour import BehaviourResult, train_behaviour
+from training.behaviour_export import export_behaviour
 from training.dataset import LendingClub
 from training.export import ExportReport, export_model
 from training.train import TrainingResult, save_staged, train
@@ -34,3 +38,21 @@ def export_report(
 def trained_home(export_report: ExportReport) -> Path:
     """A home with the champion staged and exported as the current model."""
     return export_report.path.parent.parent
+
+
+@pytest.fixture(scope="session")
+def behaviour_result(lending_club: LendingClub, trained_home: Path) -> BehaviourResult:
+    """The full behavioural training run (every real loan, default seed and months)."""
+    return train_behaviour(lending_club, load_model(trained_home / "models"))
+
+
+@pytest.fixture(scope="session")
+def behaviour_export_report(behaviour_result: BehaviourResult, trained_home: Path) -> ExportReport:
+    return export_behaviour(behaviour_result, trained_home / "models")
+
+
+@pytest.fixture(scope="session")
+def behaviour_model_home(trained_home: Path, behaviour_export_report: ExportReport) -> Path:
+    """``trained_home`` with the behavioural model exported as current under
+    ``models/behaviour``."""
+    return trained_home

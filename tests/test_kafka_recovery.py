@@ -1,5 +1,6 @@
 """Crash recovery: kill -9 the flow process mid-stream twice, restart it from its Bytewax
-snapshots, and the store must hold exactly what an uninterrupted run produces.
+snapshots, and the store must hold exactly what an uninterrupted run produces — applications,
+dead letters, and repayments scored from per-loan state that must survive the crashes.
 """
 
 from __future__ import annotations
@@ -10,18 +11,20 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 
-from flows.jobs import run_kafka
-from flows.model import ScoringModel
+from flows.jobs import RunOptions, run_kafka
+from flows.model import ScoringModel, load_live_model
 from flows.settings import Settings
 from tests.conftest import query_rows
 from tests.kafka_fixtures import produce_file
+from training.dataset import LendingClub
+from training.replay import ReplayPlan
+from training.repayments import mixed_events
 
-EVENTS = 20_000
+LOANS = 2_000
 RUN_TIMEOUT_S = 120
 
 
@@ -81,6 +84,10 @@ COMPARE = {
     "states": "SELECT day, addr_state, band, sum(loans) AS loans FROM risk_by_state_day"
     " GROUP BY day, addr_state, band ORDER BY day, addr_state, band",
     "watchlist": "SELECT loan_id, pd, band FROM watchlist ORDER BY loan_id",
+    "repayments": "SELECT event_id, pd, origination_pd, days_past_due, worst_days_past_due,"
+    " missed_last_6, on_time_ratio, outstanding_balance, expected_loss, dpd_bucket"
+    " FROM repayment_scores FINAL ORDER BY event_id",
+    "delinquency": "SELECT * FROM delinquency_monthly ORDER BY month, dpd_bucket",
     "dead_by_reason": "SELECT reason, sum(dead_letters) AS n FROM dead_letters_minute"
     " GROUP BY reason ORDER BY reason",
 }
@@ -90,13 +97,19 @@ COMPARE = {
 def test_kill_9_twice_and_restart_equals_an_uninterrupted_run(
     kafka_settings: Settings,
     model: ScoringModel,
-    events_file: Callable[..., Path],
+    behaviour_model_home: Path,
+    lending_club: LendingClub,
     tmp_path: Path,
 ) -> None:
-    sent = produce_file(kafka_settings.kafka, events_file(EVENTS, corrupt=0.02))
+    plan = ReplayPlan(max_events=LOANS, seed=9, corrupt_share=0.02)
+    events = tmp_path / "mixed.jsonl"
+    events.write_bytes(b"".join(e + b"\n" for e in mixed_events(lending_club, plan, months=6)))
+    sent = produce_file(kafka_settings.kafka, events)
 
-    reference = run_kafka(kafka_settings, model, until_end=True)
-    assert reference.sent == sent
+    live_model = load_live_model(behaviour_model_home / "models")
+    assert live_model is not None
+    reference = run_kafka(kafka_settings, model, RunOptions(live_model=live_model), until_end=True)
+    assert reference.sent == sent and reference.pending_repayments == 0
 
     crashed_store = f"chdb://{tmp_path / 'crashed-store'}"
     recovery = tmp_path / "recovery"
@@ -114,4 +127,6 @@ def test_kill_9_twice_and_restart_equals_an_uninterrupted_run(
 
     for name, sql in COMPARE.items():
         assert query_rows(crashed_store, sql) == query_rows(kafka_settings.store, sql), name
-    assert query_rows(crashed_store, COMPARE["counts"]) == [{"rows": EVENTS, "ids": EVENTS}]
+    assert query_rows(crashed_store, COMPARE["counts"]) == [{"rows": LOANS, "ids": LOANS}]
+    [row] = query_rows(crashed_store, "SELECT count() AS n FROM repayment_scores")
+    assert row["n"] > 5 * LOANS

@@ -112,28 +112,36 @@ def batch_score_us_per_row(onnx_bytes: bytes, features: np.ndarray, repeats: int
     return best / len(matrix) * 1e6
 
 
+def linear_reason_terms(model: Pipeline) -> dict[str, Any]:
+    """The reason-code terms of an impute -> scale -> logistic regression pipeline.
+
+    They are the pipeline's own imputer, scaler and coefficients, so the terms plus the
+    intercept are exactly the model's logit.
+    """
+    scaler = model.named_steps["scale"]
+    linear = model.named_steps["model"]
+    return {
+        "method": "linear",
+        "fill": model.named_steps["impute"].statistics_.astype(np.float64).tolist(),
+        "center": scaler.mean_.tolist(),
+        "scale": scaler.scale_.tolist(),
+        "coef": linear.coef_[0].tolist(),
+        "intercept": float(linear.intercept_[0]),
+    }
+
+
 def reason_terms(result: TrainingResult) -> dict[str, Any]:
     """fill, center, scale, coef with coef * (fill_nan(x) - center) / scale = log-odds push.
 
-    For logistic regression these are the pipeline's own imputer, scaler and coefficients, so
-    the terms plus the intercept are exactly the model's logit. A tree champion has no such
+    For logistic regression these are :func:`linear_reason_terms`. A tree champion has no such
     decomposition: a linear surrogate is fitted to its logit on the training split and its fit
     (R^2) is recorded so a reviewer knows how far to trust the reasons.
     """
     model = result.model
+    if result.reasons_method == "linear":
+        return linear_reason_terms(model)
     imputer = model.named_steps["impute"]
     fill = imputer.statistics_.astype(np.float64)
-    if result.reasons_method == "linear":
-        scaler = model.named_steps["scale"]
-        linear = model.named_steps["model"]
-        return {
-            "method": "linear",
-            "fill": fill.tolist(),
-            "center": scaler.mean_.tolist(),
-            "scale": scaler.scale_.tolist(),
-            "coef": linear.coef_[0].tolist(),
-            "intercept": float(linear.intercept_[0]),
-        }
     filled = imputer.transform(result.x_train)
     scaler = StandardScaler().fit(filled)
     p = np.clip(
@@ -153,15 +161,21 @@ def reason_terms(result: TrainingResult) -> dict[str, Any]:
     }
 
 
-def reference_distributions(result: TrainingResult) -> dict[str, dict[str, Any]]:
-    """Training-split decile bins of every feature and of the champion's PD."""
+def reference_bins(
+    model: Pipeline, x_train: np.ndarray, feature_names: tuple[str, ...]
+) -> dict[str, dict[str, Any]]:
+    """Training-split decile bins of every feature and of the model's PD."""
     reference = {
-        name: metrics.reference_distribution(result.x_train[:, j])
-        for j, name in enumerate(FEATURE_NAMES)
+        name: metrics.reference_distribution(x_train[:, j]) for j, name in enumerate(feature_names)
     }
-    train_pd = result.model.predict_proba(result.x_train)[:, POSITIVE_CLASS_INDEX]
+    train_pd = model.predict_proba(x_train)[:, POSITIVE_CLASS_INDEX]
     reference["pd"] = metrics.reference_distribution(train_pd)
     return reference
+
+
+def reference_distributions(result: TrainingResult) -> dict[str, dict[str, Any]]:
+    """Training-split decile bins of every feature and of the champion's PD."""
+    return reference_bins(result.model, result.x_train, FEATURE_NAMES)
 
 
 def training_band_mix(result: TrainingResult, bands: Bands) -> dict[str, float]:
@@ -171,7 +185,8 @@ def training_band_mix(result: TrainingResult, bands: Bands) -> dict[str, float]:
     return {name: names.count(name) / len(names) for name in bands.names}
 
 
-def _iso(moment: datetime) -> str:
+def iso_utc(moment: datetime) -> str:
+    """``2026-01-02T03:04:05Z``: the card's timestamp format."""
     return moment.astimezone(UTC).isoformat(timespec="seconds").replace("+00:00", "Z")
 
 
@@ -187,7 +202,7 @@ def build_card(
     champion = result.champion
     return {
         "version": version,
-        "created_at": _iso(created_at),
+        "created_at": iso_utc(created_at),
         "trained_at": result.trained_at,
         "model_type": champion.model_type,
         "params": champion.params,
@@ -224,6 +239,20 @@ def build_card(
 
 def _f(value: float, digits: int = 4) -> str:
     return f"{value:.{digits}f}"
+
+
+def calibration_markdown(table: list[dict[str, float]], rows: str = "loans") -> list[str]:
+    """A calibration table (:func:`training.metrics.calibration_table`) as markdown lines;
+    ``rows`` names what a row counts."""
+    return [
+        f"| bin | {rows} | bads | PD range | mean predicted PD | observed bad rate |",
+        "|---|---|---|---|---|---|",
+        *(
+            f"| {r['bin']} | {r['count']} | {r['bads']} | {_f(r['pd_min'])}–{_f(r['pd_max'])} "
+            f"| {_f(r['predicted'])} | {_f(r['observed'])} |"
+            for r in table
+        ),
+    ]
 
 
 def card_markdown(card: dict[str, Any]) -> str:
@@ -272,13 +301,7 @@ def card_markdown(card: dict[str, Any]) -> str:
         "",
         "## Calibration (held-out set, PD deciles)",
         "",
-        "| bin | loans | bads | PD range | mean predicted PD | observed bad rate |",
-        "|---|---|---|---|---|---|",
-        *(
-            f"| {r['bin']} | {r['count']} | {r['bads']} | {_f(r['pd_min'])}–{_f(r['pd_max'])} "
-            f"| {_f(r['predicted'])} | {_f(r['observed'])} |"
-            for r in card["metrics"]["calibration"]
-        ),
+        *calibration_markdown(card["metrics"]["calibration"]),
         "",
         "## Risk bands",
         "",
@@ -303,6 +326,55 @@ def card_markdown(card: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
+def verified_onnx(
+    model: Pipeline, feature_names: tuple[str, ...], version: str, check_rows: np.ndarray
+) -> tuple[bytes, float]:
+    """The pipeline as ONNX bytes and its parity with scikit-learn on ``check_rows``.
+
+    Raises :class:`ParityError` beyond :data:`PARITY_TOLERANCE`: the graph is what the
+    dataflow runs, so a graph that scores differently from the fitted model is never published.
+    """
+    proto = convert(model, len(feature_names))
+    onnx.helper.set_model_props(
+        proto, {"riskctl_version": version, "feature_names": ",".join(feature_names)}
+    )
+    onnx_bytes = proto.SerializeToString()
+    parity = parity_max_diff(model, onnx_bytes, check_rows)
+    if not parity <= PARITY_TOLERANCE:
+        raise ParityError(
+            f"ONNX and scikit-learn disagree on the held-out set: max |PD diff| {parity:.3g} "
+            f"> {PARITY_TOLERANCE:g}; nothing was exported"
+        )
+    return onnx_bytes, parity
+
+
+def publish_model(
+    models_dir: Path,
+    version: str,
+    onnx_bytes: bytes,
+    card: dict[str, Any],
+    markdown: str,
+    *,
+    make_current: bool = True,
+) -> Path:
+    """Write ``model.onnx``, ``card.json`` and ``card.md`` as one new version; maybe make it
+    current."""
+    # Python's json writes the reference bins' outer edges as -Infinity/Infinity, which
+    # json.loads reads back as floats.
+    path = publish_version(
+        models_dir,
+        version,
+        {
+            "model.onnx": onnx_bytes,
+            "card.json": json.dumps(card, indent=2).encode(),
+            "card.md": markdown.encode(),
+        },
+    )
+    if make_current:
+        set_current(models_dir, version)
+    return path
+
+
 def export_model(
     result: TrainingResult,
     models_dir: Path,
@@ -313,22 +385,10 @@ def export_model(
 ) -> ExportReport:
     """Convert, verify, and publish the champion as a new version; then point CURRENT at it."""
     created_at = now or datetime.now(UTC)
-    n_features = len(FEATURE_NAMES)
-    if result.x_test.shape[1] != n_features:
+    if result.x_test.shape[1] != len(FEATURE_NAMES):
         raise ExportError("the training run's feature count does not match this code; retrain")
     version = unique_version(models_dir, version_name(created_at, result.champion.name))
-
-    proto = convert(result.model, n_features)
-    onnx.helper.set_model_props(
-        proto, {"riskctl_version": version, "feature_names": ",".join(FEATURE_NAMES)}
-    )
-    onnx_bytes = proto.SerializeToString()
-    parity = parity_max_diff(result.model, onnx_bytes, result.x_test)
-    if not parity <= PARITY_TOLERANCE:
-        raise ParityError(
-            f"ONNX and scikit-learn disagree on the held-out set: max |PD diff| {parity:.3g} "
-            f"> {PARITY_TOLERANCE:g}; nothing was exported"
-        )
+    onnx_bytes, parity = verified_onnx(result.model, FEATURE_NAMES, version, result.x_test)
     score_us = batch_score_us_per_row(onnx_bytes, result.x_test)
     card = build_card(
         result,
@@ -338,19 +398,9 @@ def export_model(
         parity=parity,
         score_us=score_us,
     )
-    # Python's json writes the reference bins' outer edges as -Infinity/Infinity, which
-    # json.loads reads back as floats.
-    path = publish_version(
-        models_dir,
-        version,
-        {
-            "model.onnx": onnx_bytes,
-            "card.json": json.dumps(card, indent=2).encode(),
-            "card.md": card_markdown(card).encode(),
-        },
+    path = publish_model(
+        models_dir, version, onnx_bytes, card, card_markdown(card), make_current=make_current
     )
-    if make_current:
-        set_current(models_dir, version)
     return ExportReport(
         version=version, path=path, parity_max_diff=parity, score_us_per_row=score_us, card=card
     )

@@ -1,0 +1,225 @@
+"""Repayments through the dataflow: per-loan state, live PD, and the delinquency views, on
+repayment histories derived from real LendingClub loans."""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Iterator
+from datetime import UTC, datetime
+from itertools import pairwise
+from pathlib import Path
+
+import msgspec
+import pytest
+
+from flows.jobs import RunOptions, run_files
+from flows.model import ScoringModel, load_live_model
+from flows.runner import Recovery
+from flows.settings import Settings
+from flows.validation import is_repayment
+from tests.conftest import query_rows
+from training.dataset import LendingClub
+from training.repayments import mixed_events
+from training.replay import ReplayPlan
+
+START = datetime(2025, 1, 6, tzinfo=UTC)
+
+
+@pytest.fixture
+def live_model(behaviour_model_home: Path) -> ScoringModel:
+    model = load_live_model(behaviour_model_home / "models")
+    assert model is not None
+    return model
+
+
+@pytest.fixture(scope="module")
+def mixed_lines(lending_club: LendingClub) -> list[bytes]:
+    plan = ReplayPlan(max_events=1500, seed=5, start=START, corrupt_share=0.01)
+    return list(mixed_events(lending_club, plan, months=12))
+
+
+def write(path: Path, lines: list[bytes]) -> Path:
+    path.write_bytes(b"".join(line + b"\n" for line in lines))
+    return path
+
+
+@pytest.fixture
+def mixed_store(
+    settings: Settings,
+    model: ScoringModel,
+    live_model: ScoringModel,
+    mixed_lines: list[bytes],
+    tmp_path: Path,
+) -> str:
+    stats = run_files(
+        [write(tmp_path / "mixed.jsonl", mixed_lines)], settings, model,
+        RunOptions(live_model=live_model),
+    )  # fmt: skip
+    repayments = sum(1 for line in mixed_lines if is_repayment(line))
+    assert stats.sent == len(mixed_lines)
+    assert stats.scored + stats.dead_lettered == len(mixed_lines)
+    assert stats.pending_repayments == 0
+    [row] = query_rows(settings.store, "SELECT count() AS n FROM repayment_scores")
+    assert row["n"] == repayments
+    return settings.store
+
+
+def test_every_repayment_gets_a_live_score(mixed_store: str, settings: Settings) -> None:
+    rows = query_rows(
+        mixed_store,
+        "SELECT pd, origination_pd, model_version, origination_model_version, exposure, lgd,"
+        " expected_loss, outstanding_balance, dpd_bucket, days_past_due, reason_codes"
+        " FROM repayment_scores",
+    )
+    assert rows
+    for row in rows:
+        assert 0 <= row["pd"] <= 1 and 0 < row["origination_pd"] < 1
+        assert row["model_version"] != row["origination_model_version"]
+        assert row["exposure"] == row["outstanding_balance"]
+        assert row["expected_loss"] == pytest.approx(row["pd"] * row["exposure"] * settings.lgd)
+        assert row["dpd_bucket"] in {"current", "1-29", "30-59", "60-89", "90+"}
+    assert {r["dpd_bucket"] for r in rows} >= {"current", "30-59", "90+"}
+
+
+def test_live_pd_rises_when_payments_are_missed(mixed_store: str) -> None:
+    # Falls after cures are checked on constructed histories in test_behaviour.py: the derived
+    # histories here cure only within a few days, before any event sees them delinquent.
+    rows = query_rows(
+        mixed_store,
+        "SELECT loan_id, installment_number, days_past_due, pd FROM repayment_scores"
+        " ORDER BY loan_id, event_time, installment_number",
+    )
+    history: dict[str, list[dict]] = defaultdict(list)
+    for row in rows:
+        history[row["loan_id"]].append(row)
+    rises = 0
+    for events in history.values():
+        for before, after in pairwise(events):
+            if before["days_past_due"] == 0 and after["days_past_due"] >= 30:
+                assert after["pd"] > before["pd"]
+                rises += 1
+    assert rises >= 10
+
+
+def test_watchlist_follows_the_latest_event_of_each_loan(mixed_store: str) -> None:
+    latest = query_rows(
+        mixed_store,
+        "SELECT loan_id, argMax(pd, event_time) AS pd FROM ("
+        " SELECT loan_id, event_time, pd FROM scored_events"
+        " UNION ALL SELECT loan_id, event_time, pd FROM repayment_scores)"
+        " GROUP BY loan_id ORDER BY loan_id",
+    )
+    shown = query_rows(mixed_store, "SELECT loan_id, pd FROM watchlist ORDER BY loan_id")
+    assert shown == latest
+
+
+def test_delinquency_buckets_equal_a_direct_aggregate(mixed_store: str) -> None:
+    direct = query_rows(
+        mixed_store,
+        "SELECT month, dpd_bucket, count() AS loans, sum(balance) AS balance FROM ("
+        " SELECT toStartOfMonth(event_time) AS month, loan_id,"
+        " argMax(dpd_bucket, event_time) AS dpd_bucket,"
+        " argMax(outstanding_balance, event_time) AS balance"
+        " FROM repayment_scores GROUP BY month, loan_id)"
+        " GROUP BY month, dpd_bucket ORDER BY month, dpd_bucket",
+    )
+    view = query_rows(
+        mixed_store,
+        "SELECT month, dpd_bucket, loans, balance FROM delinquency_monthly"
+        " ORDER BY month, dpd_bucket",
+    )
+    assert len(view) == len(direct) > 12
+    for got, want in zip(view, direct, strict=True):
+        assert (got["month"], got["dpd_bucket"], got["loans"]) == (
+            want["month"], want["dpd_bucket"], want["loans"],
+        )  # fmt: skip
+        assert got["balance"] == pytest.approx(want["balance"])
+
+
+def test_roll_rates_equal_month_to_month_transitions(mixed_store: str) -> None:
+    states = query_rows(
+        mixed_store,
+        "SELECT toStartOfMonth(event_time) AS month, loan_id,"
+        " argMax(dpd_bucket, event_time) AS bucket FROM repayment_scores GROUP BY month, loan_id",
+    )
+    by_loan = {(r["loan_id"], r["month"]): r["bucket"] for r in states}
+    counts: dict[tuple, int] = defaultdict(int)
+    totals: dict[tuple, int] = defaultdict(int)
+    for (loan, month), bucket in by_loan.items():
+        following = month.replace(year=month.year + month.month // 12, month=month.month % 12 + 1)
+        if (loan, following) in by_loan:
+            counts[(month, bucket, by_loan[(loan, following)])] += 1
+            totals[(month, bucket)] += 1
+    view = query_rows(
+        mixed_store, "SELECT month, from_bucket, to_bucket, loans, rate FROM roll_rates"
+    )
+    assert {(r["month"], r["from_bucket"], r["to_bucket"]): r["loans"] for r in view} == counts
+    for r in view:
+        assert r["rate"] == pytest.approx(r["loans"] / totals[(r["month"], r["from_bucket"])])
+    assert any(r["from_bucket"] != r["to_bucket"] for r in view)
+
+
+def test_expected_loss_by_segment_equals_the_latest_scores(mixed_store: str) -> None:
+    direct = query_rows(
+        mixed_store,
+        "SELECT band, sum(expected_loss) AS el, count() AS loans FROM ("
+        " SELECT loan_id, argMax(band, event_time) AS band,"
+        " argMax(expected_loss, event_time) AS expected_loss FROM ("
+        " SELECT loan_id, event_time, band, expected_loss FROM scored_events"
+        " UNION ALL SELECT loan_id, event_time, band, expected_loss FROM repayment_scores)"
+        " GROUP BY loan_id) GROUP BY band ORDER BY band",
+    )
+    view = query_rows(
+        mixed_store,
+        "SELECT band, sum(expected_loss) AS el, sum(loans) AS loans FROM expected_loss_current"
+        " GROUP BY band ORDER BY band",
+    )
+    assert [(r["band"], r["loans"]) for r in view] == [(r["band"], r["loans"]) for r in direct]
+    for got, want in zip(view, direct, strict=True):
+        assert got["el"] == pytest.approx(want["el"])
+
+
+def _loan_of(line: bytes) -> str:
+    try:
+        return str(msgspec.json.decode(line).get("loan_id", ""))
+    except (msgspec.DecodeError, UnicodeDecodeError, AttributeError):
+        return ""  # a deliberately broken event
+
+
+def _split(lines: list[bytes], loan: str) -> Iterator[list[bytes]]:
+    mine = [x for x in lines if _loan_of(x) == loan]
+    yield [x for x in mine if is_repayment(x)]
+    yield [x for x in mine if not is_repayment(x)]
+
+
+def test_repayments_before_their_application_wait_across_a_restart(
+    settings: Settings,
+    model: ScoringModel,
+    live_model: ScoringModel,
+    mixed_lines: list[bytes],
+    tmp_path: Path,
+) -> None:
+    loan = next(_loan_of(x) for x in mixed_lines if is_repayment(x))
+    repayments, application = _split(mixed_lines, loan)
+    options = RunOptions(live_model=live_model, recovery=Recovery(tmp_path / "recovery"))
+    stream = write(tmp_path / "stream.jsonl", repayments)
+    first = run_files([stream], settings, model, options)
+    assert first.pending_repayments == len(repayments) > 3
+    [kept] = query_rows(
+        settings.store,
+        f"SELECT (SELECT count() FROM raw_events WHERE loan_id = '{loan}') AS raw,"
+        f" (SELECT count() FROM repayment_scores WHERE loan_id = '{loan}') AS scored,"
+        " (SELECT sum(pending_repayments) FROM ops_batches) AS reported",
+    )
+    assert kept == {"raw": len(repayments), "scored": 0, "reported": len(repayments)}
+    # The application arrives later in the same stream; the restarted flow resumes after what
+    # it read, and its restored state applies what was waiting.
+    with stream.open("ab") as tail:
+        tail.write(b"".join(line + b"\n" for line in application))
+    second = run_files([stream], settings, model, options)
+    assert second.sent == 1 + len(repayments)
+    assert second.pending_repayments == -len(repayments)
+    [row] = query_rows(
+        settings.store, f"SELECT count() AS n FROM repayment_scores WHERE loan_id = '{loan}'"
+    )
+    assert row["n"] == len(repayments)
