@@ -13,6 +13,7 @@ REVOKE ALL ON *.* FROM riskctl_writer_role;
 GRANT INSERT ON ${database}.raw_events TO riskctl_writer_role;
 GRANT INSERT ON ${database}.scored_events TO riskctl_writer_role;
 GRANT INSERT ON ${database}.dead_letters TO riskctl_writer_role;
+GRANT INSERT ON ${database}.repayment_scores TO riskctl_writer_role;
 GRANT INSERT ON ${database}.ops_batches TO riskctl_writer_role;
 GRANT INSERT ON ${database}.ops_consumer_lag TO riskctl_writer_role;
 -- Replays must not add rows twice: before inserting, the writer asks which keys are stored,
@@ -20,6 +21,7 @@ GRANT INSERT ON ${database}.ops_consumer_lag TO riskctl_writer_role;
 GRANT SELECT(event_id) ON ${database}.raw_events TO riskctl_writer_role;
 GRANT SELECT(event_id) ON ${database}.scored_events TO riskctl_writer_role;
 GRANT SELECT(dead_letter_id) ON ${database}.dead_letters TO riskctl_writer_role;
+GRANT SELECT(event_id) ON ${database}.repayment_scores TO riskctl_writer_role;
 -- Workers check on start that the schema is current: the migration ledger's CREATE TABLE IF
 -- NOT EXISTS (ClickHouse checks the grant even when the table exists) and its SELECT. A
 -- pending migration then fails for lack of DDL rights: migrations are the administrator's.
@@ -44,6 +46,11 @@ GRANT SELECT ON ${database}.loan_latest_score TO riskctl_analyst_role;
 GRANT SELECT ON ${database}.ops_batches TO riskctl_analyst_role;
 GRANT SELECT ON ${database}.ops_consumer_lag TO riskctl_analyst_role;
 GRANT SELECT ON ${database}.drift_psi TO riskctl_analyst_role;
+-- Delinquency views run with their reader's rights: their source table too.
+GRANT SELECT ON ${database}.delinquency_monthly TO riskctl_analyst_role;
+GRANT SELECT ON ${database}.roll_rates TO riskctl_analyst_role;
+GRANT SELECT ON ${database}.expected_loss_current TO riskctl_analyst_role;
+GRANT SELECT ON ${database}.loan_month_state TO riskctl_analyst_role;
 GRANT SELECT ON system.settings TO riskctl_analyst_role;
 
 -- Read-only with bounded queries. Grafana's plugin sets max_execution_time on every query,
