@@ -13,14 +13,10 @@ import zlib
 from dataclasses import dataclass, field
 from datetime import datetime
 
+import msgspec
+
 from flows.events import LoanApplication, LoanRepayment
-from flows.loan_state import (
-    LoanState,
-    apply_repayment,
-    behaviour_features,
-    days_past_due,
-    open_loan,
-)
+from flows.loan_state import LoanState, apply_repayment, behaviour_features, open_loan
 
 SHARDS = 64
 
@@ -53,9 +49,14 @@ class Repaid:
 LoanEvent = Opened | Repaid
 
 
-@dataclass(frozen=True, slots=True)
-class Observation:
-    """A repayment applied to an open loan: the state after it and its behaviour features."""
+class Observation(msgspec.Struct, frozen=True, gc=False):
+    """A repayment applied to an open loan: the state after it and its behaviour features.
+
+    A frozen Struct rather than a frozen dataclass: one is built per repayment, in ~0.06 µs
+    against ~0.6 µs (a frozen dataclass sets each field through ``object.__setattr__``).
+    ``gc=False`` keeps these short-lived objects out of the cyclic collector's work; nothing an
+    observation holds refers back to it, so it cannot be part of a reference cycle.
+    """
 
     repaid: Repaid
     state: LoanState
@@ -86,18 +87,21 @@ def shard_events(events: list[LoanEvent]) -> list[tuple[str, list[LoanEvent]]]:
     return list(groups.items())
 
 
+def _copy(entries: dict[str, BookEntry]) -> dict[str, BookEntry]:
+    # Entries change in place (``state`` on every repayment, ``waiting``) while states are never
+    # changed: a new entry and ``waiting`` dict per loan decouple the copy from the book.
+    return {loan: BookEntry(e.state, e.segment, dict(e.waiting)) for loan, e in entries.items()}
+
+
 class LoanBook:
     def __init__(self, entries: dict[str, BookEntry] | None = None) -> None:
-        self._entries: dict[str, BookEntry] = dict(entries or {})
+        # copied, so that applying events never changes the snapshot the book resumed from
+        self._entries: dict[str, BookEntry] = _copy(entries) if entries else {}
         # repayments held for an application not yet seen, in total
         self.pending = sum(len(e.waiting) for e in self._entries.values())
 
     def snapshot(self) -> dict[str, BookEntry]:
-        # Entries are replaced, never changed in place, except ``waiting``: copy those.
-        return {
-            loan: BookEntry(e.state, e.segment, dict(e.waiting))
-            for loan, e in self._entries.items()
-        }
+        return _copy(self._entries)
 
     def __len__(self) -> int:
         return len(self._entries)
@@ -129,31 +133,25 @@ class LoanBook:
             self._repay(repaid, observed)
 
     def _repay(self, repaid: Repaid, observed: list[Observation]) -> None:
-        loan_id = repaid.event.loan_id
-        entry = self._entries.get(loan_id)
+        event = repaid.event
+        entry = self._entries.get(event.loan_id)
         before = None if entry is None else entry.state
-        state = apply_repayment(before, repaid.event)
+        state = apply_repayment(before, event)
         if state is before:
             return  # the same event again
-        if not state.is_open:
+        if state.origination_date is None:  # still waiting for its application
             if entry is None:
                 entry = BookEntry(state)
-                self._entries[loan_id] = entry
+                self._entries[event.loan_id] = entry
             else:
                 entry.state = state
-            if repaid.event.event_id not in entry.waiting:
-                entry.waiting[repaid.event.event_id] = repaid
+            if event.event_id not in entry.waiting:
+                entry.waiting[event.event_id] = repaid
                 self.pending += 1
             return
         assert entry is not None and entry.segment is not None
-        self._entries[loan_id] = BookEntry(state, entry.segment)
-        as_of = repaid.event.event_time.date()
-        observed.append(
-            Observation(
-                repaid=repaid,
-                state=state,
-                features=behaviour_features(state, as_of),
-                days_past_due=days_past_due(state, as_of),
-                segment=entry.segment,
-            )
-        )
+        # in place rather than a new entry per repayment; snapshot() copies the entries
+        entry.state = state
+        features = behaviour_features(state, event.event_time.date())
+        # features[0] is days_past_due on the same date (a whole number of days as a float)
+        observed.append(Observation(repaid, state, features, int(features[0]), entry.segment))

@@ -43,10 +43,13 @@ state's size and its snapshot cost.
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, replace
+from bisect import bisect_right
+from dataclasses import dataclass
 from datetime import date, datetime
 from functools import lru_cache
 from operator import mul
+
+import msgspec
 
 from flows.events import LoanApplication, LoanRepayment
 from flows.features import monthly_installment
@@ -149,14 +152,15 @@ class LoanStateError(ValueError):
     """A state operation that cannot be meaningful (wrong loan, loan not opened)."""
 
 
-@dataclass(slots=True)
-class LoanState:
+class LoanState(msgspec.Struct, frozen=True, gc=False):
     """Everything the behavioural features need about one loan, and nothing more.
 
-    Treated as immutable: every function here returns a new state and never changes the one it
-    was given. It is not declared frozen because a frozen dataclass of this width costs ~3 µs to
-    build (one ``object.__setattr__`` per field) against ~0.4 µs, on a path that builds one per
-    repayment.
+    Immutable: every function here returns a new state. A frozen Struct because one is built per
+    repayment: ~0.12 µs against ~0.22 µs for a slots dataclass of this width and ~2 µs for a
+    frozen one (one ``object.__setattr__`` per field). ``gc=False`` keeps states out of the
+    cyclic garbage collector: they hold only scalars, tuples and events, never anything that
+    refers back to a state, so they cannot be part of a cycle, and a collector tracking every
+    state kept by the book and its observations spent ~2 µs a repayment in full collections.
 
     A placeholder (``origination_date is None``) exists only to hold repayments that arrived
     before their application; it carries no contract terms yet.
@@ -187,6 +191,15 @@ class LoanState:
     worst_dpd: int
     stale_events: int
     pending: tuple[LoanRepayment, ...]
+    # Derived from the contract terms once at open, so a repayment neither rounds the
+    # installment nor does calendar arithmetic: the installment in cents (the waterfall's
+    # divisor) and, at index n, the day number (``date.toordinal``) installment n falls due on,
+    # index 0 being the origination date. Placeholders hold 0 and ().
+    installment_cents: int
+    due_days: tuple[int, ...]
+    # the amounts paid (cents) of ``recent``, in the same order: the payment-regularity
+    # features read their window here without unpacking the installments
+    paid_window: tuple[int, ...]
 
     @property
     def is_open(self) -> bool:
@@ -209,10 +222,18 @@ def add_months(start: date, months: int) -> date:
 def due_date(origination: date, installment_number: int) -> date:
     """The contractual due date of installment ``installment_number`` (1-based).
 
-    Cached: loans originated on the same day share their due dates, and the hot path asks for
-    one per repayment.
+    Cached: loans originated on the same day share their due dates.
     """
     return add_months(origination, installment_number)
+
+
+@lru_cache(maxsize=1 << 12)
+def _due_days(origination: date, term_months: int) -> tuple[int, ...]:
+    """``due_date(origination, n).toordinal()`` for n = 0 .. term_months (see LoanState).
+
+    Cached so that loans opened on the same day with the same term share one tuple.
+    """
+    return tuple(due_date(origination, n).toordinal() for n in range(term_months + 1))
 
 
 def months_on_book(origination: date, as_of: date) -> int:
@@ -297,6 +318,9 @@ def _placeholder(loan_id: str, pending: tuple[LoanRepayment, ...]) -> LoanState:
         worst_dpd=0,
         stale_events=0,
         pending=pending,
+        installment_cents=0,
+        due_days=(),
+        paid_window=(),
     )
 
 
@@ -304,15 +328,21 @@ def _cents(amount: float) -> int:
     return round(amount * 100.0)
 
 
-def _dpd(state: LoanState, as_of: date, paid_cents: int, balance: float) -> int:
-    """Days past due of the oldest installment cumulative payments do not cover."""
+def _dpd(state: LoanState, day: int, paid_cents: int, balance: float) -> int:
+    """Days past due on day number ``day`` of the oldest installment payments do not cover.
+
+    The hot paths write the common case (0 <= covered < term) out and call this for the rest.
+    """
     origination = state.origination_date
     if balance <= CENT or origination is None:
         return 0
-    covered = paid_cents // _cents(state.installment)
+    covered = paid_cents // state.installment_cents
     if covered >= state.term_months:
         return 0
-    days = (as_of - due_date(origination, covered + 1)).days
+    n = covered + 1
+    # n < 0 only with negative payments, which validation rejects: still answered exactly
+    due = state.due_days[n] if n >= 0 else due_date(origination, n).toordinal()
+    days = day - due
     return days if days > 0 else 0
 
 
@@ -331,16 +361,18 @@ def open_loan(
         if state.is_open:
             return state
     amount = app.funded_amnt
+    # a cent at least: the waterfall divides by it
+    installment = max(round(monthly_installment(amount, app.int_rate, app.term_months), 2), 0.01)
+    origination = app.event_time.date()
     opened = LoanState(
         loan_id=app.loan_id,
         funded_amnt=amount,
         term_months=app.term_months,
-        # a cent at least: the waterfall divides by it
-        installment=max(round(monthly_installment(amount, app.int_rate, app.term_months), 2), 0.01),
+        installment=installment,
         origination_pd=origination_pd,
         origination_logit=pd_logit(origination_pd),
         origination_time=app.event_time,
-        origination_date=app.event_time.date(),
+        origination_date=origination,
         outstanding_balance=amount,
         balance_installment=0,
         recent=(),
@@ -353,23 +385,15 @@ def open_loan(
         worst_dpd=0,
         stale_events=0,
         pending=(),
+        installment_cents=_cents(installment),
+        due_days=_due_days(origination, app.term_months),
+        paid_window=(),
     )
     if state is not None:
         # contract order, so the worst-days-past-due readings match an in-order stream
         for event in sorted(state.pending, key=lambda e: e.installment_number):
             opened = apply_repayment(opened, event)
     return opened
-
-
-def _outcome(event: LoanRepayment, paid_cents: int, due_cents: int) -> tuple[str, int]:
-    """``(outcome code, days late)`` of one installment event."""
-    pay_date = event.payment_date
-    if paid_cents <= 0 or pay_date is None:
-        return MISSED, (event.event_time.date() - event.due_date).days
-    late = (pay_date - event.due_date).days
-    if paid_cents < due_cents:
-        return PARTIAL, late
-    return (LATE, late) if late > 0 else (ON_TIME, 0)
 
 
 def apply_repayment(state: LoanState | None, event: LoanRepayment) -> LoanState:
@@ -390,10 +414,12 @@ def apply_repayment(state: LoanState | None, event: LoanRepayment) -> LoanState:
 
     n = event.installment_number
     recent = state.recent
+    size = len(recent)
     bit = 1 << n
+    mask = state.recorded_mask
     replaced: Installment | None = None
-    position = len(recent)
-    if state.recorded_mask & bit:
+    position = size
+    if mask & bit:
         for i, rec in enumerate(recent):
             if rec[0] == n:
                 if rec[1] == event_id:
@@ -407,45 +433,83 @@ def apply_repayment(state: LoanState | None, event: LoanRepayment) -> LoanState:
         while position and recent[position - 1][0] > n:
             position -= 1
 
-    due_cents = _cents(event.amount_due)
-    paid_cents = _cents(event.amount_paid)
-    outcome, late = _outcome(event, paid_cents, due_cents)
-    event_day = event.event_time.date()
-    record: Installment = (n, event_id, due_cents, paid_cents, outcome, event_day.toordinal())
+    # _cents and the outcome rules written out: this runs once per repayment
+    due_cents = round(event.amount_due * 100.0)
+    paid_cents = round(event.amount_paid * 100.0)
+    day = event.event_time.toordinal()  # the event's date, as a day number
+    pay_date = event.payment_date
+    if paid_cents <= 0 or pay_date is None:
+        outcome, late = MISSED, day - event.due_date.toordinal()
+    else:
+        late = (pay_date - event.due_date).days
+        if paid_cents < due_cents:
+            outcome = PARTIAL
+        elif late > 0:
+            outcome = LATE
+        else:
+            outcome, late = ON_TIME, 0
+    record: Installment = (n, event_id, due_cents, paid_cents, outcome, day)
     recorded = state.installments_recorded
     on_time = state.installments_on_time
     total_due = state.total_due_cents + due_cents
     total_paid = state.total_paid_cents + paid_cents
+    # recent, outcomes and paid stay aligned: the same edit on each
     outcomes = state.outcomes
-    if replaced is None:
-        recorded += 1
-        recent = (*recent[:position], record, *recent[position:])
-        outcomes = outcomes[:position] + outcome + outcomes[position:]
-        if len(recent) > HISTORY_WINDOW:
-            # the oldest installment leaves the window; its totals stay in the aggregates
-            recent = recent[1:]
-            outcomes = outcomes[1:]
-    else:
+    paid = state.paid_window
+    if replaced is not None:
         total_due -= replaced[2]
         total_paid -= replaced[3]
-        on_time -= replaced[4] == ON_TIME
-        recent = (*recent[:position], record, *recent[position + 1 :])
-        outcomes = outcomes[:position] + outcome + outcomes[position + 1 :]
-    on_time += outcome == ON_TIME
+        if replaced[4] == ON_TIME:
+            on_time -= 1
+        after = position + 1
+        recent = (*recent[:position], record, *recent[after:])
+        outcomes = outcomes[:position] + outcome + outcomes[after:]
+        paid = (*paid[:position], paid_cents, *paid[after:])
+    else:
+        recorded += 1
+        # a full window drops its oldest installment; its totals stay in the aggregates
+        if position == size:
+            # the usual case, the next installment: append without slicing around it
+            if size < HISTORY_WINDOW:
+                recent += (record,)
+                outcomes += outcome
+                paid += (paid_cents,)
+            else:
+                recent = (*recent[1:], record)
+                outcomes = outcomes[1:] + outcome
+                paid = (*paid[1:], paid_cents)
+        else:
+            recent = (*recent[:position], record, *recent[position:])
+            outcomes = outcomes[:position] + outcome + outcomes[position:]
+            paid = (*paid[:position], paid_cents, *paid[position:])
+            if size >= HISTORY_WINDOW:
+                recent = recent[1:]
+                outcomes = outcomes[1:]
+                paid = paid[1:]
+    if outcome == ON_TIME:
+        on_time += 1
 
     if n >= state.balance_installment:
         balance, balance_n = event.outstanding_balance, n
     else:
         balance, balance_n = state.outstanding_balance, state.balance_installment
-    mask = state.recorded_mask | bit
-    worst = max(state.worst_dpd, late)
+    mask |= bit
+    worst = state.worst_dpd
+    if late > worst:
+        worst = late
     below = bit - 2  # installments 1 .. n-1
     if mask & below == below:
         if mask < bit << 1:
             # the in-order path: nothing above n yet, so every payment so far was made by now
-            worst = max(worst, _dpd(state, event_day, total_paid, balance))
+            covered = total_paid // state.installment_cents
+            if 0 <= covered < state.term_months and balance > CENT:
+                dpd = day - state.due_days[covered + 1]
+            else:
+                dpd = _dpd(state, day, total_paid, balance)
         else:
-            worst = max(worst, _replayed_worst(state, recent, n, total_paid, balance))
+            dpd = _replayed_worst(state, recent, n, total_paid, balance)
+        if dpd > worst:
+            worst = dpd
     # with a gap below n, the reading waits for the gap: _replayed_worst takes it then
     return LoanState(
         state.loan_id,
@@ -468,6 +532,9 @@ def apply_repayment(state: LoanState | None, event: LoanRepayment) -> LoanState:
         worst,
         state.stale_events,
         (),
+        state.installment_cents,
+        state.due_days,
+        paid,
     )
 
 
@@ -492,18 +559,18 @@ def _replayed_worst(
             break
         if rec[0] != n:
             paid += rec[3]
-        worst = max(worst, _dpd(state, date.fromordinal(rec[5]), paid, balance))
+        worst = max(worst, _dpd(state, rec[5], paid, balance))
         previous = rec[0]
     return worst
 
 
 def _with_stale(state: LoanState) -> LoanState:
-    return replace(state, stale_events=state.stale_events + 1)
+    return msgspec.structs.replace(state, stale_events=state.stale_events + 1)
 
 
 def days_past_due(state: LoanState, as_of: date) -> int:
     """Days past due on ``as_of`` (see :data:`BEHAVIOUR_FEATURES`)."""
-    return _dpd(state, as_of, state.total_paid_cents, state.outstanding_balance)
+    return _dpd(state, as_of.toordinal(), state.total_paid_cents, state.outstanding_balance)
 
 
 def loan_status(state: LoanState, as_of: date) -> str:
@@ -525,27 +592,45 @@ def loan_status(state: LoanState, as_of: date) -> str:
 
 
 def behaviour_features(state: LoanState, as_of: date) -> tuple[float, ...]:
-    """Behavioural model inputs on ``as_of``, in :data:`BEHAVIOUR_FEATURE_NAMES` order."""
+    """Behavioural model inputs on ``as_of``, in :data:`BEHAVIOUR_FEATURE_NAMES` order.
+
+    The first element is :func:`days_past_due` on ``as_of`` (as a float), so a caller that needs
+    both reads it here instead of computing it twice.
+    """
     origination = state.origination_date
     if origination is None:
         raise LoanStateError(f"loan {state.loan_id} has no application yet: nothing to score")
-    # written out rather than composed from the helpers above: this runs once per repayment
+    # written out rather than composed from the helpers above: this runs once per repayment.
+    # Dates are day numbers looked up in the loan's schedule (LoanState.due_days).
     balance = state.outstanding_balance
     total_paid = state.total_paid_cents
-    installment = _cents(state.installment)
-    months = (as_of.year - origination.year) * 12 + as_of.month - origination.month
-    if months > 0 and due_date(origination, months) > as_of:
-        months -= 1
-    if months < 0:
-        months = 0
+    term = state.term_months
+    dues = state.due_days
+    day = as_of.toordinal()
+    # installments due on or before as_of (months_on_book while within the schedule), and those
+    # due strictly before it: one falling due today is not in arrears yet, as for days past due
+    months = bisect_right(dues, day) - 1
+    if months >= term:
+        # the schedule has ended: every installment is due; count months on the calendar
+        past_due = term - 1 if term and dues[term] == day else term
+        months = months_on_book(origination, as_of)
+    elif months > 0:
+        past_due = months - 1 if dues[months] == day else months
+    else:
+        months = past_due = 0
     if balance <= CENT:
         dpd = 0
         arrears = 0.0
     else:
-        dpd = _dpd(state, as_of, total_paid, balance)
-        # an installment falling due today is not in arrears yet, as for days past due
-        past_due = months - 1 if months and due_date(origination, months) == as_of else months
-        owed = installment * min(past_due, state.term_months) - total_paid
+        installment = state.installment_cents
+        covered = total_paid // installment
+        if 0 <= covered < term:
+            dpd = day - dues[covered + 1]
+            if dpd < 0:
+                dpd = 0
+        else:
+            dpd = _dpd(state, day, total_paid, balance)
+        owed = installment * past_due - total_paid
         arrears = owed / installment if owed > 0 else 0.0
 
     outcomes = state.outcomes
@@ -554,30 +639,46 @@ def behaviour_features(state: LoanState, as_of: date) -> tuple[float, ...]:
     if recorded:
         on_time_ratio = state.installments_on_time / recorded
         due = state.total_due_cents
-        paid_to_due = min(total_paid / due, _PAID_TO_DUE_CAP) if due > 0 else _PAID_TO_DUE_CAP
-        paid6 = [rec[3] for rec in state.recent[-6:]]
+        if due > 0:
+            paid_to_due = total_paid / due
+            if paid_to_due > _PAID_TO_DUE_CAP:
+                paid_to_due = _PAID_TO_DUE_CAP
+        else:
+            paid_to_due = _PAID_TO_DUE_CAP
+        paid6 = state.paid_window[-6:]
         count6 = len(paid6)
         full_share = last6.count(ON_TIME) / count6
-        s1 = sum(paid6)
-        # whole cents, so n * sum(x^2) - sum(x)^2 is exact and never negative
-        spread = count6 * sum(map(mul, paid6, paid6)) - s1 * s1
-        cv = math.sqrt(spread) / s1 if count6 > 1 and s1 > 0 else 0.0
+        if paid6.count(paid6[0]) == count6:
+            # equal amounts (the usual regular payer): the formula below gives exactly 0.0
+            cv = 0.0
+        else:
+            s1 = sum(paid6)
+            # whole cents, so n * sum(x^2) - sum(x)^2 is exact and never negative
+            spread = count6 * sum(map(mul, paid6, paid6)) - s1 * s1
+            cv = math.sqrt(spread) / s1 if s1 > 0 else 0.0
     else:
         on_time_ratio = paid_to_due = full_share = cv = NAN
 
+    if MISSED in outcomes:
+        missed3 = outcomes[-3:].count(MISSED) + 0.0
+        missed6 = last6.count(MISSED) + 0.0
+        missed12 = outcomes.count(MISSED) + 0.0
+    else:  # the usual case: one scan instead of three counts
+        missed3 = missed6 = missed12 = 0.0
     worst = state.worst_dpd
+    # int + 0.0 is exactly float(int), without a call per feature
     return (
-        float(dpd),
-        float(worst if worst > dpd else dpd),
+        dpd + 0.0,
+        (worst if worst > dpd else dpd) + 0.0,
         arrears,
-        float(outcomes[-3:].count(MISSED)),
-        float(last6.count(MISSED)),
-        float(outcomes.count(MISSED)),
+        missed3,
+        missed6,
+        missed12,
         on_time_ratio,
         paid_to_due,
         balance,
         balance / state.funded_amnt,
-        float(months),
+        months + 0.0,
         full_share,
         cv,
         state.origination_logit,

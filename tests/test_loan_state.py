@@ -6,6 +6,8 @@ from __future__ import annotations
 
 import itertools
 import math
+import pickle
+import random
 import statistics
 from datetime import UTC, date, datetime, timedelta
 
@@ -14,10 +16,14 @@ import pytest
 
 from flows.events import LoanApplication, LoanRepayment
 from flows.features import monthly_installment
+from flows.loan_book import LoanBook, LoanEvent, Observation, Opened, Repaid
 from flows.loan_state import (
     BEHAVIOUR_FEATURE_NAMES,
     BEHAVIOUR_FEATURES,
+    CENT,
     HISTORY_WINDOW,
+    MISSED,
+    ON_TIME,
     LoanState,
     LoanStateError,
     add_months,
@@ -31,7 +37,11 @@ from flows.loan_state import (
     loan_status,
     months_on_book,
     open_loan,
+    pd_logit,
 )
+from training.dataset import LendingClub
+from training.repayments import mixed_events
+from training.replay import ReplayPlan
 
 ORIGINATED = datetime(2024, 1, 15, 9, 30, tzinfo=UTC)
 ORIGIN_DATE = ORIGINATED.date()
@@ -416,3 +426,262 @@ def test_windows_count_only_the_most_recent_installments() -> None:
     assert (f["missed_last_3"], f["missed_last_6"], f["missed_last_12"]) == (2, 2, 4)
     assert f["full_on_time_share_6"] == 4 / 6
     assert f["on_time_ratio"] == 8 / 14
+
+
+# --- the book on a real mixed stream, against the formulas written plainly ----------------------
+
+
+def reference_dpd(state: LoanState, as_of: date, paid_cents: int, balance: float) -> int:
+    """Days past due the plain way: the due date of the oldest installment not covered."""
+    assert state.origination_date is not None
+    covered = paid_cents // round(state.installment * 100)
+    if balance <= CENT or covered >= state.term_months:
+        return 0
+    return max(0, (as_of - due_date(state.origination_date, covered + 1)).days)
+
+
+def reference_features(state: LoanState, as_of: date) -> tuple[float, ...]:
+    """BEHAVIOUR_FEATURES computed the straightforward way: calendar dates from due_date, the
+    windows from ``recent``, nothing cached on the state. The coefficient of variation keeps the
+    exact whole-cent formula so the comparison can be exact."""
+    origination = state.origination_date
+    assert origination is not None
+    installment = round(state.installment * 100)
+    balance = state.outstanding_balance
+    paid_total = state.total_paid_cents
+    dpd = reference_dpd(state, as_of, paid_total, balance)
+    arrears = 0.0
+    if balance > CENT:
+        due_before = sum(
+            1 for n in range(1, state.term_months + 1) if due_date(origination, n) < as_of
+        )
+        owed = installment * due_before - paid_total
+        arrears = owed / installment if owed > 0 else 0.0
+    outcomes = "".join(rec[4] for rec in state.recent)
+    assert outcomes == state.outcomes
+    if state.installments_recorded:
+        paid6 = [rec[3] for rec in state.recent[-6:]]
+        s1 = sum(paid6)
+        spread = len(paid6) * sum(x * x for x in paid6) - s1 * s1
+        due = state.total_due_cents
+        on_time_ratio = state.installments_on_time / state.installments_recorded
+        paid_to_due = min(paid_total / due, 2.0) if due > 0 else 2.0
+        full_share = outcomes[-6:].count(ON_TIME) / len(paid6)
+        cv = math.sqrt(spread) / s1 if len(paid6) > 1 and s1 > 0 else 0.0
+    else:
+        on_time_ratio = paid_to_due = full_share = cv = math.nan
+    return (
+        float(dpd),
+        float(max(dpd, state.worst_dpd)),
+        arrears,
+        float(outcomes[-3:].count(MISSED)),
+        float(outcomes[-6:].count(MISSED)),
+        float(outcomes.count(MISSED)),
+        on_time_ratio,
+        paid_to_due,
+        balance,
+        balance / state.funded_amnt,
+        float(months_on_book(origination, as_of)),
+        full_share,
+        cv,
+        pd_logit(state.origination_pd),
+    )
+
+
+def exactly(a: tuple[float, ...], b: tuple[float, ...]) -> bool:
+    """Same values and types, NaN equal to NaN: no tolerance."""
+    return len(a) == len(b) and all(
+        type(x) is type(y) and (x == y or (math.isnan(x) and math.isnan(y)))
+        for x, y in zip(a, b, strict=True)
+    )
+
+
+RECEIVED = datetime(2025, 6, 1, tzinfo=UTC)
+
+
+@pytest.fixture(scope="module")
+def messy_stream(lending_club: LendingClub) -> list[LoanEvent]:
+    """A real mixed stream (40-month histories, origination dates spread over months) made
+    messy: a third of the loans arrive in shuffled order (repayments before their application
+    included), and repeats and corrections of earlier repayments arrive later, some of them
+    after the installment has left the window."""
+    plan = ReplayPlan(
+        max_events=300, seed=3, start=datetime(2024, 1, 1, tzinfo=UTC), spacing=timedelta(hours=7)
+    )
+    decoders = (msgspec.json.Decoder(LoanRepayment), msgspec.json.Decoder(LoanApplication))
+    events: list[LoanApplication | LoanRepayment] = []
+    for raw in mixed_events(lending_club, plan, months=40):
+        kind = decoders[0] if b'"loan_repayment"' in raw else decoders[1]
+        events.append(kind.decode(raw))
+    rng = random.Random(17)
+    slots: dict[str, list[int]] = {}
+    for i, event in enumerate(events):
+        slots.setdefault(event.loan_id, []).append(i)
+    for _, positions in sorted(slots.items())[::3]:
+        moved = [events[i] for i in positions]
+        rng.shuffle(moved)
+        for i, event in zip(positions, moved, strict=True):
+            events[i] = event
+    late: list[tuple[int, LoanRepayment]] = []
+    for i, event in enumerate(events):
+        if not isinstance(event, LoanRepayment) or rng.random() > 0.1:
+            continue
+        if rng.random() < 0.5:
+            late.append((i + rng.randint(1, 2_000), event))
+            continue
+        paid = rng.choice([0.0, round(event.amount_due * rng.uniform(0.2, 1.5), 2)])
+        fix = msgspec.structs.replace(
+            event,
+            event_id=f"{event.event_id}-fix",
+            amount_paid=paid,
+            payment_date=None if paid == 0 else event.due_date + timedelta(days=rng.randint(0, 40)),
+        )
+        late.append((i + rng.randint(1, 6_000), fix))
+    for position, event in sorted(late, key=lambda t: t[0], reverse=True):
+        events.insert(min(position, len(events)), event)
+    return [
+        Opened(e, 0.08, "v1") if isinstance(e, LoanApplication) else Repaid(e, "test", RECEIVED)
+        for e in events
+    ]
+
+
+def check_observation(o: Observation) -> None:
+    state = o.state
+    as_of = o.repaid.event.event_time.date()
+    assert exactly(o.features, reference_features(state, as_of)), o.repaid.event.event_id
+    assert o.days_past_due == days_past_due(state, as_of) == int(o.features[0])
+    assert type(o.days_past_due) is int
+    # what the state derives once at open, or keeps beside ``recent``, agrees with its source
+    assert state.origination_date is not None
+    assert state.installment_cents == round(state.installment * 100)
+    assert state.due_days == tuple(
+        due_date(state.origination_date, n).toordinal() for n in range(state.term_months + 1)
+    )
+    assert state.paid_window == tuple(rec[3] for rec in state.recent)
+
+
+def test_book_observations_match_the_formulas_on_a_messy_real_stream(
+    messy_stream: list[LoanEvent],
+) -> None:
+    book = LoanBook()
+    observed = book.apply(messy_stream)
+    assert len(observed) > 5_000
+    for o in observed:
+        check_observation(o)
+    states = [entry.state for entry in book.snapshot().values()]
+    # the stream reaches the paths it is meant to: full windows, stale repeats, late arrivals
+    assert book.pending == 0
+    assert any(len(s.recent) == HISTORY_WINDOW for s in states)
+    assert sum(s.stale_events for s in states) > 0
+    assert any(s.worst_dpd >= 90 for s in states)
+    assert any(s.outstanding_balance <= CENT for s in states)
+    # any day, not just event days: before origination, around due dates, after the last one
+    rng = random.Random(5)
+    for state in states:
+        origination = state.origination_date
+        assert origination is not None
+        days = [origination - timedelta(days=3), origination]
+        days += [origination + timedelta(days=rng.randrange(2_300)) for _ in range(5)]
+        for n in (1, 12, state.term_months - 1, state.term_months, state.term_months + 1):
+            days += [due_date(origination, n) + timedelta(days=k) for k in (-1, 0, 1)]
+        for as_of in days:
+            assert exactly(behaviour_features(state, as_of), reference_features(state, as_of))
+
+
+def test_each_loan_alone_in_a_fresh_book_reaches_the_same_state(
+    messy_stream: list[LoanEvent],
+) -> None:
+    """Entries change in place: one loan's updates never reach another's, nor a fresh book's."""
+    shared = LoanBook()
+    shared.apply(messy_stream)
+    by_loan: dict[str, list[LoanEvent]] = {}
+    for event in messy_stream:
+        loan = event.app.loan_id if isinstance(event, Opened) else event.event.loan_id
+        by_loan.setdefault(loan, []).append(event)
+    together = shared.snapshot()
+    for loan, events in by_loan.items():
+        alone = LoanBook()
+        for o in alone.apply(events):
+            check_observation(o)
+        assert alone.snapshot()[loan].state == together[loan].state
+
+
+def test_a_resumed_book_continues_exactly_and_its_snapshot_stays_put(
+    messy_stream: list[LoanEvent],
+) -> None:
+    half = len(messy_stream) // 2
+    whole = LoanBook().apply(messy_stream)
+    book = LoanBook()
+    first = book.apply(messy_stream[:half])
+    snapshot = book.snapshot()
+    frozen = pickle.dumps(snapshot)
+    resumed = LoanBook(pickle.loads(frozen))
+    rest = resumed.apply(messy_stream[half:])
+    assert len(first) + len(rest) == len(whole)
+    for a, b in zip(whole, first + rest, strict=True):
+        assert a.repaid.event == b.repaid.event
+        assert exactly(a.features, b.features)
+        assert a.days_past_due == b.days_past_due
+        assert a.state == b.state
+    # the book that took the snapshot moves on; the snapshot, and the book resumed from it, do not
+    book.apply(messy_stream[half:])
+    assert pickle.dumps(snapshot) == frozen
+    again = LoanBook(snapshot)
+    again.apply(messy_stream[half:])
+    assert pickle.dumps(snapshot) == frozen
+
+
+def test_loans_that_arrived_in_order_fold_to_the_plainly_computed_state(
+    messy_stream: list[LoanEvent],
+) -> None:
+    """For every loan whose repayments came in order after its application, uncorrected (repeats
+    change nothing), the state's totals, window and worst days past due are recomputed event by
+    event from the events alone (worst: the larger of each event's lateness and the days past
+    due right after it, as BEHAVIOUR_FEATURES defines it)."""
+    book = LoanBook()
+    book.apply(messy_stream)
+    entries = book.snapshot()
+    arrivals: dict[str, list[LoanEvent]] = {}
+    for event in messy_stream:
+        loan = event.app.loan_id if isinstance(event, Opened) else event.event.loan_id
+        arrivals.setdefault(loan, []).append(event)
+    checked = delinquent = 0
+    for loan, events in arrivals.items():
+        # a repeat's first arrival is the one that counts; a correction breaks the order
+        repayments: list[LoanRepayment] = []
+        seen: set[str] = set()
+        for e in events:
+            if isinstance(e, Repaid) and e.event.event_id not in seen:
+                seen.add(e.event.event_id)
+                repayments.append(e.event)
+        in_order = [r.installment_number for r in repayments] == list(range(1, len(repayments) + 1))
+        if not isinstance(events[0], Opened) or not in_order:
+            continue
+        state = entries[loan].state
+        due = paid = on_time = worst = 0
+        outcomes = ""
+        for r in repayments:
+            due_cents = round(r.amount_due * 100)
+            paid_cents = round(r.amount_paid * 100)
+            if paid_cents <= 0 or r.payment_date is None:
+                outcome, late = MISSED, (r.event_time.date() - r.due_date).days
+            else:
+                late = (r.payment_date - r.due_date).days
+                outcome = "S" if paid_cents < due_cents else "L" if late > 0 else ON_TIME
+            due += due_cents
+            paid += paid_cents
+            on_time += outcome == ON_TIME
+            outcomes += outcome
+            after = reference_dpd(state, r.event_time.date(), paid, r.outstanding_balance)
+            worst = max(worst, late, after)
+        assert state.total_due_cents == due, loan
+        assert state.total_paid_cents == paid, loan
+        assert state.installments_recorded == len(repayments), loan
+        assert state.installments_on_time == on_time, loan
+        assert state.outcomes == outcomes[-HISTORY_WINDOW:], loan
+        assert state.outstanding_balance == repayments[-1].outstanding_balance, loan
+        assert state.worst_dpd == worst, loan
+        checked += 1
+        delinquent += worst > 0
+    assert checked > 40
+    assert delinquent > 5
