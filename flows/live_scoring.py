@@ -14,11 +14,16 @@ import pyarrow as pa
 from flows.loan_book import Observation
 from flows.loan_state import BEHAVIOUR_FEATURE_NAMES, dpd_bucket
 from flows.model import ModelError, ScoringModel
-from flows.scoring import ScoredBatch, band_names
+from flows.scoring import ScoredBatch, _constant, _constant_time, band_names
 from flows.settings import Settings
 
 _TS_MS = pa.timestamp("ms", tz="UTC")
 _TS_US = pa.timestamp("us", tz="UTC")
+_DPD = BEHAVIOUR_FEATURE_NAMES.index("days_past_due")
+_BALANCE = BEHAVIOUR_FEATURE_NAMES.index("outstanding_balance")
+# dpd_bucket() vectorized: the lower bound of every bucket after "current".
+_BUCKET_EDGES = np.array([1, 30, 60, 90], dtype=np.float64)
+_BUCKET_NAMES = np.array([dpd_bucket(d) for d in (0, 1, 30, 60, 90)], dtype=object)
 
 
 class LiveScorer:
@@ -45,27 +50,31 @@ class LiveScorer:
             n, len(BEHAVIOUR_FEATURE_NAMES)
         )
         pd = self.model.predict_pd(matrix)
-        balance = np.fromiter((o.state.outstanding_balance for o in observed), np.float64, n)
-        events = [o.repaid.event for o in observed]
+        # Columns come from the feature matrix where they can: one vector op, not n lookups.
+        balance = matrix[:, _BALANCE]
+        repaid = [o.repaid for o in observed]
+        events = [r.event for r in repaid]
         segments = [o.segment for o in observed]
-        received = [o.repaid.received_at for o in observed]
-        source = [
-            o.repaid.received_at if o.repaid.source_ms is None
-            else datetime.fromtimestamp(o.repaid.source_ms / 1000, UTC)
-            for o in observed
-        ]  # fmt: skip
+        received_us = np.fromiter(
+            (int(r.received_at.timestamp() * 1_000_000) for r in repaid), np.int64, n
+        )
+        source_ms = np.fromiter(
+            (r.source_ms if r.source_ms is not None else -1 for r in repaid), np.int64, n
+        )
+        source_ms = np.where(source_ms < 0, received_us // 1000, source_ms)
+        buckets = np.searchsorted(_BUCKET_EDGES, matrix[:, _DPD], side="right")
         columns: dict[str, pa.Array] = {
             "event_id": pa.array([e.event_id for e in events], pa.string()),
             "loan_id": pa.array([e.loan_id for e in events], pa.string()),
             "event_time": pa.array([e.event_time for e in events], _TS_MS),
-            "received_at": pa.array(received, _TS_US),
-            "source_time": pa.array(source, _TS_MS),
-            "processed_at": pa.array([datetime.now(UTC)] * n, _TS_US),
+            "received_at": pa.array(received_us, _TS_US),
+            "source_time": pa.array(source_ms, _TS_MS),
+            "processed_at": _constant_time(datetime.now(UTC), n),
             "installment_number": pa.array([e.installment_number for e in events], pa.uint16()),
             "amount_due": pa.array([e.amount_due for e in events], pa.float64()),
             "amount_paid": pa.array([e.amount_paid for e in events], pa.float64()),
-            "dpd_bucket": pa.array([dpd_bucket(o.days_past_due) for o in observed], pa.string()),
-            "model_version": pa.array([self.model.version] * n, pa.string()),
+            "dpd_bucket": pa.array(_BUCKET_NAMES[buckets], pa.string()),
+            "model_version": _constant(self.model.version, n),
             "origination_model_version": pa.array(
                 [s.origination_version for s in segments], pa.string()
             ),
