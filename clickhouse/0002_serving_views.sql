@@ -81,10 +81,13 @@ SELECT
 FROM scored_events
 GROUP BY day, addr_state, band;
 
--- Each loan's latest score: the row with the greatest event_time wins on merge (FINAL).
+-- Each loan's latest score: the row with the greatest version wins on merge (FINAL). The
+-- version orders by event time, then installment number (0 for the application), so events
+-- with the same timestamp resolve the same way however they were inserted.
 CREATE TABLE IF NOT EXISTS loan_latest_score
 (
     loan_id String,
+    version UInt64,
     event_time DateTime64(3, 'UTC'),
     processed_at DateTime64(6, 'UTC'),
     event_id String,
@@ -98,12 +101,13 @@ CREATE TABLE IF NOT EXISTS loan_latest_score
     addr_state LowCardinality(String),
     reason_codes Array(LowCardinality(String))
 )
-ENGINE = ReplacingMergeTree(event_time)
+ENGINE = ReplacingMergeTree(version)
 ORDER BY loan_id;
 
 CREATE MATERIALIZED VIEW IF NOT EXISTS loan_latest_score_mv TO loan_latest_score AS
 SELECT
-    loan_id, event_time, processed_at, event_id, model_version, pd, band, exposure,
+    loan_id, toUInt64(toUnixTimestamp64Milli(event_time)) * 1000 AS version,
+    event_time, processed_at, event_id, model_version, pd, band, exposure,
     expected_loss, grade, sub_grade, addr_state, reason_codes
 FROM scored_events;
 

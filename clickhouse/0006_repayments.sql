@@ -47,15 +47,18 @@ ORDER BY event_id;
 -- The watchlist follows each loan's latest event, origination or repayment.
 CREATE MATERIALIZED VIEW IF NOT EXISTS loan_latest_repayment_mv TO loan_latest_score AS
 SELECT
-    loan_id, event_time, processed_at, event_id, model_version, pd, band, exposure,
+    loan_id, toUInt64(toUnixTimestamp64Milli(event_time)) * 1000 + installment_number AS version,
+    event_time, processed_at, event_id, model_version, pd, band, exposure,
     expected_loss, grade, sub_grade, addr_state, reason_codes
 FROM repayment_scores;
 
--- Each loan's state at its last repayment event of a month (FINAL keeps the latest).
+-- Each loan's state at its last repayment event of a month (FINAL keeps the greatest version:
+-- event time, then installment number, as in loan_latest_score).
 CREATE TABLE IF NOT EXISTS loan_month_state
 (
     month Date,
     loan_id String,
+    version UInt64,
     event_time DateTime64(3, 'UTC'),
     dpd_bucket LowCardinality(String),
     days_past_due Float64,
@@ -66,12 +69,14 @@ CREATE TABLE IF NOT EXISTS loan_month_state
     grade LowCardinality(String),
     addr_state LowCardinality(String)
 )
-ENGINE = ReplacingMergeTree(event_time)
+ENGINE = ReplacingMergeTree(version)
 ORDER BY (month, loan_id);
 
 CREATE MATERIALIZED VIEW IF NOT EXISTS loan_month_state_mv TO loan_month_state AS
 SELECT
-    toStartOfMonth(event_time) AS month, loan_id, event_time, dpd_bucket, days_past_due,
+    toStartOfMonth(event_time) AS month, loan_id,
+    toUInt64(toUnixTimestamp64Milli(event_time)) * 1000 + installment_number AS version,
+    event_time, dpd_bucket, days_past_due,
     outstanding_balance AS balance, pd, expected_loss, band, grade, addr_state
 FROM repayment_scores;
 

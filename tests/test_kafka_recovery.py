@@ -87,7 +87,8 @@ COMPARE = {
     "repayments": "SELECT event_id, pd, origination_pd, days_past_due, worst_days_past_due,"
     " missed_last_6, on_time_ratio, outstanding_balance, expected_loss, dpd_bucket"
     " FROM repayment_scores FINAL ORDER BY event_id",
-    "delinquency": "SELECT * FROM delinquency_monthly ORDER BY month, dpd_bucket",
+    "delinquency": "SELECT month, dpd_bucket, loans, round(balance, 2) AS balance,"
+    " round(expected_loss, 4) AS el FROM delinquency_monthly ORDER BY month, dpd_bucket",
     "dead_by_reason": "SELECT reason, sum(dead_letters) AS n FROM dead_letters_minute"
     " GROUP BY reason ORDER BY reason",
 }

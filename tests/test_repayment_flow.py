@@ -104,9 +104,9 @@ def test_live_pd_rises_when_payments_are_missed(mixed_store: str) -> None:
 def test_watchlist_follows_the_latest_event_of_each_loan(mixed_store: str) -> None:
     latest = query_rows(
         mixed_store,
-        "SELECT loan_id, argMax(pd, event_time) AS pd FROM ("
-        " SELECT loan_id, event_time, pd FROM scored_events"
-        " UNION ALL SELECT loan_id, event_time, pd FROM repayment_scores)"
+        "SELECT loan_id, argMax(pd, (event_time, n)) AS pd FROM ("
+        " SELECT loan_id, event_time, 0 AS n, pd FROM scored_events"
+        " UNION ALL SELECT loan_id, event_time, installment_number AS n, pd FROM repayment_scores)"
         " GROUP BY loan_id ORDER BY loan_id",
     )
     shown = query_rows(mixed_store, "SELECT loan_id, pd FROM watchlist ORDER BY loan_id")
@@ -118,8 +118,8 @@ def test_delinquency_buckets_equal_a_direct_aggregate(mixed_store: str) -> None:
         mixed_store,
         "SELECT month, dpd_bucket, count() AS loans, sum(balance) AS balance FROM ("
         " SELECT toStartOfMonth(event_time) AS month, loan_id,"
-        " argMax(dpd_bucket, event_time) AS dpd_bucket,"
-        " argMax(outstanding_balance, event_time) AS balance"
+        " argMax(dpd_bucket, (event_time, installment_number)) AS dpd_bucket,"
+        " argMax(outstanding_balance, (event_time, installment_number)) AS balance"
         " FROM repayment_scores GROUP BY month, loan_id)"
         " GROUP BY month, dpd_bucket ORDER BY month, dpd_bucket",
     )
@@ -140,7 +140,8 @@ def test_roll_rates_equal_month_to_month_transitions(mixed_store: str) -> None:
     states = query_rows(
         mixed_store,
         "SELECT toStartOfMonth(event_time) AS month, loan_id,"
-        " argMax(dpd_bucket, event_time) AS bucket FROM repayment_scores GROUP BY month, loan_id",
+        " argMax(dpd_bucket, (event_time, installment_number)) AS bucket"
+        " FROM repayment_scores GROUP BY month, loan_id",
     )
     by_loan = {(r["loan_id"], r["month"]): r["bucket"] for r in states}
     counts: dict[tuple, int] = defaultdict(int)
@@ -163,10 +164,11 @@ def test_expected_loss_by_segment_equals_the_latest_scores(mixed_store: str) -> 
     direct = query_rows(
         mixed_store,
         "SELECT band, sum(expected_loss) AS el, count() AS loans FROM ("
-        " SELECT loan_id, argMax(band, event_time) AS band,"
-        " argMax(expected_loss, event_time) AS expected_loss FROM ("
-        " SELECT loan_id, event_time, band, expected_loss FROM scored_events"
-        " UNION ALL SELECT loan_id, event_time, band, expected_loss FROM repayment_scores)"
+        " SELECT loan_id, argMax(band, (event_time, n)) AS band,"
+        " argMax(expected_loss, (event_time, n)) AS expected_loss FROM ("
+        " SELECT loan_id, event_time, 0 AS n, band, expected_loss FROM scored_events"
+        " UNION ALL SELECT loan_id, event_time, installment_number AS n, band, expected_loss"
+        " FROM repayment_scores)"
         " GROUP BY loan_id) GROUP BY band ORDER BY band",
     )
     view = query_rows(
