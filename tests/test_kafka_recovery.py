@@ -21,8 +21,8 @@ from flows.settings import Settings
 from tests.conftest import query_rows
 from tests.kafka_fixtures import produce_file
 from training.dataset import LendingClub
-from training.replay import ReplayPlan
 from training.repayments import mixed_events
+from training.replay import ReplayPlan
 
 LOANS = 2_000
 RUN_TIMEOUT_S = 120
