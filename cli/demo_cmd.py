@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime, timedelta
 from typing import Annotated
 
 import typer
@@ -10,9 +11,10 @@ from cli.common import HomeOption, StoreOption, UsageError, console, settings, u
 from cli.portfolio import portfolio, render
 from cli.run_cmd import score_files, summary_table
 from cli.store_cmds import opened
-from cli.training_cmds import train_command
-from flows.model import current_version
+from cli.training_cmds import train_behaviour_command, train_command
+from flows.model import current_version, load_live_model
 from training.dataset import load_lending_club
+from training.repayments import mixed_events
 from training.replay import ReplayPlan, application_events
 
 
@@ -21,6 +23,14 @@ def demo(
     corrupt: Annotated[
         float, typer.Option(help="Share of events followed by a broken copy, for dead letters.")
     ] = 0.01,
+    repayments: Annotated[
+        bool,
+        typer.Option(
+            "--repayments",
+            help="Also replay each loan's 12-month repayment history (trains the behavioural "
+            "model first if there is none) so the watchlist shows live PDs.",
+        ),
+    ] = False,
     home: HomeOption = None,
     store: StoreOption = None,
 ) -> None:
@@ -32,12 +42,24 @@ def demo(
         if current_version(cfg.models_dir) is None:
             console.rule("training a model on LendingClub loans (first run only)")
             train_command(home=cfg.home)
-        console.rule(f"replaying {events:,} real loans")
+        if repayments and load_live_model(cfg.models_dir) is None:
+            console.rule("training the behavioural model on repayment histories (first run only)")
+            train_behaviour_command(home=cfg.home)
+        console.rule(
+            f"replaying {events:,} real loans" + (" with repayments" if repayments else "")
+        )
         path = cfg.home / "demo" / "events.jsonl"
         path.parent.mkdir(parents=True, exist_ok=True)
-        plan = ReplayPlan(max_events=events, corrupt_share=corrupt)
+        data = load_lending_club()
+        if repayments:
+            # Histories run 12 months past origination: start early enough to end about now.
+            start = datetime.now(UTC) - timedelta(days=366)
+            plan = ReplayPlan(max_events=events, corrupt_share=corrupt, start=start)
+            stream = mixed_events(data, plan, months=12)
+        else:
+            stream = application_events(data, ReplayPlan(max_events=events, corrupt_share=corrupt))
         with path.open("wb") as sink:
-            for payload in application_events(load_lending_club(), plan):
+            for payload in stream:
                 sink.write(payload + b"\n")
         console.print(f"events written to {path}")
         stats = score_files([path], cfg, workers=1, label="scoring")

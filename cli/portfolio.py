@@ -39,6 +39,17 @@ GROUP BY reason
 ORDER BY events DESC
 """
 
+DELINQUENCY_SQL = """
+SELECT dpd_bucket, loans, round(balance) AS balance, round(expected_loss) AS expected_loss
+FROM delinquency_monthly
+-- The month with the most loans reporting: the latest full month, not the one under way.
+WHERE month = (
+    SELECT month FROM delinquency_monthly GROUP BY month ORDER BY sum(loans) DESC, month DESC
+    LIMIT 1
+)
+ORDER BY indexOf(['current', '1-29', '30-59', '60-89', '90+'], dpd_bucket)
+"""
+
 WATCHLIST_SQL = """
 SELECT loan_id, round(pd, 4) AS pd, band, exposure, round(expected_loss) AS expected_loss,
        sub_grade, addr_state, reason_codes
@@ -51,6 +62,7 @@ def portfolio(store: Store, watchlist_size: int = 10) -> dict[str, pa.Table]:
         "bands": store.query_arrow(BANDS_SQL),
         "totals": store.query_arrow(TOTALS_SQL),
         "dead_letters": store.query_arrow(DEAD_SQL),
+        "delinquency": store.query_arrow(DELINQUENCY_SQL),
         "watchlist": store.query_arrow(WATCHLIST_SQL, {"limit": watchlist_size}),
     }
 
@@ -62,5 +74,7 @@ def render(tables: dict[str, pa.Table]) -> Group:
     ]
     if tables["dead_letters"].num_rows:
         parts.append(rich_table(tables["dead_letters"], "Dead letters by reason"))
+    if tables["delinquency"].num_rows:
+        parts.append(rich_table(tables["delinquency"], "Delinquency by bucket, latest full month"))
     parts.append(rich_table(tables["watchlist"], "Watchlist: riskiest loans"))
     return Group(*parts)
