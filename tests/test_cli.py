@@ -11,6 +11,7 @@ from typer.testing import CliRunner
 
 from cli.main import app
 from flows.settings import Settings
+from tests.conftest import query_rows
 
 runner = CliRunner()
 
@@ -185,3 +186,16 @@ def test_demo_runs_twice_and_keeps_each_event_once(settings: Settings) -> None:
     code, out = invoke(*args)
     assert code == 0, out
     assert "already stored by an earlier demo run" in out
+
+
+def test_demo_with_repayments_shows_delinquency(
+    settings: Settings, behaviour_model_home: Path
+) -> None:
+    code, out = invoke(
+        "demo", "--events", "400", "--repayments", "--home", str(behaviour_model_home),
+        "--store", settings.store,
+    )  # fmt: skip
+    assert code == 0, out
+    assert "Delinquency by bucket" in out and "Watchlist" in out
+    [row] = query_rows(settings.store, "SELECT count() AS n FROM repayment_scores")
+    assert row["n"] > 400
