@@ -6,10 +6,12 @@ the shape the panel draws.
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
+from collections import Counter
+from collections.abc import Iterable, Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
+import msgspec
 import pyarrow as pa
 import pytest
 import yaml
@@ -32,33 +34,69 @@ from cli.dashboards import (
     shape_problems,
 )
 from cli.main import app
-from flows.jobs import run_files
-from flows.model import ScoringModel
+from flows.jobs import RunOptions, run_files
+from flows.model import ScoringModel, load_live_model
 from flows.ops import lag_rows
 from flows.settings import DEFAULT_BAND_NAMES, Settings
 from flows.store import Store, open_store
 from training.dataset import LendingClub
-from training.replay import ReplayPlan, application_events
+from training.repayments import mixed_events
+from training.replay import ReplayPlan
 
 GRAFANA = DASHBOARDS_DIR.parent
 DASHBOARDS = load_dashboards()
 PANELS = [(d, p) for d in DASHBOARDS for p in d.panels]
 NOW = datetime.now(UTC).replace(microsecond=0)
-# Replayed events span the 40 minutes before NOW; the window covers them and the ops rows
-# the sink writes while the test runs.
+# Replayed applications span the 40 minutes before NOW; the window covers them and the ops
+# rows the sink writes while the test runs.
 WINDOW = TimeRange(NOW - timedelta(hours=1), NOW + timedelta(minutes=10))
+# A seasoned book: loans originated 13 to 12 months before NOW, with their repayments up to
+# NOW, so every month of the past year (and the current one) has delinquency states and rolls.
+BOOK_START = NOW - timedelta(days=395)
+BOOK_WINDOW = TimeRange(BOOK_START - timedelta(days=1), WINDOW.end)
+BUCKETS = ["current", "1-29", "30-59", "60-89", "90+"]
+# Panels over monthly repayment states; they are checked over the whole book's range.
+BOOK_PANELS = {"Delinquency buckets over time", "Roll rates month to month"}
+
+
+class _Fields(msgspec.Struct):
+    event_time: str = ""
+    loan_id: str = ""
+
+
+def _happened(lines: Iterable[bytes], before: datetime) -> Iterator[bytes]:
+    """The events (broken twins included) that happened before ``before``: repayments due
+    after it have not happened yet."""
+    for raw in lines:
+        try:
+            moment = datetime.fromisoformat(msgspec.json.decode(raw, type=_Fields).event_time)
+        except (msgspec.DecodeError, msgspec.ValidationError, ValueError):
+            yield raw  # a broken twin travels right after its original
+            continue
+        if moment < before:
+            yield raw
+
+
+def _loan_id(raw: bytes) -> str:
+    try:
+        return msgspec.json.decode(raw, type=_Fields).loan_id
+    except (msgspec.DecodeError, msgspec.ValidationError):
+        return ""
 
 
 @pytest.fixture(scope="module")
 def replayed(
-    trained_home: Path,
+    behaviour_model_home: Path,
     model: ScoringModel,
     lending_club: LendingClub,
     tmp_path_factory: pytest.TempPathFactory,
 ) -> str:
-    """A store holding 3,000 real loans replayed through the dataflow, plus consumer lag."""
+    """A store holding 3,000 real loan applications replayed through the dataflow in the last
+    40 minutes, a seasoned book of other real loans with a year of repayments, and consumer
+    lag."""
     tmp = tmp_path_factory.mktemp("dashboards")
-    settings = Settings(home=trained_home, store_url=f"chdb://{tmp / 'store'}", batch_size=500)
+    home = behaviour_model_home
+    settings = Settings(home=home, store_url=f"chdb://{tmp / 'store'}", batch_size=500)
     plan = ReplayPlan(
         max_events=3000,
         seed=21,
@@ -66,9 +104,22 @@ def replayed(
         spacing=timedelta(milliseconds=800),
         corrupt_share=0.04,
     )
+    # Their repayments fall due after NOW: only the applications have happened.
+    recent = list(_happened(mixed_events(lending_club, plan, months=12), WINDOW.end))
+    book_plan = ReplayPlan(
+        max_events=2000, seed=22, start=BOOK_START, spacing=timedelta(minutes=21, seconds=36)
+    )
+    taken = {_loan_id(raw) for raw in recent}
+    book = [
+        raw
+        for raw in _happened(mixed_events(lending_club, book_plan, months=12), plan.start_time())
+        if _loan_id(raw) not in taken
+    ]
     path = tmp / "events.jsonl"
-    path.write_bytes(b"".join(e + b"\n" for e in application_events(lending_club, plan)))
-    run_files([path], settings, model)
+    path.write_bytes(b"".join(e + b"\n" for e in [*book, *recent]))
+    live_model = load_live_model(home / "models")
+    assert live_model is not None
+    run_files([path], settings, model, RunOptions(live_model=live_model))
     # File runs have no Kafka partitions; lag rows come from the sink's own row builder.
     db = open_store(settings.store)
     try:
@@ -88,7 +139,7 @@ def replayed(
             "--since",
             "2h",
             "--home",
-            str(trained_home),
+            str(home),
             "--store",
             settings.store,
             "--report-dir",
@@ -123,6 +174,9 @@ def test_both_dashboards_load_with_their_panels() -> None:
         "Expected loss by state (top 15)",
         "Watchlist: riskiest loans",
         "Approvals landing in high bands",
+        "Delinquency buckets over time",
+        "Roll rates month to month",
+        "Current expected loss by band",
     } <= business
     ops = {p.title for p in by_uid["riskctl-ops"].panels}
     assert {
@@ -271,17 +325,23 @@ def test_every_panel_query_runs_and_returns_its_shape(
     db: Store, dashboard: Dashboard, panel: object
 ) -> None:
     options = dashboard_options(db, dashboard)
-    result = run_panel(db, dashboard, panel, WINDOW, options=options)  # type: ignore[arg-type]
+    window = BOOK_WINDOW if panel.title in BOOK_PANELS else WINDOW  # type: ignore[attr-defined]
+    result = run_panel(db, dashboard, panel, window, options=options)  # type: ignore[arg-type]
     assert result.error is None, f"{result.error}\n{result.sql[0]}"
     for table in result.tables:
         assert table.num_rows > 0, f"no rows for {result.sql[0]}"
         assert shape_problems(result.panel, table) == [], result.sql[0]
 
 
-def _panel_table(db: Store, title: str, selections: dict[str, Selection] | None = None) -> pa.Table:
+def _panel_table(
+    db: Store,
+    title: str,
+    selections: dict[str, Selection] | None = None,
+    window: TimeRange = WINDOW,
+) -> pa.Table:
     business = next(d for d in DASHBOARDS if d.uid == "riskctl-business")
     panel = next(p for p in business.panels if p.title == title)
-    result = run_panel(db, business, panel, WINDOW, selections, dashboard_options(db, business))
+    result = run_panel(db, business, panel, window, selections, dashboard_options(db, business))
     assert result.error is None, result.error
     return result.tables[0]
 
@@ -334,3 +394,81 @@ def test_ops_panels_count_what_the_sink_wrote(db: Store) -> None:
     step = WINDOW.interval_s()
     read = sum(rates.tables[0].column("events_in_per_s").to_pylist()) * step
     assert read == pytest.approx(_direct(db, "SELECT sum(events_in) FROM ops_batches"))
+
+
+# ------------------------------------------------------------------------------ repayment panels
+
+
+def _month_states(db: Store) -> dict[tuple[str, str], str]:
+    """Each loan's bucket at each month's end, straight from the monthly states."""
+    rows = db.query_arrow(
+        "SELECT formatDateTime(month, '%Y-%m') AS period, loan_id, dpd_bucket"
+        " FROM loan_month_state FINAL"
+    ).to_pylist()
+    return {(r["period"], r["loan_id"]): r["dpd_bucket"] for r in rows}
+
+
+def _next_period(period: str) -> str:
+    year, month = map(int, period.split("-"))
+    return f"{year + month // 12}-{month % 12 + 1:02d}"
+
+
+def test_delinquency_buckets_count_every_loan_month_state(db: Store) -> None:
+    table = _panel_table(db, "Delinquency buckets over time", window=BOOK_WINDOW)
+    assert table.column_names == ["period", *BUCKETS]
+    states = Counter((period, bucket) for (period, _), bucket in _month_states(db).items())
+    periods = table.column("period").to_pylist()
+    assert periods == sorted({period for period, _ in states}) and len(periods) >= 12
+    for row in table.to_pylist():
+        assert [row[b] for b in BUCKETS] == [states[(row["period"], b)] for b in BUCKETS]
+    assert all(sum(table.column(b).to_pylist()) > 0 for b in ("current", "1-29", "90+"))
+    # A narrow range shows only the months it touches.
+    recent = _panel_table(db, "Delinquency buckets over time").column("period").to_pylist()
+    assert set(recent) <= {f"{WINDOW.start:%Y-%m}", f"{WINDOW.end:%Y-%m}"}
+
+
+def test_roll_rates_follow_each_loan_from_one_month_to_the_next(db: Store) -> None:
+    table = _panel_table(db, "Roll rates month to month", window=BOOK_WINDOW)
+    assert table.column_names == [
+        "from_month", "to_month", "from_bucket", "to_bucket", "loans", "rate"
+    ]  # fmt: skip
+    states = _month_states(db)
+    rolls = Counter(
+        (period, bucket, states[(_next_period(period), loan)])
+        for (period, loan), bucket in states.items()
+        if (_next_period(period), loan) in states
+    )
+    rows = table.to_pylist()
+    assert {(r["from_month"], r["from_bucket"], r["to_bucket"]): r["loans"] for r in rows} == rolls
+    starts: Counter[tuple[str, str]] = Counter()
+    for row in rows:
+        assert row["to_month"] == _next_period(row["from_month"])
+        starts[(row["from_month"], row["from_bucket"])] += row["loans"]
+    for row in rows:
+        share = row["loans"] / starts[(row["from_month"], row["from_bucket"])]
+        assert row["rate"] == pytest.approx(share, abs=1e-4)
+    # Loans roll both ways: some fall behind, some catch up.
+    order = {bucket: index for index, bucket in enumerate(BUCKETS)}
+    assert any(order[r["to_bucket"]] > order[r["from_bucket"]] for r in rows)
+    assert any(r["from_bucket"] == "current" and r["to_bucket"] == "current" for r in rows)
+    # Newest months first, buckets in delinquency order within a month.
+    keys = [(r["from_month"], -order[r["from_bucket"]], -order[r["to_bucket"]]) for r in rows]
+    assert keys == sorted(keys, reverse=True)
+
+
+def test_current_expected_loss_follows_the_variables(db: Store) -> None:
+    everything = _panel_table(db, "Current expected loss by band")
+    bands = everything.column("band").to_pylist()
+    assert bands == [b for b in DEFAULT_BAND_NAMES if b in bands] and len(bands) > 1
+    assert sum(everything.column("expected_loss").to_pylist()) == pytest.approx(
+        _direct(db, "SELECT sum(expected_loss) FROM loan_latest_score FINAL")
+    )
+    picked = {"grade": Selection.of("B", "C"), "band": Selection.of("high", "very_high")}
+    some = _panel_table(db, "Current expected loss by band", picked)
+    assert set(some.column("band").to_pylist()) <= {"high", "very_high"}
+    where = "grade IN ('B', 'C') AND band IN ('high', 'very_high')"
+    shown = sum(some.column("expected_loss").to_pylist())
+    assert shown > 0
+    assert shown == pytest.approx(
+        _direct(db, f"SELECT sum(expected_loss) FROM loan_latest_score FINAL WHERE {where}")
+    )
