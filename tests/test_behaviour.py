@@ -10,7 +10,7 @@ import copy
 import json
 import math
 import shutil
-from datetime import UTC, date, datetime, timedelta
+from datetime import date, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -36,6 +36,7 @@ from flows.loan_state import (
     pd_logit,
 )
 from flows.model import BEHAVIOUR_DIR, ScoringModel, current_version, load_model
+from tests.test_loan_state import APP, ORIGINATED
 from training.behaviour import (
     HORIZON_MONTHS,
     MAX_MONTHS,
@@ -55,26 +56,7 @@ from training.repayments import bad_rows, calibration_for
 
 runner = CliRunner()
 
-# A hand-checkable loan: 10,000 at 12 % over 36 months, 332.14 a month, due on the 15th.
-ORIGINATED = datetime(2024, 1, 15, 9, 30, tzinfo=UTC)
-APP = msgspec.convert(
-    {
-        "schema_version": 1,
-        "event_type": "loan_application",
-        "event_id": "app-L1",
-        "loan_id": "L1",
-        "borrower_id": "B1",
-        "event_time": ORIGINATED,
-        "funded_amnt": 10_000.0,
-        "term_months": 36,
-        "int_rate": 12.0,
-        "sub_grade": "B3",
-        "addr_state": "CA",
-        "verification_status": "verified",
-        "annual_inc": 60_000.0,
-    },
-    LoanApplication,
-)
+# The hand-checkable loan of the state tests: 10,000 at 12 % over 36 months, due on the 15th.
 
 
 def repayment(
