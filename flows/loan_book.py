@@ -21,16 +21,14 @@ from flows.loan_state import LoanState, apply_repayment, behaviour_features, ope
 SHARDS = 64
 
 
-@dataclass(frozen=True, slots=True)
-class Segment:
+class Segment(msgspec.Struct, frozen=True, gc=False):
     grade: str
     sub_grade: str
     addr_state: str
     origination_version: str
 
 
-@dataclass(frozen=True, slots=True)
-class Opened:
+class Opened(msgspec.Struct, frozen=True, gc=False):
     """An application, with the PD the origination model gave it."""
 
     app: LoanApplication
@@ -38,8 +36,7 @@ class Opened:
     model_version: str
 
 
-@dataclass(frozen=True, slots=True)
-class Repaid:
+class Repaid(msgspec.Struct, frozen=True, gc=False):
     event: LoanRepayment
     origin: str
     received_at: datetime
