@@ -78,7 +78,8 @@ def summary_table(stats: RunStats) -> Table:
     table.add_column("", justify="right")
     rate = stats.sent / stats.elapsed_s if stats.elapsed_s else 0.0
     for name, value in (
-        ("events read", f"{stats.sent:,}"),
+        # Waiting repayments were read but not yet stored; applied later, they count negative.
+        ("events read", f"{stats.sent + stats.pending_repayments:,}"),
         ("scored", f"{stats.scored:,}"),
         ("dead-lettered", f"{stats.dead_lettered:,}"),
         ("already stored (skipped)", f"{stats.duplicates:,}"),
