@@ -114,6 +114,7 @@ def test_the_stack_has_every_part_of_the_deployment() -> None:
         "worker-0",
         "worker-1",
         "producer",
+        "monitor",
         "grafana",
     }
     assert len(WORKERS) >= 2
@@ -223,6 +224,8 @@ def test_store_urls_reach_the_clickhouse_service_as_the_right_users() -> None:
     assert (
         admin.database == clickhouse["CLICKHOUSE_DB"] == environment("grafana")["RISKCTL_DATABASE"]
     )
+    # Drift writes drift_psi and the archive reads whole rows: the administrator's rights.
+    assert parse_store_url(urls["monitor"] or "") == admin
     for worker in WORKERS:
         store = parse_store_url(urls[worker] or "")
         assert (store.host, store.port, store.database) == ("clickhouse", 8123, "riskctl")
