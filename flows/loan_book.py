@@ -3,8 +3,9 @@ repayments move them, and every repayment on an open loan becomes an observation
 
 Pure apart from the clock: no Bytewax here (``flows.connectors.loan_state_step`` wraps it).
 A repayment whose application has not arrived is kept as pending on its loan and counted;
-when the application arrives, each pending repayment is applied in installment order and
-observed then. A repeated event changes nothing and is not observed twice.
+when the application arrives, each pending repayment is applied in arrival order and observed
+then, so observations do not depend on how the two topics interleaved. A repeated event
+changes nothing and is not observed twice.
 """
 
 from __future__ import annotations
@@ -124,7 +125,9 @@ class LoanBook:
         self._entries[app.loan_id] = new
         if entry is None:
             return
-        waiting = sorted(entry.waiting.values(), key=lambda r: r.event.installment_number)
+        # Arrival order, as if the application had come first: each observation then sees the
+        # same earlier events however the applications and repayments topics interleaved.
+        waiting = list(entry.waiting.values())
         self.pending -= len(waiting)
         for repaid in waiting:
             self._repay(repaid, observed)
