@@ -16,6 +16,7 @@ import socket
 import subprocess
 import sys
 import time
+from abc import ABC, abstractmethod
 from pathlib import Path
 from types import TracebackType
 from typing import IO, Self
@@ -40,7 +41,7 @@ def tansu_binary() -> Path:
     return path
 
 
-class Service:
+class Service(ABC):
     """A background process on a free loopback port, stopped on exit."""
 
     def __init__(self, log_path: Path, start_timeout_s: float = 20.0) -> None:
@@ -50,11 +51,13 @@ class Service:
         self.process: subprocess.Popen[bytes] | None = None
         self._log: IO[bytes] | None = None
 
+    @abstractmethod
     def command(self) -> list[str]:
-        raise NotImplementedError
+        """The process to start, listening on ``self.port``."""
 
+    @abstractmethod
     def ready(self) -> bool:
-        raise NotImplementedError
+        """Whether the process answers yet."""
 
     def start(self, detach: bool = False) -> Self:
         self.port = free_port()

@@ -127,13 +127,13 @@ class EchoingServer:
             raise StoreError(f"Code: 62. Syntax error: failed at position 40: {sql}")
 
     def query_arrow(self, sql: str, params: dict[str, Any] | None = None) -> pa.Table:
-        raise NotImplementedError
+        raise AssertionError("init-users only runs statements")
 
     def insert_arrow(self, table: str, data: pa.Table) -> None:
-        raise NotImplementedError
+        raise AssertionError("init-users only runs statements")
 
     def existing_keys(self, table: str, column: str, keys: list[str]) -> set[str]:
-        raise NotImplementedError
+        raise AssertionError("init-users only runs statements")
 
     def close(self) -> None:
         pass
