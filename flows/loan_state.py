@@ -162,6 +162,9 @@ class LoanState(msgspec.Struct, frozen=True, gc=False):
     refers back to a state, so they cannot be part of a cycle, and a collector tracking every
     state kept by the book and its observations spent ~2 µs a repayment in full collections.
 
+    Fields from ``balance_installment`` on start empty: a new loan (or placeholder) has no
+    history yet.
+
     A placeholder (``origination_date is None``) exists only to hold repayments that arrived
     before their application; it carries no contract terms yet.
     """
@@ -177,29 +180,29 @@ class LoanState(msgspec.Struct, frozen=True, gc=False):
     origination_date: date | None
     outstanding_balance: float
     # installment number the balance was read from: out-of-order events must not regress it
-    balance_installment: int
+    balance_installment: int = 0
     # the last HISTORY_WINDOW recorded installments, ascending by number
-    recent: tuple[Installment, ...]
+    recent: tuple[Installment, ...] = ()
     # the outcome codes of ``recent``, in the same order ("PPLPSPMM")
-    outcomes: str
+    outcomes: str = ""
     # bit n set once installment n is recorded: exact idempotence for every installment
-    recorded_mask: int
-    installments_recorded: int
-    installments_on_time: int
-    total_due_cents: int
-    total_paid_cents: int
-    worst_dpd: int
-    stale_events: int
-    pending: tuple[LoanRepayment, ...]
+    recorded_mask: int = 0
+    installments_recorded: int = 0
+    installments_on_time: int = 0
+    total_due_cents: int = 0
+    total_paid_cents: int = 0
+    worst_dpd: int = 0
+    stale_events: int = 0
+    pending: tuple[LoanRepayment, ...] = ()
     # Derived from the contract terms once at open, so a repayment neither rounds the
     # installment nor does calendar arithmetic: the installment in cents (the waterfall's
     # divisor) and, at index n, the day number (``date.toordinal``) installment n falls due on,
     # index 0 being the origination date. Placeholders hold 0 and ().
-    installment_cents: int
-    due_days: tuple[int, ...]
+    installment_cents: int = 0
+    due_days: tuple[int, ...] = ()
     # the amounts paid (cents) of ``recent``, in the same order: the payment-regularity
     # features read their window here without unpacking the installments
-    paid_window: tuple[int, ...]
+    paid_window: tuple[int, ...] = ()
 
     @property
     def is_open(self) -> bool:
@@ -307,20 +310,7 @@ def _placeholder(loan_id: str, pending: tuple[LoanRepayment, ...]) -> LoanState:
         origination_time=None,
         origination_date=None,
         outstanding_balance=0.0,
-        balance_installment=0,
-        recent=(),
-        outcomes="",
-        recorded_mask=0,
-        installments_recorded=0,
-        installments_on_time=0,
-        total_due_cents=0,
-        total_paid_cents=0,
-        worst_dpd=0,
-        stale_events=0,
         pending=pending,
-        installment_cents=0,
-        due_days=(),
-        paid_window=(),
     )
 
 
@@ -374,20 +364,8 @@ def open_loan(
         origination_time=app.event_time,
         origination_date=origination,
         outstanding_balance=amount,
-        balance_installment=0,
-        recent=(),
-        outcomes="",
-        recorded_mask=0,
-        installments_recorded=0,
-        installments_on_time=0,
-        total_due_cents=0,
-        total_paid_cents=0,
-        worst_dpd=0,
-        stale_events=0,
-        pending=(),
         installment_cents=_cents(installment),
         due_days=_due_days(origination, app.term_months),
-        paid_window=(),
     )
     if state is not None:
         # contract order, so the worst-days-past-due readings match an in-order stream
