@@ -22,8 +22,8 @@ from flows.drift import (
     measure,
     record,
     resolve_window,
-    write_report,
 )
+from flows.drift_report import write_report
 from flows.model import ModelError, current_version, read_card
 from flows.settings import Settings
 from flows.store import open_store

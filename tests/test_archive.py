@@ -34,7 +34,8 @@ from flows.archive import (
     upload_verified,
 )
 from flows.archive.s3 import digest_file, verify
-from flows.drift import Window, measure, write_report
+from flows.drift import Window, measure
+from flows.drift_report import write_report
 from flows.jobs import run_files
 from flows.model import ScoringModel
 from flows.settings import DriftSettings, S3Settings, Settings
