@@ -42,7 +42,7 @@ SUB_GRADES: tuple[str, ...] = SubGrade.__args__
 STATES: tuple[str, ...] = State.__args__
 
 
-class LoanApplication(msgspec.Struct, frozen=True, kw_only=True):
+class LoanApplication(msgspec.Struct, frozen=True, kw_only=True, gc=False):
     """A loan application at origination (schema version 1).
 
     Bureau fields may be absent (``null``): the model imputes them with the training medians.
@@ -81,7 +81,7 @@ class LoanApplication(msgspec.Struct, frozen=True, kw_only=True):
 REPAYMENT_SCHEMA_VERSION = 1
 
 
-class LoanRepayment(msgspec.Struct, frozen=True, kw_only=True):
+class LoanRepayment(msgspec.Struct, frozen=True, kw_only=True, gc=False):
     """One installment's outcome on a loan (schema version 1).
 
     ``payment_date`` is ``null`` for a missed installment; ``amount_paid`` is then 0.

@@ -4,6 +4,7 @@ processes, optionally with recovery snapshots.
 
 from __future__ import annotations
 
+import sys
 from dataclasses import dataclass
 from datetime import timedelta
 from pathlib import Path
@@ -13,6 +14,11 @@ from bytewax.recovery import RecoveryConfig, init_db_dir
 from bytewax.run import cli_main
 
 from flows.errors import RiskctlError
+
+# The store sink's thread makes many short calls that release the GIL (Arrow, chDB); with
+# Python's default 5 ms switch interval each one can wait that long behind the scoring thread
+# to get it back, which left the writer idle for a third of its time.
+SWITCH_INTERVAL_S = 0.001
 
 
 class ClusterError(RiskctlError):
@@ -56,11 +62,16 @@ def run(
     """Run ``flow`` until its inputs end (a file's end, or Kafka's end when not tailing)."""
     if workers < 1:
         raise ClusterError("at least one worker is needed")
-    cli_main(
-        flow,
-        workers_per_process=workers,
-        process_id=None if cluster is None else cluster.process_id,
-        addresses=None if cluster is None else list(cluster.addresses),
-        epoch_interval=None if recovery is None else recovery.interval,
-        recovery_config=None if recovery is None else recovery.prepare(),
-    )
+    previous = sys.getswitchinterval()
+    sys.setswitchinterval(SWITCH_INTERVAL_S)
+    try:
+        cli_main(
+            flow,
+            workers_per_process=workers,
+            process_id=None if cluster is None else cluster.process_id,
+            addresses=None if cluster is None else list(cluster.addresses),
+            epoch_interval=None if recovery is None else recovery.interval,
+            recovery_config=None if recovery is None else recovery.prepare(),
+        )
+    finally:
+        sys.setswitchinterval(previous)

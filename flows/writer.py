@@ -14,6 +14,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
+import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
@@ -72,20 +73,19 @@ class RunStats:
 
 
 def first_occurrences(table: pa.Table, key: str) -> pa.Table:
-    """Rows whose key has not appeared earlier in the table."""
-    seen: set[str] = set()
-    keep = []
-    for value in table.column(key).to_pylist():
-        keep.append(value not in seen)
-        seen.add(value)
-    return table if all(keep) else table.filter(pa.array(keep))
+    """Rows whose key has not appeared earlier in the table, in their order."""
+    column = table.column(key)
+    if pc.count_distinct(column, mode="all").as_py() == table.num_rows:
+        return table  # the usual case, checked without leaving Arrow
+    positions = pa.table({"key": column, "at": np.arange(table.num_rows)})
+    firsts = positions.group_by("key", use_threads=False).aggregate([("at", "min")])
+    return table.take(np.sort(firsts.column("at_min").to_numpy()))
 
 
-def without_keys(table: pa.Table, key: str, present: set[str]) -> pa.Table:
-    if not present:
+def without_keys(table: pa.Table, key: str, present: pa.Array) -> pa.Table:
+    if not len(present):
         return table
-    mask = pc.invert(pc.is_in(table.column(key), value_set=pa.array(list(present), pa.string())))
-    return table.filter(mask)
+    return table.filter(pc.invert(pc.is_in(table.column(key), value_set=present)))
 
 
 class IdempotentWriter:
@@ -160,7 +160,7 @@ class IdempotentWriter:
 
     def _insert_new(self, table: str, key: str, data: pa.Table) -> int:
         store = self._connected()
-        present = store.existing_keys(table, key, data.column(key).to_pylist())
+        present = store.existing_keys(table, key, data.column(key).combine_chunks())
         data = without_keys(data, key, present)
         store.insert_arrow(table, data)
         return data.num_rows

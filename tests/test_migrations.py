@@ -5,6 +5,8 @@ from __future__ import annotations
 import shutil
 from pathlib import Path
 
+import numpy as np
+import pyarrow as pa
 import pytest
 
 from flows.features import FEATURE_NAMES
@@ -64,3 +66,29 @@ def test_scored_table_has_a_column_for_every_feature(store: Store) -> None:
     assert {"event_time", "processed_at", "model_version", "pd", "band", "reason_codes"} <= set(
         columns
     )
+
+
+def test_a_large_batch_is_written_as_one_compact_part(store: Store) -> None:
+    """ClickHouse's default would write this 20 MB insert as a wide part (two files a column)."""
+    n = 20_000
+    ids = pa.array([f"e{i}" for i in range(n)])
+    moment = pa.array(np.full(n, 1_700_000_000_000, dtype=np.int64), pa.timestamp("ms", "UTC"))
+    store.insert_arrow(
+        "raw_events",
+        pa.table(
+            {
+                "event_id": ids,
+                "loan_id": ids,
+                "event_type": pa.array(["loan_application"] * n),
+                "event_time": moment,
+                "received_at": moment.cast(pa.timestamp("us", "UTC")),
+                "origin": ids,
+                "payload": pa.array(["x" * 1000] * n),
+            }
+        ),
+    )
+    parts = store.query_arrow(
+        "SELECT part_type, rows FROM system.parts WHERE database = currentDatabase()"
+        " AND table = 'raw_events' AND active"
+    ).to_pylist()
+    assert parts == [{"part_type": "Compact", "rows": n}]

@@ -132,7 +132,7 @@ class EchoingServer:
     def insert_arrow(self, table: str, data: pa.Table) -> None:
         raise AssertionError("init-users only runs statements")
 
-    def existing_keys(self, table: str, column: str, keys: list[str]) -> set[str]:
+    def existing_keys(self, table: str, column: str, keys: pa.Array) -> pa.Array:
         raise AssertionError("init-users only runs statements")
 
     def close(self) -> None:

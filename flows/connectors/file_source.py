@@ -7,6 +7,7 @@ stable across runs, which keeps dead-letter ids deterministic.
 
 from __future__ import annotations
 
+from itertools import islice
 from pathlib import Path
 
 from bytewax.inputs import FixedPartitionedSource, StatefulSourcePartition
@@ -25,21 +26,21 @@ class _FilePartition(StatefulSourcePartition[RawBatch, Position]):
         self._batch_size = batch_size
 
     def next_batch(self) -> list[RawBatch]:
-        origins: list[str] = []
-        payloads: list[bytes] = []
-        for raw in self._file:
-            self._offset += len(raw)
-            self._line += 1
-            payload = raw.rstrip(b"\r\n")
-            if not payload.strip():
-                continue
-            origins.append(f"file:{self._name}:{self._line}")
-            payloads.append(payload)
-            if len(payloads) >= self._batch_size:
-                break
-        if not payloads:
+        lines = list(islice(self._file, self._batch_size))
+        if not lines:
             raise StopIteration
-        return [RawBatch(origins, payloads)]
+        first = self._line + 1
+        self._line += len(lines)
+        self._offset += sum(map(len, lines))
+        payloads = [raw.rstrip(b"\r\n") for raw in lines]
+        name = self._name
+        if all(map(bytes.strip, payloads)):  # no blank lines: the usual case, in one pass
+            origins = [f"file:{name}:{n}" for n in range(first, first + len(payloads))]
+        else:
+            kept = [(n, p) for n, p in enumerate(payloads, first) if p.strip()]
+            origins = [f"file:{name}:{n}" for n, _ in kept]
+            payloads = [p for _, p in kept]
+        return [RawBatch(origins, payloads)] if payloads else []
 
     def snapshot(self) -> Position:
         return (self._offset, self._line)

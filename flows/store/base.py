@@ -40,8 +40,8 @@ class Store(Protocol):
         """Insert an Arrow table whose column names match the target table's."""
         ...
 
-    def existing_keys(self, table: str, column: str, keys: list[str]) -> set[str]:
-        """The subset of ``keys`` already present in ``table.column``."""
+    def existing_keys(self, table: str, column: str, keys: pa.Array) -> pa.Array:
+        """The distinct ``keys`` (strings) already present in ``table.column``."""
         ...
 
     def close(self) -> None: ...

@@ -55,17 +55,17 @@ class EmbeddedStore:
         # chDB's Python() table function reads the Arrow table from this frame's locals.
         self._run(f"INSERT INTO {table} ({columns}) SELECT {columns} FROM Python(data)", "CSV")
 
-    def existing_keys(self, table: str, column: str, keys: list[str]) -> set[str]:
-        if not keys:
-            return set()
+    def existing_keys(self, table: str, column: str, keys: pa.Array) -> pa.Array:
+        if not len(keys):
+            return pa.array([], pa.string())
         # Read by name from this frame by chDB's Python() table function.
-        probe = pa.table({"k": pa.array(keys, pa.string())})  # noqa: F841
+        probe = pa.table({"k": keys})  # noqa: F841
         found = self._run(
             f"SELECT DISTINCT {column} FROM {table} "
             f"WHERE {column} IN (SELECT k FROM Python(probe))",
             "ArrowTable",
         )
-        return set(found.column(0).to_pylist())
+        return found.column(0).combine_chunks().cast(pa.string())
 
     def close(self) -> None:
         self._session.close()

@@ -84,14 +84,14 @@ class ServerStore:
         if data.num_rows:
             self._call(self._client.insert_arrow, table, data)
 
-    def existing_keys(self, table: str, column: str, keys: list[str]) -> set[str]:
-        if not keys:
-            return set()
+    def existing_keys(self, table: str, column: str, keys: pa.Array) -> pa.Array:
+        if not len(keys):
+            return pa.array([], pa.string())
         found = self.query_arrow(
             f"SELECT DISTINCT {column} FROM {table} WHERE {column} IN {{keys:Array(String)}}",
-            {"keys": keys},
+            {"keys": keys.to_pylist()},
         )
-        return set(found.column(0).to_pylist())
+        return found.column(0).combine_chunks().cast(pa.string())
 
     def close(self) -> None:
         self._client.close()
