@@ -8,9 +8,11 @@ from __future__ import annotations
 import json
 import os
 import signal
+import sqlite3
 import subprocess
 import sys
 import time
+from contextlib import closing
 from pathlib import Path
 
 import pytest
@@ -48,10 +50,26 @@ def flow_process(settings: Settings, store_url: str, recovery: Path) -> subproce
     )
 
 
-def run_until(process: subprocess.Popen[str], kill_after_sent: int | None) -> int:
-    """Follow the process's batch log; SIGKILL it once it has sent enough. Returns sent."""
+def committed_epoch(recovery: Path) -> int:
+    """The latest epoch whose snapshots the recovery store holds (0 before any)."""
+    path = recovery / "part-0.sqlite3"
+    if not path.exists():
+        return 0
+    try:
+        with closing(sqlite3.connect(f"file:{path}?mode=ro", uri=True, timeout=5)) as db:
+            [epoch] = db.execute("SELECT coalesce(max(commit_epoch), 0) FROM commits").fetchone()
+    except sqlite3.OperationalError:  # the flow has not created its tables yet
+        return 0
+    return int(epoch)
+
+
+def run_until(process: subprocess.Popen[str], recovery: Path, kill_after_sent: int | None) -> int:
+    """Follow the process's batch log; SIGKILL it once it has sent enough and committed a
+    snapshot of its own (so the kill lands between snapshots, not before the first one).
+    Returns how many events it sent."""
     assert process.stdout is not None
     deadline = time.monotonic() + RUN_TIMEOUT_S
+    resumed_at = committed_epoch(recovery)
     sent = 0
     try:
         for line in process.stdout:
@@ -59,7 +77,11 @@ def run_until(process: subprocess.Popen[str], kill_after_sent: int | None) -> in
                 raise TimeoutError("flow process did not finish in time")
             if line.startswith("{"):
                 sent = json.loads(line)["sent"]
-                if kill_after_sent is not None and sent >= kill_after_sent:
+                if (
+                    kill_after_sent is not None
+                    and sent >= kill_after_sent
+                    and committed_epoch(recovery) > resumed_at
+                ):
                     process.send_signal(signal.SIGKILL)
                     break
         process.wait(timeout=RUN_TIMEOUT_S)
@@ -114,10 +136,10 @@ def test_kill_9_twice_and_restart_equals_an_uninterrupted_run(
 
     crashed_store = f"chdb://{tmp_path / 'crashed-store'}"
     recovery = tmp_path / "recovery"
-    first = run_until(flow_process(kafka_settings, crashed_store, recovery), sent // 3)
-    second = run_until(flow_process(kafka_settings, crashed_store, recovery), sent // 3)
+    first = run_until(flow_process(kafka_settings, crashed_store, recovery), recovery, sent // 3)
+    second = run_until(flow_process(kafka_settings, crashed_store, recovery), recovery, sent // 3)
     last = flow_process(kafka_settings, crashed_store, recovery)
-    third = run_until(last, None)
+    third = run_until(last, recovery, None)
     print(f"sent per process: {first}, {second}, {third} of {sent}")
     assert last.returncode == 0
     # Both kills landed mid-stream: neither process had read everything.

@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+import threading
+import time
 from collections.abc import Callable
 from pathlib import Path
 
+import pyarrow as pa
 import pytest
 
+from flows.connectors.store_sink import BackgroundWriter
 from flows.model import ScoringModel
 from flows.scoring import BatchScorer, RawBatch, ScoredBatch
 from flows.settings import Settings
@@ -99,24 +103,77 @@ def test_the_deadline_fails_loudly_without_writing(settings: Settings, batch: Sc
     assert counts(settings.store) == (0, 0)
 
 
-def test_background_writer_surfaces_a_failure_and_writes_nothing_after_it() -> None:
-    from flows.connectors.store_sink import BackgroundWriter
+def _rows(n: int, tag: int = 0) -> ScoredBatch:
+    empty = pa.table({})
+    return ScoredBatch(raw=empty, scored=pa.table({"tag": [tag] * n}), dead=empty)
 
+
+def _tags(items: list[ScoredBatch]) -> list[int]:
+    return [item.scored.column("tag")[0].as_py() for item in items]
+
+
+def test_background_writer_surfaces_a_failure_and_writes_nothing_after_it() -> None:
     written: list[int] = []
 
-    def write(items: list) -> None:
-        if items == [2]:
+    def write(items: list[ScoredBatch]) -> None:
+        if _tags(items) == [2]:
             raise SinkDeadlineExceeded("store gone")
-        written.append(items[0])
+        written.extend(_tags(items))
 
-    background = BackgroundWriter(write)  # type: ignore[arg-type]
-    background.submit([1])  # type: ignore[list-item]
+    background = BackgroundWriter(write)
+    background.submit([_rows(1, tag=1)])
     background.flush()
-    background.submit([2])  # type: ignore[list-item]
+    background.submit([_rows(1, tag=2)])
     with pytest.raises(SinkDeadlineExceeded):
         background.flush()
     with pytest.raises(SinkDeadlineExceeded):
-        background.submit([3])  # type: ignore[list-item]
+        background.submit([_rows(1, tag=3)])
     with pytest.raises(SinkDeadlineExceeded):
         background.close()
     assert written == [1]
+
+
+def _until_taken(background: BackgroundWriter) -> None:
+    deadline = time.monotonic() + 5
+    while background.waiting and time.monotonic() < deadline:
+        time.sleep(0.005)
+    assert background.waiting == 0
+
+
+def test_batches_that_queue_behind_a_slow_write_go_in_together_in_order() -> None:
+    release = threading.Event()
+    calls: list[list[int]] = []
+
+    def write(items: list[ScoredBatch]) -> None:
+        calls.append(_tags(items))
+        assert release.wait(10)
+
+    background = BackgroundWriter(write)
+    background.submit([_rows(5, tag=1)])
+    _until_taken(background)
+    background.submit([_rows(5, tag=2)])
+    background.submit([_rows(5, tag=3), _rows(5, tag=4)])
+    release.set()
+    background.close()
+    assert calls == [[1], [2, 3, 4]]
+
+
+def test_submit_waits_while_too_many_submissions_wait() -> None:
+    release = threading.Event()
+
+    def write(items: list[ScoredBatch]) -> None:
+        assert release.wait(10)
+
+    background = BackgroundWriter(write, max_waiting=2)
+    background.submit([_rows(5, tag=1)])
+    _until_taken(background)  # the writer now waits in write()
+    background.submit([_rows(5, tag=2)])
+    background.submit([_rows(5, tag=3)])  # two waiting: the limit
+    blocked = threading.Thread(target=background.submit, args=([_rows(1, tag=4)],))
+    blocked.start()
+    blocked.join(0.3)
+    assert blocked.is_alive()  # back-pressure: the flow waits for the store
+    release.set()
+    blocked.join(10)
+    assert not blocked.is_alive()
+    background.close()

@@ -127,7 +127,6 @@ class MicroBatchKafkaSource(KafkaSource):
             topics,
             tail=tail,
             starting_offset=OFFSET_BEGINNING,
-            add_config=dict(CONSUMER_CONFIG),
             batch_size=batch_size,
             raise_on_errors=False,
         )
