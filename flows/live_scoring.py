@@ -7,6 +7,7 @@ x LGD.
 from __future__ import annotations
 
 from datetime import UTC, datetime
+from itertools import chain
 
 import numpy as np
 import pyarrow as pa
@@ -14,7 +15,7 @@ import pyarrow as pa
 from flows.loan_book import Observation
 from flows.loan_state import BEHAVIOUR_FEATURE_NAMES, dpd_bucket
 from flows.model import ModelError, ScoringModel
-from flows.scoring import ScoredBatch, _constant, _constant_time, band_names
+from flows.scoring import ScoredBatch, _constant, _constant_time, band_names, utc_ms
 from flows.settings import Settings
 
 _TS_MS = pa.timestamp("ms", tz="UTC")
@@ -46,27 +47,23 @@ class LiveScorer:
                 "repayment events need a behavioural model; run `riskctl train-behaviour`"
             )
         n = len(observed)
-        matrix = np.array([o.features for o in observed], dtype=np.float64).reshape(
-            n, len(BEHAVIOUR_FEATURE_NAMES)
-        )
+        width = len(BEHAVIOUR_FEATURE_NAMES)
+        matrix = np.fromiter(
+            chain.from_iterable([o.features for o in observed]), np.float64, n * width
+        ).reshape(n, width)
         pd = self.model.predict_pd(matrix)
         # Columns come from the feature matrix where they can: one vector op, not n lookups.
         balance = matrix[:, _BALANCE]
         repaid = [o.repaid for o in observed]
         events = [r.event for r in repaid]
         segments = [o.segment for o in observed]
-        received_us = np.fromiter(
-            (int(r.received_at.timestamp() * 1_000_000) for r in repaid), np.int64, n
-        )
-        source_ms = np.fromiter(
-            (r.source_ms if r.source_ms is not None else -1 for r in repaid), np.int64, n
-        )
-        source_ms = np.where(source_ms < 0, received_us // 1000, source_ms)
+        received_us = np.fromiter([r.received_us for r in repaid], np.int64, n)
+        source_ms = np.fromiter([r.source_ms for r in repaid], np.int64, n)
         buckets = np.searchsorted(_BUCKET_EDGES, matrix[:, _DPD], side="right")
         columns: dict[str, pa.Array] = {
             "event_id": pa.array([e.event_id for e in events], pa.string()),
             "loan_id": pa.array([e.loan_id for e in events], pa.string()),
-            "event_time": pa.array([e.event_time for e in events], _TS_MS),
+            "event_time": utc_ms([e.event_time for e in events]),
             "received_at": pa.array(received_us, _TS_US),
             "source_time": pa.array(source_ms, _TS_MS),
             "processed_at": _constant_time(datetime.now(UTC), n),

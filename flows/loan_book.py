@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import zlib
 from dataclasses import dataclass, field
-from datetime import datetime
 
 import msgspec
 
@@ -38,10 +37,14 @@ class Opened(msgspec.Struct, frozen=True, gc=False):
 
 
 class Repaid(msgspec.Struct, frozen=True, gc=False):
+    """A repayment, when the flow received it (µs since the epoch) and its source's timestamp
+    (Kafka's, in ms; the receive time when the source has none). Plain integers: the live
+    scorer turns a whole batch of them into columns without a call per event."""
+
     event: LoanRepayment
     origin: str
-    received_at: datetime
-    source_ms: int | None = None
+    received_us: int
+    source_ms: int
 
 
 LoanEvent = Opened | Repaid

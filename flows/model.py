@@ -107,7 +107,7 @@ class ScoringModel:
         self._center = np.asarray(reasons["center"], dtype=np.float64)
         self._scale = np.asarray(reasons["scale"], dtype=np.float64)
         self._coef = np.asarray(reasons["coef"], dtype=np.float64)
-        self._names = np.asarray(feature_names, dtype=object)
+        self._names = pa.array(feature_names, pa.string())
 
     def predict_pd(self, features: np.ndarray) -> np.ndarray:
         """Probability of default for each row of an ``(n, n_features)`` matrix."""
@@ -133,7 +133,7 @@ class ScoringModel:
         # Built column-wise: one flat array of names plus offsets, no per-row Python lists.
         offsets = np.zeros(len(features) + 1, dtype=np.int32)
         np.cumsum(picked.sum(axis=1), out=offsets[1:])
-        values = pa.array(self._names[order[picked]], pa.string())
+        values = self._names.take(pa.array(order[picked], pa.int32()))
         return pa.ListArray.from_arrays(pa.array(offsets), values)
 
 

@@ -7,6 +7,7 @@ from __future__ import annotations
 import base64
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from itertools import chain
 
 import numpy as np
 import pyarrow as pa
@@ -77,7 +78,9 @@ def band_names(pd: np.ndarray, bands: Bands) -> list[str]:
 def feature_matrix(apps: list[LoanApplication]) -> np.ndarray:
     if not apps:
         return np.empty((0, len(FEATURE_NAMES)), dtype=np.float64)
-    return np.array([application_features(app) for app in apps], dtype=np.float64)
+    width = len(FEATURE_NAMES)
+    flat = chain.from_iterable([application_features(app) for app in apps])
+    return np.fromiter(flat, np.float64, len(apps) * width).reshape(len(apps), width)
 
 
 def dead_letter_table(dead: list[DeadLetter], received_at: datetime) -> pa.Table:
@@ -96,6 +99,13 @@ def dead_letter_table(dead: list[DeadLetter], received_at: datetime) -> pa.Table
             ),
         }
     )
+
+
+def utc_ms(times: list[datetime]) -> pa.Array:
+    """Aware datetimes as UTC milliseconds. Inferring the type and then casting is ~5x faster
+    than asking Arrow for the target type up front, which converts each value through its
+    tzinfo; the instants are the same (each value's own offset is applied either way)."""
+    return pa.array(times).cast(_TS_MS, safe=False)
 
 
 def _constant_time(moment: datetime, n: int) -> pa.Array:
@@ -216,12 +226,13 @@ class BatchScorer:
         events: list[LoanEvent] = []
         version = self.model.version
         scores = iter(pd.tolist())
+        received_us = int(received_at.timestamp() * 1_000_000)
+        source_ms = [received_us // 1000] * len(valid) if stamps is None else stamps.tolist()
         for i, event in enumerate(valid):
             if type(event) is LoanApplication:
                 events.append(Opened(event, next(scores), version))
             else:
-                stamp = None if stamps is None else int(stamps[i])
-                events.append(Repaid(event, origins[i], received_at, stamp))  # type: ignore[arg-type]
+                events.append(Repaid(event, origins[i], received_us, source_ms[i]))  # type: ignore[arg-type]
         return events
 
 
@@ -243,11 +254,12 @@ def raw_table(
             "event_id": pa.array([e.event_id for e in valid], pa.string()),
             "loan_id": pa.array([e.loan_id for e in valid], pa.string()),
             "event_type": event_type,
-            "event_time": pa.array([e.event_time for e in valid], _TS_MS),
+            "event_time": utc_ms([e.event_time for e in valid]),
             "received_at": received,
             "origin": pa.array(origins, pa.string()),
-            # Valid events decoded as UTF-8 JSON already; the cast cannot fail.
-            "payload": pa.array(payloads, pa.binary()).cast(pa.string()),
+            # Valid events decoded as UTF-8 JSON already. Built as strings directly: a cast
+            # from binary costs ten times as much.
+            "payload": pa.array(payloads, pa.string()),
             "source_time": received.cast(_TS_MS, safe=False)
             if stamps is None
             else pa.array(stamps, _TS_MS),

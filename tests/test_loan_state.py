@@ -496,7 +496,7 @@ def exactly(a: tuple[float, ...], b: tuple[float, ...]) -> bool:
     )
 
 
-RECEIVED = datetime(2025, 6, 1, tzinfo=UTC)
+RECEIVED_US = int(datetime(2025, 6, 1, tzinfo=UTC).timestamp() * 1_000_000)
 
 
 @pytest.fixture(scope="module")
@@ -540,7 +540,9 @@ def messy_stream(lending_club: LendingClub) -> list[LoanEvent]:
     for position, event in sorted(late, key=lambda t: t[0], reverse=True):
         events.insert(min(position, len(events)), event)
     return [
-        Opened(e, 0.08, "v1") if isinstance(e, LoanApplication) else Repaid(e, "test", RECEIVED)
+        Opened(e, 0.08, "v1")
+        if isinstance(e, LoanApplication)
+        else Repaid(e, "test", RECEIVED_US, RECEIVED_US // 1000)
         for e in events
     ]
 
@@ -699,9 +701,11 @@ def test_observations_do_not_depend_on_when_the_application_arrives(
 
     plan = ReplayPlan(max_events=3000, seed=3, start=datetime(2025, 1, 1, tzinfo=UTC))
     events = [decode_event(raw, "t", 1 << 16) for raw in mixed_events(lending_club, plan)]
-    now = datetime(2025, 1, 1, tzinfo=UTC)
+    now_us = int(datetime(2025, 1, 1, tzinfo=UTC).timestamp() * 1_000_000)
     wrapped = [
-        Opened(e, 0.05, "v1") if isinstance(e, LoanApplication) else Repaid(e, "t", now)
+        Opened(e, 0.05, "v1")
+        if isinstance(e, LoanApplication)
+        else Repaid(e, "t", now_us, now_us // 1000)
         for e in events
         if isinstance(e, LoanApplication | LoanRepayment)
     ]
