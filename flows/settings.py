@@ -98,7 +98,10 @@ class Settings:
     store_url: str | None = None
     lgd: float = 0.45
     bands: Bands = field(default_factory=Bands)
-    batch_size: int = 20_000
+    # Events per micro-batch from files (and archives). Each batch costs fixed work (an ONNX
+    # call, Arrow tables, a part per table and view in ClickHouse); 40k amortizes it: the mixed
+    # stream ran ~8% faster than at 20k, and no faster at 80k.
+    batch_size: int = 40_000
     max_payload_bytes: int = 16 * 1024
     reason_codes: int = 3
     # How long the sink keeps retrying an unreachable store before the run fails.
