@@ -45,8 +45,11 @@ class KafkaSettings:
     dead_letter_topic: str = "loan-dead-letters"
     partitions: int = 4
     replication_factor: int = 1
-    # Most messages one consumer read hands to the flow; each read becomes one micro-batch.
-    consume_batch_size: int = 5000
+    # Most messages one partition read hands to the flow; each read becomes one micro-batch.
+    # A read returns at once with whatever has arrived, so this bounds a batch without
+    # delaying a quiet topic. 20k ran ~15% faster than 5k on the mixed stream (fewer, larger
+    # batches through scoring and the store).
+    consume_batch_size: int = 20_000
 
     def __post_init__(self) -> None:
         if self.partitions < 1:
