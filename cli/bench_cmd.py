@@ -21,7 +21,7 @@ from flows.jobs import RunOptions, ensure_schema, run_files, run_kafka
 from flows.kafka_admin import create_topics, event_messages, produce
 from flows.model import ScoringModel, load_live_model, load_model
 from flows.scoring import BatchScorer, RawBatch, ScoredBatch, feature_matrix
-from flows.settings import Settings
+from flows.settings import KafkaSettings, Settings
 from flows.store import open_store
 from flows.validation import decode_application
 from flows.writer import IdempotentWriter, RunStats
@@ -87,14 +87,18 @@ def bench(
         )
 
 
+def _mixed_payloads(events: int) -> list[bytes]:
+    """Applications interleaved with their repayment histories, ``events`` in all."""
+    # About 11 repayments per loan over 12 months: replay enough loans to reach ``events``.
+    plan = ReplayPlan(max_events=max(events // 12, 100))
+    return list(islice(mixed_events(load_lending_club(), plan), events))
+
+
 def _bench_mixed(
     cfg: Settings, model: ScoringModel, live_model: ScoringModel, events: int, workers: int
 ) -> RunStats:
     """Applications interleaved with their repayment histories, ``events`` in all."""
-    data = load_lending_club()
-    # About 11 repayments per loan over 12 months: replay enough loans to reach ``events``.
-    plan = ReplayPlan(max_events=max(events // 12, 100))
-    payloads = list(islice(mixed_events(data, plan), events))
+    payloads = _mixed_payloads(events)
     with tempfile.TemporaryDirectory(prefix="riskctl-bench-") as scratch:
         path = Path(scratch) / "mixed.jsonl"
         path.write_bytes(b"\n".join(payloads) + b"\n")
@@ -103,10 +107,8 @@ def _bench_mixed(
         return run_files([path], run_cfg, model, options)
 
 
-def _bench_kafka(
-    cfg: Settings, model: ScoringModel, events: int, workers: int, partitions: int
-) -> None:
-    tag = time.strftime("%Y%m%d%H%M%S")
+def _fresh_topics(cfg: Settings, partitions: int, name: str) -> KafkaSettings:
+    tag = f"{name}-{time.strftime('%Y%m%d%H%M%S')}"
     kafka = replace(
         cfg.kafka,
         applications_topic=f"bench-applications-{tag}",
@@ -115,15 +117,28 @@ def _bench_kafka(
         partitions=partitions,
     )
     create_topics(kafka)
-    payloads = application_events(load_lending_club(), ReplayPlan(events))
-    began = time.perf_counter()
-    produce(kafka.brokers, event_messages(kafka, payloads))
-    produce_rate = events / (time.perf_counter() - began)
-    consume_rate = _bare_consumer_rate(kafka.brokers, kafka.applications_topic, partitions, events)
+    return kafka
+
+
+def _kafka_end_to_end(
+    cfg: Settings, model: ScoringModel, kafka: KafkaSettings, options: RunOptions
+) -> RunStats:
     with tempfile.TemporaryDirectory(prefix="riskctl-bench-") as scratch:
         run_cfg = replace(cfg, kafka=kafka, store_url=f"chdb://{Path(scratch) / 'store'}")
         ensure_schema(run_cfg.store)
-        stats = run_kafka(run_cfg, model, RunOptions(workers=workers), until_end=True)
+        return run_kafka(run_cfg, model, options, until_end=True)
+
+
+def _bench_kafka(
+    cfg: Settings, model: ScoringModel, events: int, workers: int, partitions: int
+) -> None:
+    data = load_lending_club()
+    kafka = _fresh_topics(cfg, partitions, "apps")
+    began = time.perf_counter()
+    produce(kafka.brokers, event_messages(kafka, application_events(data, ReplayPlan(events))))
+    produce_rate = events / (time.perf_counter() - began)
+    consume_rate = _bare_consumer_rate(kafka.brokers, kafka.applications_topic, partitions, events)
+    stats = _kafka_end_to_end(cfg, model, kafka, RunOptions(workers=workers))
     table = Table(title=f"riskctl bench --kafka: {events:,} events, {partitions} partitions")
     table.add_column("stage")
     table.add_column("events/s", justify="right")
@@ -133,6 +148,19 @@ def _bench_kafka(
     console.print(
         f"end-to-end: {stats.sent / stats.elapsed_s:,.0f} events/s ({stats.sent:,} events in "
         f"{stats.elapsed_s:.2f} s, {workers} worker(s), Kafka -> dataflow -> chDB)"
+    )
+    live_model = load_live_model(cfg.models_dir)
+    if live_model is None:
+        console.print("mixed run skipped: no behavioural model (`riskctl train-behaviour`)")
+        return
+    mixed_topics = _fresh_topics(cfg, partitions, "mixed")
+    produce(mixed_topics.brokers, event_messages(mixed_topics, _mixed_payloads(events)))
+    options = RunOptions(workers=workers, live_model=live_model)
+    mixed = _kafka_end_to_end(cfg, model, mixed_topics, options)
+    console.print(
+        f"mixed end-to-end (applications + repayments): {mixed.sent / mixed.elapsed_s:,.0f} "
+        f"events/s ({mixed.sent:,} events in {mixed.elapsed_s:.2f} s, {workers} worker(s), "
+        "Kafka -> dataflow -> chDB)"
     )
 
 
