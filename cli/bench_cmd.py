@@ -65,26 +65,36 @@ def bench(
             rows = _stage_rates(payloads, bench_cfg, model)
             e2e_cfg = replace(cfg, store_url=f"chdb://{workdir / 'e2e'}")
             stats = run_files([path], e2e_cfg, model, RunOptions(workers=workers))
-        end_to_end = stats.sent / stats.elapsed_s
-        table = Table(title=f"riskctl bench: {events:,} events, batch {cfg.batch_size:,}")
-        table.add_column("stage")
-        table.add_column("events/s", justify="right")
-        for name, rate in rows:
-            table.add_row(name, f"{rate:,.0f}")
-        console.print(table)
-        console.print(
-            f"end-to-end: {end_to_end:,.0f} events/s ({stats.sent:,} events in "
-            f"{stats.elapsed_s:.2f} s, {workers} worker(s), file -> dataflow -> chDB)"
-        )
-        live_model = load_live_model(cfg.models_dir)
-        if live_model is None:
-            console.print("mixed run skipped: no behavioural model (`riskctl train-behaviour`)")
-            return
-        mixed = _bench_mixed(cfg, model, live_model, events, workers)
-        console.print(
-            f"mixed end-to-end (applications + repayments): {mixed.sent / mixed.elapsed_s:,.0f} "
-            f"events/s ({mixed.sent:,} events in {mixed.elapsed_s:.2f} s, {workers} worker(s))"
-        )
+        _print_rates(f"riskctl bench: {events:,} events, batch {cfg.batch_size:,}", rows)
+        _print_run("end-to-end", stats, workers, "file")
+        live_model = _live_model(cfg)
+        if live_model is not None:
+            mixed = _bench_mixed(cfg, model, live_model, events, workers)
+            _print_run("mixed end-to-end (applications + repayments)", mixed, workers, "file")
+
+
+def _print_rates(title: str, rows: list[tuple[str, float]]) -> None:
+    table = Table(title=title)
+    table.add_column("stage")
+    table.add_column("events/s", justify="right")
+    for name, rate in rows:
+        table.add_row(name, f"{rate:,.0f}")
+    console.print(table)
+
+
+def _print_run(label: str, stats: RunStats, workers: int, source: str) -> None:
+    console.print(
+        f"{label}: {stats.sent / stats.elapsed_s:,.0f} events/s ({stats.sent:,} events in "
+        f"{stats.elapsed_s:.2f} s, {workers} worker(s), {source} -> dataflow -> chDB)"
+    )
+
+
+def _live_model(cfg: Settings) -> ScoringModel | None:
+    """The behavioural model for the mixed run, or ``None`` (said) when none is trained."""
+    live_model = load_live_model(cfg.models_dir)
+    if live_model is None:
+        console.print("mixed run skipped: no behavioural model (`riskctl train-behaviour`)")
+    return live_model
 
 
 def _mixed_payloads(events: int) -> list[bytes]:
@@ -139,29 +149,22 @@ def _bench_kafka(
     produce_rate = events / (time.perf_counter() - began)
     consume_rate = _bare_consumer_rate(kafka.brokers, kafka.applications_topic, partitions, events)
     stats = _kafka_end_to_end(cfg, model, kafka, RunOptions(workers=workers))
-    table = Table(title=f"riskctl bench --kafka: {events:,} events, {partitions} partitions")
-    table.add_column("stage")
-    table.add_column("events/s", justify="right")
-    table.add_row("produce (acks=all, delivery checked)", f"{produce_rate:,.0f}")
-    table.add_row("bare confluent-kafka consumer", f"{consume_rate:,.0f}")
-    console.print(table)
-    console.print(
-        f"end-to-end: {stats.sent / stats.elapsed_s:,.0f} events/s ({stats.sent:,} events in "
-        f"{stats.elapsed_s:.2f} s, {workers} worker(s), Kafka -> dataflow -> chDB)"
+    _print_rates(
+        f"riskctl bench --kafka: {events:,} events, {partitions} partitions",
+        [
+            ("produce (acks=all, delivery checked)", produce_rate),
+            ("bare confluent-kafka consumer", consume_rate),
+        ],
     )
-    live_model = load_live_model(cfg.models_dir)
+    _print_run("end-to-end", stats, workers, "Kafka")
+    live_model = _live_model(cfg)
     if live_model is None:
-        console.print("mixed run skipped: no behavioural model (`riskctl train-behaviour`)")
         return
     mixed_topics = _fresh_topics(cfg, partitions, "mixed")
     produce(mixed_topics.brokers, event_messages(mixed_topics, _mixed_payloads(events)))
     options = RunOptions(workers=workers, live_model=live_model)
     mixed = _kafka_end_to_end(cfg, model, mixed_topics, options)
-    console.print(
-        f"mixed end-to-end (applications + repayments): {mixed.sent / mixed.elapsed_s:,.0f} "
-        f"events/s ({mixed.sent:,} events in {mixed.elapsed_s:.2f} s, {workers} worker(s), "
-        "Kafka -> dataflow -> chDB)"
-    )
+    _print_run("mixed end-to-end (applications + repayments)", mixed, workers, "Kafka")
 
 
 def _bare_consumer_rate(brokers: str, topic: str, partitions: int, expected: int) -> float:

@@ -90,12 +90,11 @@ class BackgroundWriter:
                 items, self._pending, self._waiting = self._pending, [], 0
                 self._busy = True
                 self._changed.notify_all()
+            error: BaseException | None = None
             try:
                 self._write(items)
             except BaseException as exc:  # re-raised on the flow's thread
-                error: BaseException | None = exc
-            else:
-                error = None
+                error = exc
             with self._changed:
                 self._busy = False
                 if error is not None:
