@@ -17,13 +17,14 @@ RUN apt-get update \
     && useradd --create-home --uid 10001 riskctl
 
 WORKDIR /app
-# Dependencies first, from the project metadata alone, so code edits do not reinstall them.
-COPY pyproject.toml README.md ./
+# Dependencies first, at the versions requirements.lock pins, from the project metadata alone,
+# so code edits do not reinstall them.
+COPY pyproject.toml README.md requirements.lock ./
 RUN python -m venv /opt/venv \
     && pip install --upgrade pip \
     && mkdir -p flows training cli \
     && touch flows/__init__.py training/__init__.py cli/__init__.py \
-    && pip install -e . \
+    && pip install -e . -c requirements.lock \
     && rm -rf flows training cli
 
 COPY flows ./flows

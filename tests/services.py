@@ -19,7 +19,7 @@ import time
 from abc import ABC, abstractmethod
 from pathlib import Path
 from types import TracebackType
-from typing import IO, Self
+from typing import IO, Self, TypeVar
 
 from confluent_kafka import KafkaException
 from confluent_kafka.admin import AdminClient
@@ -105,6 +105,9 @@ class Service(ABC):
         self.stop()
 
 
+_S = TypeVar("_S", bound=Service)
+
+
 class TansuBroker(Service):
     @property
     def bootstrap(self) -> str:
@@ -144,16 +147,23 @@ class MotoS3(Service):
 
 
 def _start(directory: Path) -> None:
+    """Start each service whose variable is not set already (a running one is kept)."""
     directory.mkdir(parents=True, exist_ok=True)
-    broker = TansuBroker(directory / "tansu.log").start(detach=True)
-    s3 = MotoS3(directory / "moto.log").start(detach=True)
-    for name, service in (("tansu", broker), ("moto", s3)):
-        assert service.process is not None
-        (directory / f"{name}.pid").write_text(str(service.process.pid))
-    print(f"export KAFKA_BOOTSTRAP={broker.bootstrap}")
-    print(f"export S3_ENDPOINT_URL={s3.endpoint}")
-    print("export AWS_ACCESS_KEY_ID=testing AWS_SECRET_ACCESS_KEY=testing")
-    print("export AWS_DEFAULT_REGION=us-east-1")
+    if not os.environ.get("KAFKA_BOOTSTRAP"):
+        broker = _detached(TansuBroker(directory / "tansu.log"), directory / "tansu.pid")
+        print(f"export KAFKA_BOOTSTRAP={broker.bootstrap}")
+    if not os.environ.get("S3_ENDPOINT_URL"):
+        s3 = _detached(MotoS3(directory / "moto.log"), directory / "moto.pid")
+        print(f"export S3_ENDPOINT_URL={s3.endpoint}")
+        print("export AWS_ACCESS_KEY_ID=testing AWS_SECRET_ACCESS_KEY=testing")
+        print("export AWS_DEFAULT_REGION=us-east-1")
+
+
+def _detached(service: _S, pid_file: Path) -> _S:
+    service.start(detach=True)
+    assert service.process is not None
+    pid_file.write_text(str(service.process.pid))
+    return service
 
 
 def _stop(directory: Path) -> None:
