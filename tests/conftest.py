@@ -4,10 +4,13 @@ a store of its own; chDB serves one directory per process, so stores are always 
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable, Iterator
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
+import time_machine
 
 from flows.model import ScoringModel, load_model
 from flows.settings import Settings
@@ -17,6 +20,44 @@ from training.dataset import LendingClub, load_lending_club
 from training.replay import ReplayPlan, application_events
 
 pytest_plugins = ["tests.fixtures_training", "tests.kafka_fixtures"]
+
+# RISKCTL_TEST_NOW=2028-02-29T23:30:00Z runs the whole session with the clock set to that
+# moment (and ticking from it), to show that no test depends on the date it runs on. Only this
+# process travels: chDB's now(), the broker and subprocesses keep the real clock.
+CLOCK_VARIABLE = "RISKCTL_TEST_NOW"
+_TRAVEL = pytest.StashKey[time_machine.travel]()
+
+
+def _clock_setting(text: str) -> datetime:
+    """The moment ``RISKCTL_TEST_NOW`` names: ISO 8601, UTC unless it says otherwise."""
+    try:
+        moment = datetime.fromisoformat(text.replace("Z", "+00:00"))
+    except ValueError as exc:
+        raise pytest.UsageError(
+            f"{CLOCK_VARIABLE} must be an ISO-8601 time, got {text!r}"
+        ) from exc
+    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    # Before collection: test modules read the clock at import.
+    text = os.environ.get(CLOCK_VARIABLE)
+    if text:
+        travel = time_machine.travel(_clock_setting(text), tick=True)
+        travel.start()
+        config.stash[_TRAVEL] = travel
+
+
+def pytest_unconfigure(config: pytest.Config) -> None:
+    travel = config.stash.get(_TRAVEL, None)
+    if travel is not None:
+        travel.stop()
+
+
+def pytest_report_header(config: pytest.Config) -> str | None:
+    if _TRAVEL in config.stash:
+        return f"clock: travelled to {os.environ[CLOCK_VARIABLE]} ({CLOCK_VARIABLE})"
+    return None
 
 
 @pytest.fixture(scope="session")

@@ -35,13 +35,14 @@ from cli.dashboards import (
 )
 from cli.main import app
 from flows.jobs import RunOptions, run_files
+from flows.loan_state import add_months, amortization_schedule, due_date
 from flows.model import ScoringModel, load_live_model
 from flows.ops import lag_rows
 from flows.settings import DEFAULT_BAND_NAMES, Settings
 from flows.store import Store, open_store
 from training.dataset import LendingClub
 from training.repayments import mixed_events
-from training.replay import ReplayPlan
+from training.replay import ReplayPlan, application_events
 
 GRAFANA = DASHBOARDS_DIR.parent
 DASHBOARDS = load_dashboards()
@@ -50,10 +51,18 @@ NOW = datetime.now(UTC).replace(microsecond=0)
 # Replayed applications span the 40 minutes before NOW; the window covers them and the ops
 # rows the sink writes while the test runs.
 WINDOW = TimeRange(NOW - timedelta(hours=1), NOW + timedelta(minutes=10))
-# A seasoned book: loans originated 13 to 12 months before NOW, with their repayments up to
-# NOW, so every month of the past year (and the current one) has delinquency states and rolls.
-BOOK_START = NOW - timedelta(days=395)
+# A seasoned book on a fixed epoch, so its months and month-end states are the same whatever
+# the date: loans originated over a month from BOOK_START, with a year of repayments each.
+BOOK_START = datetime(2025, 1, 6, 8, 0, tzinfo=UTC)
 BOOK_WINDOW = TimeRange(BOOK_START - timedelta(days=1), WINDOW.end)
+# A hand-built loan of the book that passes through every bucket at a month's end, with margins
+# that no month's length can push across a bucket edge: (share of what is owed paid, days after
+# the due date the payment, or for a missed one the report, happens).
+EVERY_BUCKET_ORIGINATION = datetime(2025, 3, 10, 9, 0, tzinfo=UTC)
+EVERY_BUCKET_PLAN = [(1.0, 0), (0.5, 10), (1.0, 0), (0.0, 40), (0.0, 40), (0.0, 45)]
+# Its month-end buckets: on time; 10 days behind on a short payment; caught up; then 40, ~70
+# and ~105 days past the first missed due date.
+EVERY_BUCKET_STATES = ["current", "1-29", "current", "30-59", "60-89", "90+"]
 BUCKETS = ["current", "1-29", "30-59", "60-89", "90+"]
 # Panels over monthly repayment states; they are checked over the whole book's range.
 BOOK_PANELS = {"Delinquency buckets over time", "Roll rates month to month"}
@@ -82,6 +91,60 @@ def _loan_id(raw: bytes) -> str:
         return msgspec.json.decode(raw, type=_Fields).loan_id
     except (msgspec.DecodeError, msgspec.ValidationError):
         return ""
+
+
+def _iso(moment: datetime) -> str:
+    return moment.astimezone(UTC).isoformat().replace("+00:00", "Z")
+
+
+def _hand_built_loan(
+    application: bytes, loan_id: str, origination: datetime, plan: list[tuple[float, int]]
+) -> list[bytes]:
+    """A real application re-dated to ``origination`` under ``loan_id``, and one repayment per
+    ``plan`` entry ``(share, days)``: ``share`` of what is owed by then paid (0 is a missed
+    installment), ``days`` after the installment's due date."""
+    app = msgspec.json.decode(application)
+    app.update(loan_id=loan_id, event_id=f"app-{loan_id}", event_time=_iso(origination))
+    schedule = amortization_schedule(app["funded_amnt"], app["int_rate"], app["term_months"])
+    monthly_rate = app["int_rate"] / 100.0 / 12.0
+    balance, interest, arrears = app["funded_amnt"], 0.0, 0.0
+    events = [app]
+    for n, (share, days) in enumerate(plan, start=1):
+        due = due_date(origination.date(), n)
+        owed = round(schedule[n - 1][1] + arrears, 2)
+        paid = round(owed * share, 2)
+        arrears = round(owed - paid, 2)
+        interest = round(interest + balance * monthly_rate, 2)
+        to_interest = min(paid, interest)
+        interest = round(interest - to_interest, 2)
+        balance = round(balance - (paid - to_interest), 2)
+        happened = datetime.combine(due + timedelta(days=days), origination.timetz())
+        events.append(
+            {
+                "schema_version": 1,
+                "event_type": "loan_repayment",
+                "event_id": f"rep-{loan_id}-{n}",
+                "loan_id": loan_id,
+                "event_time": _iso(happened),
+                "installment_number": n,
+                "due_date": due.isoformat(),
+                "amount_due": schedule[n - 1][1],
+                "amount_paid": paid,
+                "payment_date": happened.date().isoformat() if paid else None,
+                "outstanding_balance": balance,
+            }
+        )
+    return [msgspec.json.encode(event) for event in events]
+
+
+def _paying_now(application: bytes, loan_id: str) -> list[bytes]:
+    """A loan paying on time whose last two installments fall due in the month before NOW's
+    and in NOW's month, at or before NOW: whatever the date, the current month has a
+    repayment, and a roll from the month before."""
+    moment = max(NOW - timedelta(minutes=1), NOW.replace(hour=0, minute=0, second=0))
+    origination = datetime.combine(add_months(moment.date(), -3), moment.timetz())
+    # A short month clips the third due date back to its last day, never past NOW.
+    return _hand_built_loan(application, loan_id, origination, [(1.0, 0)] * 3)
 
 
 @pytest.fixture(scope="module")
@@ -115,8 +178,13 @@ def replayed(
         for raw in _happened(mixed_events(lending_club, book_plan, months=12), plan.start_time())
         if _loan_id(raw) not in taken
     ]
+    application = next(iter(application_events(lending_club, ReplayPlan(max_events=1))))
+    every_bucket = _hand_built_loan(
+        application, "HAND-EVERY-BUCKET", EVERY_BUCKET_ORIGINATION, EVERY_BUCKET_PLAN
+    )
+    paying_now = _paying_now(application, "HAND-PAYING-NOW")
     path = tmp / "events.jsonl"
-    path.write_bytes(b"".join(e + b"\n" for e in [*book, *recent]))
+    path.write_bytes(b"".join(e + b"\n" for e in [*book, *every_bucket, *paying_now, *recent]))
     live_model = load_live_model(home / "models")
     assert live_model is not None
     run_files([path], settings, model, RunOptions(live_model=live_model))
@@ -421,7 +489,10 @@ def test_delinquency_buckets_count_every_loan_month_state(db: Store) -> None:
     assert periods == sorted({period for period, _ in states}) and len(periods) >= 12
     for row in table.to_pylist():
         assert [row[b] for b in BUCKETS] == [states[(row["period"], b)] for b in BUCKETS]
-    assert all(sum(table.column(b).to_pylist()) > 0 for b in ("current", "1-29", "90+"))
+    assert all(sum(table.column(b).to_pylist()) > 0 for b in BUCKETS)
+    states_by_month = sorted(_month_states(db).items())
+    hand_built = [bucket for (_, loan), bucket in states_by_month if loan == "HAND-EVERY-BUCKET"]
+    assert hand_built == EVERY_BUCKET_STATES
     # A narrow range shows only the months it touches.
     recent = _panel_table(db, "Delinquency buckets over time").column("period").to_pylist()
     assert set(recent) <= {f"{WINDOW.start:%Y-%m}", f"{WINDOW.end:%Y-%m}"}
