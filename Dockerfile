@@ -1,6 +1,7 @@
 # The riskctl application image: the CLI, the dataflow workers and the replay producer.
-# Installed the way the README installs a checkout (an editable install into a venv), so the
-# migrations in clickhouse/ and the dashboards in grafana/ are read from the source tree.
+# Installed the way the README installs a checkout (an editable install into a venv, at the
+# versions requirements.lock pins), so the migrations in clickhouse/ and the dashboards in
+# grafana/ are read from the source tree, as the packages flows.sql and cli.grafana.
 FROM python:3.12-slim-bookworm
 
 ENV PYTHONDONTWRITEBYTECODE=1 \
@@ -22,17 +23,16 @@ WORKDIR /app
 COPY pyproject.toml README.md requirements.lock ./
 RUN python -m venv /opt/venv \
     && pip install --upgrade pip \
-    && mkdir -p flows training cli \
-    && touch flows/__init__.py training/__init__.py cli/__init__.py \
-    && pip install -e . -c requirements.lock \
-    && rm -rf flows training cli
+    && python -c "import tomllib; print(*tomllib.load(open('pyproject.toml', 'rb'))['project']['dependencies'], sep='\n')" >/tmp/dependencies.txt \
+    && pip install -r /tmp/dependencies.txt -c requirements.lock \
+    && rm /tmp/dependencies.txt
 
 COPY flows ./flows
 COPY training ./training
 COPY cli ./cli
 COPY clickhouse ./clickhouse
 COPY grafana ./grafana
-RUN pip install -e . --no-deps \
+RUN pip install -e . --no-deps -c requirements.lock \
     && riskctl --help >/dev/null
 
 # Named volumes mounted here start with this ownership, so the unprivileged user can write.

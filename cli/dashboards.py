@@ -22,9 +22,10 @@ from typing import Any
 import pyarrow as pa
 
 from flows.errors import RiskctlError
+from flows.resources import package_dir
 from flows.store import Store
 
-DASHBOARDS_DIR = Path(__file__).resolve().parents[1] / "grafana" / "dashboards"
+DASHBOARDS_DIR = package_dir("cli.grafana") / "dashboards"
 PLUGIN_TYPE = "grafana-clickhouse-datasource"
 # Panel types the report can draw; a dashboard using another type fails validation rather than
 # silently missing from the report.

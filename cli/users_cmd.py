@@ -10,16 +10,16 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable
 from dataclasses import dataclass
-from pathlib import Path
 from string import Template
 from typing import Annotated
 
 import typer
 
 from cli.common import StoreOption, UsageError, console, settings, user_errors
+from flows.resources import package_dir
 from flows.store import Store, StoreError, open_store, parse_store_url
 
-USERS_SQL = Path(__file__).resolve().parents[1] / "clickhouse" / "server" / "users.sql"
+USERS_SQL = package_dir("flows.sql") / "server" / "users.sql"
 MIN_PASSWORD = 12
 _IDENTIFIER = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 

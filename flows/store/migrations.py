@@ -14,9 +14,10 @@ from pathlib import Path
 
 import pyarrow as pa
 
+from flows.resources import package_dir
 from flows.store.base import Store, StoreError
 
-MIGRATIONS_DIR = Path(__file__).resolve().parents[2] / "clickhouse"
+MIGRATIONS_DIR = package_dir("flows.sql")
 _FILE = re.compile(r"^(\d{4})_([a-z0-9_]+)\.sql$")
 _LEDGER = """
 CREATE TABLE IF NOT EXISTS schema_migrations
