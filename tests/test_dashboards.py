@@ -155,8 +155,9 @@ def replayed(
     tmp_path_factory: pytest.TempPathFactory,
 ) -> str:
     """A store holding 3,000 real loan applications replayed through the dataflow in the last
-    40 minutes, a seasoned book of other real loans with a year of repayments, and consumer
-    lag."""
+    40 minutes, a seasoned book of other real loans with a year of repayments (on the fixed
+    epoch, with the hand-built loan through every bucket), a loan paying this month, and
+    consumer lag."""
     tmp = tmp_path_factory.mktemp("dashboards")
     home = behaviour_model_home
     settings = Settings(home=home, store_url=f"chdb://{tmp / 'store'}", batch_size=500)
