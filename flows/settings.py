@@ -12,6 +12,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from flows.errors import UsageError
+from flows.secret import Secret, reveal
 
 DEFAULT_HOME = ".riskctl"
 
@@ -101,7 +102,8 @@ class S3Settings:
 @dataclass(frozen=True)
 class Settings:
     home: Path = field(default_factory=lambda: Path(DEFAULT_HOME))
-    store_url: str | None = None
+    # A server URL carries its password: held as a Secret (a plain string given is wrapped).
+    store_url: Secret | str | None = None
     lgd: float = 0.45
     bands: Bands = field(default_factory=Bands)
     # Events per micro-batch from files (and archives). Each batch costs fixed work (an ONNX
@@ -117,6 +119,10 @@ class Settings:
     s3: S3Settings = field(default_factory=S3Settings)
 
     def __post_init__(self) -> None:
+        if isinstance(self.store_url, str):
+            object.__setattr__(
+                self, "store_url", Secret(self.store_url) if self.store_url else None
+            )
         if not 0.0 < self.lgd <= 1.0:
             raise SettingsError(f"LGD (RISKCTL_LGD) must be in (0, 1], got {self.lgd}")
         if self.batch_size < 1:
@@ -130,8 +136,9 @@ class Settings:
 
     @property
     def store(self) -> str:
-        """The store URL; the embedded chDB store under the home directory unless set."""
-        return self.store_url or f"chdb://{(self.home / 'store').resolve()}"
+        """The store URL, password included: for opening the store, never for printing (print
+        ``parse_store_url(url).redacted()``). The embedded store under the home unless set."""
+        return reveal(self.store_url) or f"chdb://{(self.home / 'store').resolve()}"
 
     def with_overrides(self, **changes: object) -> Settings:
         """A copy with the given fields replaced, skipping the ones left as ``None``."""
