@@ -74,7 +74,9 @@ def demo(
             tables = portfolio(db)
         console.print(render(tables))
         shown = parse_store_url(cfg.store).redacted()
-        console.print(f"store: {shown}    models: {cfg.models_dir}", soft_wrap=True, highlight=False)
+        console.print(
+            f"store: {shown}    models: {cfg.models_dir}", soft_wrap=True, highlight=False
+        )
         console.print('next: riskctl sql "SELECT band, count() FROM scored_events GROUP BY band"')
 
 
