@@ -38,7 +38,7 @@ StoreOption = Annotated[
 ]
 
 
-__all__ = ["UsageError", "fail", "settings", "user_errors"]
+__all__ = ["UsageError", "check_output_file", "fail", "settings", "user_errors"]
 
 
 def fail(message: str, exit_code: int = 1) -> typer.Exit:
@@ -85,3 +85,13 @@ def settings(
         )
         cfg = replace(cfg, kafka=kafka)
     return cfg
+
+
+def check_output_file(path: Path, option: str) -> None:
+    """Refuse, before any work, an output path that cannot be a file: checked up front so a
+    long run does not end in an OS error."""
+    if path.is_dir():
+        raise UsageError(f"{option} {path} is a directory; give a file name")
+    parent = next((p for p in path.absolute().parents if p.exists()), None)
+    if parent is not None and not parent.is_dir():
+        raise UsageError(f"{option} {path}: {parent} is a file, not a directory")

@@ -20,7 +20,15 @@ from rich.progress import (
     TimeElapsedColumn,
 )
 
-from cli.common import BrokersOption, UsageError, console, err_console, settings, user_errors
+from cli.common import (
+    BrokersOption,
+    UsageError,
+    check_output_file,
+    console,
+    err_console,
+    settings,
+    user_errors,
+)
 from flows.kafka_admin import create_topics, event_messages, produce
 from flows.settings import Settings
 from training.dataset import load_lending_club
@@ -115,6 +123,12 @@ def replay(
         )
         if months < 1:
             raise UsageError("--months must be at least 1")
+        if out is not None and str(out) != "-":
+            check_output_file(out, "--out")
+        if to is Target.kafka:
+            cfg = settings(brokers=brokers)
+            # Before the data loads: an unreachable broker is said within seconds.
+            create_topics(cfg.kafka)
         data = load_lending_club()
         events = (
             mixed_events(data, plan, months=months)
@@ -123,7 +137,7 @@ def replay(
         )
         total = None if repayments else max_events
         if to is Target.kafka:
-            _produce(events, settings(brokers=brokers), total, rate)
+            _produce(events, cfg, total, rate)
             return
         assert out is not None
         if str(out) == "-":
@@ -139,7 +153,6 @@ def replay(
 def _produce(events: Iterator[bytes], cfg: Settings, total: int | None, rate: float) -> None:
     """Send the events to their topics keyed by loan id; every delivery is checked."""
     kafka = cfg.kafka
-    create_topics(kafka)
     with _progress() as progress:
         task = progress.add_task("producing", total=total)
 
