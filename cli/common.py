@@ -76,6 +76,11 @@ def settings(
 ) -> Settings:
     """Environment settings with the command's options on top; call inside :func:`user_errors`."""
     cfg = from_env().with_overrides(home=home, store_url=store, **overrides)
+    if store is not None:
+        # A mistyped --store is said before any work, not when the store is first opened.
+        from flows.store.url import check_store_url
+
+        check_store_url(cfg.store)
     if brokers is not None or partitions is not None:
         # `is not None`: an empty or zero value is a mistake to report, not a default to keep.
         kafka = replace(

@@ -39,6 +39,8 @@ def demo(
     with user_errors():
         if events < 1:
             raise UsageError("--events must be at least 1")
+        if not 0.0 <= corrupt <= 1.0:
+            raise UsageError("--corrupt must be between 0 and 1")
         cfg = settings(home, store)
         if current_version(cfg.models_dir) is None:
             console.rule("training a model on LendingClub loans (first run only)")

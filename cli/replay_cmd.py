@@ -110,6 +110,8 @@ def replay(
             raise UsageError("--rate must be 0 (as fast as possible) or positive")
         if not 0.0 <= corrupt <= 1.0:
             raise UsageError("--corrupt must be between 0 and 1")
+        if not 0 < spacing_ms <= 86_400_000:
+            raise UsageError("--spacing-ms must be positive and at most a day (86400000)")
         if to is Target.file and out is None:
             raise UsageError("--out FILE is required ('-' writes to stdout), or use --to kafka")
         # With a wall-clock rate the events are live: their event time is when they are sent.

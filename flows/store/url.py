@@ -72,6 +72,19 @@ def parse_store_url(url: str) -> StoreURL:
     raise StoreURLError(f"unknown store URL scheme {scheme!r}: use chdb:///path or http(s)://host")
 
 
+def check_store_url(url: str) -> StoreURL:
+    """The parsed URL, once it is known to name a usable store as far as can be seen without
+    touching anything: an embedded store's directory must not lie under a file."""
+    parsed = parse_store_url(url)
+    if parsed.path is not None:
+        existing = next((p for p in (parsed.path, *parsed.path.parents) if p.exists()), None)
+        if existing is not None and not existing.is_dir():
+            raise StoreURLError(
+                f"cannot use {parsed.path} as the embedded store's directory: {existing} is a file"
+            )
+    return parsed
+
+
 def _database(name: str) -> str:
     if not name.replace("_", "").isalnum():
         raise StoreURLError(f"bad database name {name!r}: letters, digits and _ only")
