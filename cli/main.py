@@ -178,7 +178,7 @@ def _finish(command: Command, path: str) -> None:
 @cache
 def _loaded(modules: tuple[str, ...]) -> TyperGroup:
     """The commands the modules register, as Click objects (imported on first use only)."""
-    app = typer.Typer()
+    app = typer.Typer(rich_markup_mode=None)
     for name in modules:
         importlib.import_module(name).register(app)
     group = typer.main.get_group(app)
@@ -217,6 +217,21 @@ class RiskctlGroup(TyperGroup):
 
     def list_commands(self, ctx: typer.Context) -> list[str]:
         return [entry.name for entry in COMMANDS]
+
+    def format_commands(self, ctx: typer.Context, formatter: Any) -> None:
+        # Plain help with a section per task: Typer's rich help would import rich's markdown,
+        # syntax and traceback modules, more than the whole CLI takes to start otherwise.
+        width = max(len(entry.name) for entry in COMMANDS)  # one column across the sections
+        limit = formatter.width - 6 - width
+        for panel in dict.fromkeys(entry.panel for entry in COMMANDS):
+            with formatter.section(panel):
+                formatter.write_dl(
+                    [
+                        (entry.name.ljust(width), LazyCommand(entry).get_short_help_str(limit))
+                        for entry in COMMANDS
+                        if entry.panel == panel
+                    ]
+                )
 
     def get_command(self, ctx: typer.Context, cmd_name: str) -> TyperCommand | None:
         for entry in COMMANDS:
@@ -267,6 +282,7 @@ app = typer.Typer(
     epilog="Start with `riskctl demo`; `riskctl COMMAND -h` shows a command's options and an "
     "example.",
     no_args_is_help=True,
+    rich_markup_mode=None,
     pretty_exceptions_enable=False,
     context_settings={"help_option_names": ["-h", "--help"]},
 )
