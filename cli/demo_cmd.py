@@ -13,6 +13,7 @@ from cli.run_cmd import score_files, summary_table
 from cli.store_cmds import opened
 from cli.training_cmds import train_behaviour_command, train_command
 from flows.model import current_version, load_live_model
+from flows.settings import Settings
 from flows.store import parse_store_url
 from training.dataset import load_lending_club
 from training.repayments import mixed_events
@@ -75,11 +76,13 @@ def demo(
         with opened(cfg.store) as db:
             tables = portfolio(db)
         console.print(render(tables))
-        shown = parse_store_url(cfg.store).redacted()
-        console.print(
-            f"store: {shown}    models: {cfg.models_dir}", soft_wrap=True, highlight=False
-        )
+        console.print(where_line(cfg), soft_wrap=True, highlight=False)
         console.print('next: riskctl sql "SELECT band, count() FROM scored_events GROUP BY band"')
+
+
+def where_line(cfg: Settings) -> str:
+    """Where the demo wrote, the store's password redacted."""
+    return f"store: {parse_store_url(cfg.store).redacted()}    models: {cfg.models_dir}"
 
 
 def register(app: typer.Typer) -> None:
