@@ -51,6 +51,8 @@ def bench(
     with user_errors():
         if events < 1000:
             raise UsageError("--events must be at least 1000 for a meaningful rate")
+        if workers < 1 or partitions < 1:
+            raise UsageError("--workers and --partitions must be at least 1")
         cfg = settings(home, brokers=brokers, batch_size=batch_size)
         model = load_model(cfg.models_dir)
         if kafka:

@@ -10,8 +10,9 @@ from typing import Annotated
 
 import typer
 from rich.console import Console
+from rich.text import Text
 
-from flows.errors import RiskctlError
+from flows.errors import RiskctlError, UsageError
 from flows.settings import Settings, from_env
 
 console = Console()
@@ -37,25 +38,27 @@ StoreOption = Annotated[
 ]
 
 
-class UsageError(RiskctlError):
-    """A command was given input it cannot use; exits with code 2."""
+__all__ = ["UsageError", "check_output_file", "fail", "settings", "user_errors"]
 
 
 def fail(message: str, exit_code: int = 1) -> typer.Exit:
     """Print one error line and return the exit to raise."""
-    err_console.print(f"[bold red]error:[/] {message}", highlight=False, soft_wrap=True)
+    # One line whatever the message holds; Text, not markup, so brackets in it stay as typed.
+    line = " ".join(part.strip() for part in message.splitlines() if part.strip())
+    err_console.print(
+        Text.assemble(("error:", "bold red"), " ", line), highlight=False, soft_wrap=True
+    )
     return typer.Exit(exit_code)
 
 
 @contextmanager
 def user_errors() -> Iterator[None]:
-    """Every :class:`RiskctlError` becomes one line on stderr and a non-zero exit."""
+    """Every :class:`RiskctlError` becomes one line on stderr and its type's exit code
+    (2 for :class:`UsageError`, the user's input; 1 otherwise)."""
     try:
         yield
-    except UsageError as exc:
-        raise fail(str(exc), 2) from None
     except RiskctlError as exc:
-        raise fail(str(exc), 1) from None
+        raise fail(str(exc), exc.exit_code) from None
 
 
 BrokersOption = Annotated[
@@ -73,11 +76,27 @@ def settings(
 ) -> Settings:
     """Environment settings with the command's options on top; call inside :func:`user_errors`."""
     cfg = from_env().with_overrides(home=home, store_url=store, **overrides)
-    if brokers or partitions:
+    if store is not None:
+        # A mistyped --store is said before any work, not when the store is first opened.
+        from flows.store.url import check_store_url
+
+        check_store_url(cfg.store)
+    if brokers is not None or partitions is not None:
+        # `is not None`: an empty or zero value is a mistake to report, not a default to keep.
         kafka = replace(
             cfg.kafka,
-            brokers=brokers or cfg.kafka.brokers,
-            partitions=partitions or cfg.kafka.partitions,
+            brokers=cfg.kafka.brokers if brokers is None else brokers,
+            partitions=cfg.kafka.partitions if partitions is None else partitions,
         )
         cfg = replace(cfg, kafka=kafka)
     return cfg
+
+
+def check_output_file(path: Path, option: str) -> None:
+    """Refuse, before any work, an output path that cannot be a file: checked up front so a
+    long run does not end in an OS error."""
+    if path.is_dir():
+        raise UsageError(f"{option} {path} is a directory; give a file name")
+    parent = next((p for p in path.absolute().parents if p.exists()), None)
+    if parent is not None and not parent.is_dir():
+        raise UsageError(f"{option} {path}: {parent} is a file, not a directory")

@@ -13,6 +13,8 @@ from cli.run_cmd import score_files, summary_table
 from cli.store_cmds import opened
 from cli.training_cmds import train_behaviour_command, train_command
 from flows.model import current_version, load_live_model
+from flows.settings import Settings
+from flows.store import parse_store_url
 from training.dataset import load_lending_club
 from training.repayments import mixed_events
 from training.replay import ReplayPlan, application_events
@@ -38,6 +40,8 @@ def demo(
     with user_errors():
         if events < 1:
             raise UsageError("--events must be at least 1")
+        if not 0.0 <= corrupt <= 1.0:
+            raise UsageError("--corrupt must be between 0 and 1")
         cfg = settings(home, store)
         if current_version(cfg.models_dir) is None:
             console.rule("training a model on LendingClub loans (first run only)")
@@ -72,8 +76,13 @@ def demo(
         with opened(cfg.store) as db:
             tables = portfolio(db)
         console.print(render(tables))
-        console.print(f"store: {cfg.store}    models: {cfg.models_dir}", soft_wrap=True)
+        console.print(where_line(cfg), soft_wrap=True, highlight=False)
         console.print('next: riskctl sql "SELECT band, count() FROM scored_events GROUP BY band"')
+
+
+def where_line(cfg: Settings) -> str:
+    """Where the demo wrote, the store's password redacted."""
+    return f"store: {parse_store_url(cfg.store).redacted()}    models: {cfg.models_dir}"
 
 
 def register(app: typer.Typer) -> None:

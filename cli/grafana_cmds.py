@@ -209,6 +209,8 @@ def push(
 ) -> None:
     """Upload the dashboards to Grafana; pushing again updates them in place by uid."""
     with user_errors():
+        if not timeout > 0:
+            raise UsageError("--timeout must be a positive number of seconds")
         try:
             dashboards = load_dashboards(dashboards_dir)
         except DashboardError as exc:

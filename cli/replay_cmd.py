@@ -20,7 +20,15 @@ from rich.progress import (
     TimeElapsedColumn,
 )
 
-from cli.common import BrokersOption, UsageError, console, err_console, settings, user_errors
+from cli.common import (
+    BrokersOption,
+    UsageError,
+    check_output_file,
+    console,
+    err_console,
+    settings,
+    user_errors,
+)
 from flows.kafka_admin import create_topics, event_messages, produce
 from flows.settings import Settings
 from training.dataset import load_lending_club
@@ -102,6 +110,8 @@ def replay(
             raise UsageError("--rate must be 0 (as fast as possible) or positive")
         if not 0.0 <= corrupt <= 1.0:
             raise UsageError("--corrupt must be between 0 and 1")
+        if not 0 < spacing_ms <= 86_400_000:
+            raise UsageError("--spacing-ms must be positive and at most a day (86400000)")
         if to is Target.file and out is None:
             raise UsageError("--out FILE is required ('-' writes to stdout), or use --to kafka")
         # With a wall-clock rate the events are live: their event time is when they are sent.
@@ -115,6 +125,12 @@ def replay(
         )
         if months < 1:
             raise UsageError("--months must be at least 1")
+        if out is not None and str(out) != "-":
+            check_output_file(out, "--out")
+        if to is Target.kafka:
+            cfg = settings(brokers=brokers)
+            # Before the data loads: an unreachable broker is said within seconds.
+            create_topics(cfg.kafka)
         data = load_lending_club()
         events = (
             mixed_events(data, plan, months=months)
@@ -123,7 +139,7 @@ def replay(
         )
         total = None if repayments else max_events
         if to is Target.kafka:
-            _produce(events, settings(brokers=brokers), total, rate)
+            _produce(events, cfg, total, rate)
             return
         assert out is not None
         if str(out) == "-":
@@ -139,7 +155,6 @@ def replay(
 def _produce(events: Iterator[bytes], cfg: Settings, total: int | None, rate: float) -> None:
     """Send the events to their topics keyed by loan id; every delivery is checked."""
     kafka = cfg.kafka
-    create_topics(kafka)
     with _progress() as progress:
         task = progress.add_task("producing", total=total)
 

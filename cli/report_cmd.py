@@ -13,7 +13,15 @@ from typing import Annotated
 
 import typer
 
-from cli.common import HomeOption, StoreOption, UsageError, console, settings, user_errors
+from cli.common import (
+    HomeOption,
+    StoreOption,
+    UsageError,
+    check_output_file,
+    console,
+    settings,
+    user_errors,
+)
 from cli.dashboards import (
     ALL,
     DASHBOARDS_DIR,
@@ -111,6 +119,7 @@ def report(
 ) -> None:
     """Render the Grafana dashboards' panels from the store into one offline HTML page."""
     with user_errors():
+        check_output_file(out, "--out")
         try:
             dashboards = load_dashboards(dashboards_dir)
         except DashboardError as exc:
@@ -126,6 +135,8 @@ def report(
             ranges = [time_range_for(d, last, start, end) for d in dashboards]
         except DashboardError as exc:
             raise UsageError(str(exc)) from exc
+        except OverflowError:
+            raise UsageError("the time range reaches outside the calendar (years 1-9999)") from None
         cfg = settings(home, store)
         # Reading needs no DDL: a read-only user (the analyst) can produce the report.
         db = open_store(cfg.store, create_database=False)

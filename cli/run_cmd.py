@@ -183,6 +183,15 @@ def run(
             missing = [str(p) for p in inputs if not p.is_file()]
             if missing:
                 raise UsageError(f"input file not found: {', '.join(missing)}")
+            # An event's origin (its place for resuming and de-duplication) is file name and
+            # line, so two inputs with one name would be read as the same file.
+            names = [p.name for p in inputs]
+            clashing = sorted({str(p) for p in inputs if names.count(p.name) > 1})
+            if clashing:
+                raise UsageError(
+                    f"input files need distinct file names: {', '.join(clashing)} "
+                    "(rename or copy one of them)"
+                )
         elif inputs:
             raise UsageError("--input is for --source file; Kafka runs read the topics")
         if (processes > 1 or addresses) and parse_store_url(cfg.store).embedded:

@@ -92,7 +92,10 @@ def watchlist(
     with user_errors():
         if limit < 1:
             raise UsageError("--limit must be at least 1")
-        with opened(settings(home, store).store) as db:
+        cfg = settings(home, store)
+        if band is not None and band not in cfg.bands.names:
+            raise UsageError(f"no risk band {band!r} (bands: {', '.join(cfg.bands.names)})")
+        with opened(cfg.store) as db:
             result = db.query_arrow(
                 "SELECT loan_id, round(pd, 4) AS pd, band, exposure, "
                 "round(expected_loss, 2) AS expected_loss, sub_grade, addr_state, reason_codes "

@@ -17,6 +17,7 @@ import typer
 
 from cli.common import StoreOption, UsageError, console, settings, user_errors
 from flows.resources import package_dir
+from flows.secret import Secret, reveal
 from flows.store import Store, StoreError, open_store, parse_store_url
 
 USERS_SQL = package_dir("flows.sql") / "server" / "users.sql"
@@ -28,11 +29,16 @@ _IDENTIFIER = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 class Accounts:
     database: str
     writer_user: str
-    writer_password: str
+    writer_password: Secret | str
     analyst_user: str
-    analyst_password: str
+    analyst_password: Secret | str
 
     def __post_init__(self) -> None:
+        # Held as Secrets, so that printing the accounts (or a traceback's locals) shows none.
+        for name in ("writer_password", "analyst_password"):
+            value = getattr(self, name)
+            if isinstance(value, str):
+                object.__setattr__(self, name, Secret(value))
         for label, name in (
             ("database", self.database),
             ("writer user", self.writer_user),
@@ -42,10 +48,7 @@ class Accounts:
                 raise UsageError(f"{label} name {name!r}: use letters, digits and _ only")
         if self.writer_user == self.analyst_user:
             raise UsageError("the writer and the analyst must be different users")
-        for label, password in (
-            ("writer", self.writer_password),
-            ("analyst", self.analyst_password),
-        ):
+        for label, password in zip(("writer", "analyst"), self.secrets, strict=True):
             if len(password) < MIN_PASSWORD:
                 raise UsageError(
                     f"the {label} password must have at least {MIN_PASSWORD} characters "
@@ -54,35 +57,97 @@ class Accounts:
 
     @property
     def secrets(self) -> tuple[str, str]:
-        return (self.writer_password, self.analyst_password)
+        return (str(reveal(self.writer_password)), str(reveal(self.analyst_password)))
+
+
+_ESCAPES = {"\\": "\\\\", "'": "\\'", "\n": "\\n", "\r": "\\r", "\t": "\\t", "\0": "\\0"}
 
 
 def sql_string(value: str) -> str:
-    """A ClickHouse string literal: backslashes and quotes escaped, so nothing ends it early."""
-    return "'" + value.replace("\\", "\\\\").replace("'", "\\'") + "'"
+    """A ClickHouse string literal holding exactly ``value``: backslashes, quotes and control
+    characters escaped, so nothing in it ends the literal, the line or the statement."""
+    return "'" + "".join(_escape(ch) for ch in value) + "'"
+
+
+def _escape(ch: str) -> str:
+    if ch in _ESCAPES:
+        return _ESCAPES[ch]
+    if ord(ch) < 0x20 or ch == "\x7f":
+        return f"\\x{ord(ch):02x}"
+    return ch
 
 
 def split_statements(text: str) -> list[str]:
-    """Statements of a SQL file: comment lines dropped, ``;`` at a line's end ends one."""
-    lines = [line for line in text.splitlines() if not line.lstrip().startswith("--")]
-    parts = re.split(r";\s*$", "\n".join(lines), flags=re.MULTILINE)
-    return [part.strip() for part in parts if part.strip()]
+    """The statements of a SQL text, split at each ``;`` outside quotes and comments, with
+    the comments dropped."""
+    statements: list[str] = []
+    current: list[str] = []
+    i, n = 0, len(text)
+    while i < n:
+        ch = text[i]
+        if ch in "'\"`":
+            end = _closing_quote(text, i)
+            current.append(text[i:end])
+            i = end
+        elif text.startswith("--", i):
+            i = text.find("\n", i)
+            i = n if i < 0 else i
+        elif text.startswith("/*", i):
+            end = text.find("*/", i + 2)
+            i = n if end < 0 else end + 2
+        elif ch == ";":
+            statements.append("".join(current))
+            current = []
+            i += 1
+        else:
+            current.append(ch)
+            i += 1
+    statements.append("".join(current))
+    return [statement.strip() for statement in statements if statement.strip()]
 
 
-def render(accounts: Accounts, template: str | None = None) -> list[str]:
-    """The statements of users.sql for these accounts, ready to run."""
+def _closing_quote(text: str, start: int) -> int:
+    """The index just past the quoted string or identifier opening at ``start`` (a backslash
+    escapes the next character; a doubled quote stands for itself)."""
+    quote = text[start]
+    i = start + 1
+    while i < len(text):
+        if text[i] == "\\":
+            i += 2
+        elif text[i] == quote:
+            if text.startswith(quote * 2, i):
+                i += 2
+            else:
+                return i + 1
+        else:
+            i += 1
+    return len(text)  # unterminated: the rest belongs to it, as ClickHouse would read it
+
+
+def render(
+    accounts: Accounts, template: str | None = None, *, hide_passwords: bool = False
+) -> list[str]:
+    """The statements of users.sql for these accounts, ready to run.
+
+    The template is split into statements before any value goes in, so nothing in a value
+    (a ``;``, a quote, a newline) can change where a statement ends. With ``hide_passwords``
+    the passwords are never put in at all: each is ``'***'``.
+    """
     text = USERS_SQL.read_text() if template is None else template
+    writer, analyst = (
+        ("'***'", "'***'") if hide_passwords else tuple(sql_string(s) for s in accounts.secrets)
+    )
+    values = {
+        "database": accounts.database,
+        "writer_user": accounts.writer_user,
+        "analyst_user": accounts.analyst_user,
+        "writer_password": writer,
+        "analyst_password": analyst,
+    }
     try:
-        filled = Template(text).substitute(
-            database=accounts.database,
-            writer_user=accounts.writer_user,
-            analyst_user=accounts.analyst_user,
-            writer_password=sql_string(accounts.writer_password),
-            analyst_password=sql_string(accounts.analyst_password),
-        )
+        return [Template(statement).substitute(values) for statement in split_statements(text)]
     except (KeyError, ValueError) as exc:
         raise StoreError(f"{USERS_SQL.name} has a bad placeholder: {exc}") from exc
-    return split_statements(filled)
 
 
 def redact(text: str, secrets: Iterable[str]) -> str:
@@ -162,11 +227,11 @@ def init_users(
             analyst_user=analyst_user,
             analyst_password=analyst_password,
         )
-        statements = render(accounts)
         if dry_run:
-            for statement in statements:
-                typer.echo(redact(statement, accounts.secrets) + ";")
+            for statement in render(accounts, hide_passwords=True):
+                typer.echo(statement + ";")
             return
+        statements = render(accounts)
         db = open_store(url)
         try:
             count = apply(db, statements, accounts.secrets)

@@ -4,13 +4,14 @@ high watermarks. Keys are loan ids, so one loan's events stay in order on one pa
 
 from __future__ import annotations
 
+import logging
 import time
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 
 import msgspec
-from confluent_kafka import Consumer, KafkaException, Producer, TopicPartition
-from confluent_kafka.admin import AdminClient, NewTopic
+from confluent_kafka import Consumer, KafkaError, KafkaException, Producer, TopicPartition
+from confluent_kafka.admin import AdminClient, ClusterMetadata, NewTopic
 
 from flows.errors import RiskctlError
 from flows.settings import KafkaSettings
@@ -46,15 +47,52 @@ def loan_key(payload: bytes) -> bytes:
         return b""
 
 
-def _admin(brokers: str) -> AdminClient:
-    return AdminClient({"bootstrap.servers": brokers, "socket.timeout.ms": 5000})
+# librdkafka logs every failed connection attempt (hundreds of lines while a broker is down) to
+# stderr; its clients log here instead, silent unless the application configures logging. A
+# failure still reaches the user, once, as the error this module raises.
+LIBRDKAFKA_LOG = logging.getLogger("flows.kafka.librdkafka")
+LIBRDKAFKA_LOG.addHandler(logging.NullHandler())
+LIBRDKAFKA_LOG.propagate = False
+
+# How long an unreachable broker (every connection refused) is given before giving up: long
+# enough for one that is just starting, short enough that a wrong address is said at once.
+ALL_DOWN_GRACE_S = 2.0
+
+
+def _admin(brokers: str, on_error: Callable[[KafkaError], None] | None = None) -> AdminClient:
+    config: dict[str, object] = {
+        "bootstrap.servers": brokers,
+        "socket.timeout.ms": 5000,
+        "logger": LIBRDKAFKA_LOG,
+    }
+    if on_error is not None:
+        config["error_cb"] = on_error
+    return AdminClient(config)
+
+
+def _metadata(brokers: str, timeout_s: float) -> ClusterMetadata:
+    """Cluster metadata, probed in short steps so that brokers refusing every connection fail
+    within :data:`ALL_DOWN_GRACE_S` rather than the whole timeout."""
+    errors: list[KafkaError] = []
+    admin = _admin(brokers, errors.append)
+    began = time.monotonic()
+    while True:
+        elapsed = time.monotonic() - began
+        try:
+            return admin.list_topics(timeout=max(0.1, min(0.5, timeout_s - elapsed)))
+        except KafkaException as exc:
+            admin.poll(0)  # delivers the error callbacks
+            all_down = any(e.code() == KafkaError._ALL_BROKERS_DOWN for e in errors)
+            elapsed = time.monotonic() - began
+            if elapsed >= timeout_s or (all_down and elapsed >= ALL_DOWN_GRACE_S):
+                reason = "no broker accepts connections" if all_down else str(exc.args[0])
+                raise KafkaUnavailable(
+                    f"Kafka at {brokers} did not answer in {elapsed:.0f} s: {reason}"
+                ) from None
 
 
 def list_topics(brokers: str, timeout_s: float = 10.0) -> list[TopicInfo]:
-    try:
-        metadata = _admin(brokers).list_topics(timeout=timeout_s)
-    except KafkaException as exc:
-        raise KafkaUnavailable(f"Kafka at {brokers} did not answer: {exc.args[0]}") from exc
+    metadata = _metadata(brokers, timeout_s)
     return sorted(
         (
             TopicInfo(name, len(t.partitions))
@@ -119,6 +157,7 @@ def produce(
             "compression.type": "lz4",
             "partitioner": "murmur2_random",
             "message.timeout.ms": int(flush_timeout_s * 1000),
+            "logger": LIBRDKAFKA_LOG,
         }
     )
     failures: list[str] = []

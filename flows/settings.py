@@ -6,11 +6,13 @@ them. Nothing below the edge reads the environment.
 
 from __future__ import annotations
 
+import math
 import os
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
-from flows.errors import RiskctlError
+from flows.errors import UsageError
+from flows.secret import Secret, reveal
 
 DEFAULT_HOME = ".riskctl"
 
@@ -19,8 +21,8 @@ DEFAULT_BAND_NAMES = ("very_low", "low", "medium", "high", "very_high")
 DEFAULT_BAND_THRESHOLDS = (0.02, 0.04, 0.08, 0.15)
 
 
-class SettingsError(RiskctlError, ValueError):
-    """A setting has a value riskctl cannot use."""
+class SettingsError(UsageError, ValueError):
+    """A setting has a value riskctl cannot use (the user's input: exit code 2)."""
 
 
 @dataclass(frozen=True)
@@ -53,7 +55,9 @@ class KafkaSettings:
 
     def __post_init__(self) -> None:
         if self.partitions < 1:
-            raise SettingsError("Kafka topics need at least one partition")
+            raise SettingsError(
+                "Kafka topics need at least one partition (--partitions, RISKCTL_KAFKA_PARTITIONS)"
+            )
         if not self.brokers.strip():
             raise SettingsError("no Kafka brokers given")
 
@@ -98,7 +102,8 @@ class S3Settings:
 @dataclass(frozen=True)
 class Settings:
     home: Path = field(default_factory=lambda: Path(DEFAULT_HOME))
-    store_url: str | None = None
+    # A server URL carries its password: held as a Secret (a plain string given is wrapped).
+    store_url: Secret | str | None = None
     lgd: float = 0.45
     bands: Bands = field(default_factory=Bands)
     # Events per micro-batch from files (and archives). Each batch costs fixed work (an ONNX
@@ -114,10 +119,16 @@ class Settings:
     s3: S3Settings = field(default_factory=S3Settings)
 
     def __post_init__(self) -> None:
+        if isinstance(self.store_url, str):
+            object.__setattr__(
+                self, "store_url", Secret(self.store_url) if self.store_url else None
+            )
         if not 0.0 < self.lgd <= 1.0:
-            raise SettingsError(f"LGD must be in (0, 1], got {self.lgd}")
+            raise SettingsError(f"LGD (RISKCTL_LGD) must be in (0, 1], got {self.lgd}")
         if self.batch_size < 1:
-            raise SettingsError("batch size must be at least 1")
+            raise SettingsError("batch size must be at least 1 (--batch-size, RISKCTL_BATCH_SIZE)")
+        if not self.store_deadline_s > 0:
+            raise SettingsError("RISKCTL_STORE_DEADLINE_S must be a positive number of seconds")
 
     @property
     def models_dir(self) -> Path:
@@ -125,19 +136,40 @@ class Settings:
 
     @property
     def store(self) -> str:
-        """The store URL; the embedded chDB store under the home directory unless set."""
-        return self.store_url or f"chdb://{(self.home / 'store').resolve()}"
+        """The store URL, password included: for opening the store, never for printing (print
+        ``parse_store_url(url).redacted()``). The embedded store under the home unless set."""
+        return reveal(self.store_url) or f"chdb://{(self.home / 'store').resolve()}"
 
     def with_overrides(self, **changes: object) -> Settings:
         """A copy with the given fields replaced, skipping the ones left as ``None``."""
         return replace(self, **{k: v for k, v in changes.items() if v is not None})
 
 
-def _floats(text: str) -> tuple[float, ...]:
+def _floats(name: str, text: str) -> tuple[float, ...]:
+    return tuple(_finite(name, part) for part in text.split(",") if part.strip())
+
+
+# The errors name the variable and what it needs, rather than passing on Python's parse error.
+def _finite(name: str, text: str) -> float:
     try:
-        return tuple(float(part) for part in text.split(",") if part.strip())
-    except ValueError as exc:
-        raise SettingsError(f"expected comma-separated numbers, got {text!r}") from exc
+        value = float(text)
+    except ValueError:
+        value = math.nan
+    if not math.isfinite(value):
+        raise SettingsError(f"{name} must be a finite number, got {text.strip()!r}")
+    return value
+
+
+def _int(env: dict[str, str], name: str, default: int) -> int:
+    text = env.get(name, str(default))
+    try:
+        return int(text)
+    except ValueError:
+        raise SettingsError(f"{name} must be an integer, got {text.strip()!r}") from None
+
+
+def _float(env: dict[str, str], name: str, default: float) -> float:
+    return _finite(name, env.get(name, str(default)))
 
 
 def from_env(env: dict[str, str] | None = None) -> Settings:
@@ -147,28 +179,29 @@ def from_env(env: dict[str, str] | None = None) -> Settings:
     bands = defaults.bands
     kafka = defaults.kafka
     if "RISKCTL_BAND_THRESHOLDS" in env:
-        bands = Bands(names=bands.names, thresholds=_floats(env["RISKCTL_BAND_THRESHOLDS"]))
+        thresholds = _floats("RISKCTL_BAND_THRESHOLDS", env["RISKCTL_BAND_THRESHOLDS"])
+        bands = Bands(names=bands.names, thresholds=thresholds)
     try:
         kafka = KafkaSettings(
             brokers=env.get("RISKCTL_KAFKA_BROKERS", kafka.brokers),
             applications_topic=env.get("RISKCTL_TOPIC_APPLICATIONS", kafka.applications_topic),
             repayments_topic=env.get("RISKCTL_TOPIC_REPAYMENTS", kafka.repayments_topic),
             dead_letter_topic=env.get("RISKCTL_TOPIC_DEAD_LETTERS", kafka.dead_letter_topic),
-            partitions=int(env.get("RISKCTL_KAFKA_PARTITIONS", kafka.partitions)),
-            consume_batch_size=int(env.get("RISKCTL_KAFKA_BATCH_SIZE", kafka.consume_batch_size)),
+            partitions=_int(env, "RISKCTL_KAFKA_PARTITIONS", kafka.partitions),
+            consume_batch_size=_int(env, "RISKCTL_KAFKA_BATCH_SIZE", kafka.consume_batch_size),
         )
         return Settings(
             home=Path(env.get("RISKCTL_HOME", DEFAULT_HOME)).expanduser(),
             store_url=env.get("RISKCTL_STORE") or None,
-            lgd=float(env.get("RISKCTL_LGD", defaults.lgd)),
+            lgd=_float(env, "RISKCTL_LGD", defaults.lgd),
             bands=bands,
-            batch_size=int(env.get("RISKCTL_BATCH_SIZE", defaults.batch_size)),
+            batch_size=_int(env, "RISKCTL_BATCH_SIZE", defaults.batch_size),
             kafka=kafka,
-            store_deadline_s=float(env.get("RISKCTL_STORE_DEADLINE_S", defaults.store_deadline_s)),
+            store_deadline_s=_float(env, "RISKCTL_STORE_DEADLINE_S", defaults.store_deadline_s),
             drift=DriftSettings(
-                watch=float(env.get("RISKCTL_DRIFT_WATCH", DriftSettings.watch)),
-                alert=float(env.get("RISKCTL_DRIFT_ALERT", DriftSettings.alert)),
-                min_rows=int(env.get("RISKCTL_DRIFT_MIN_ROWS", DriftSettings.min_rows)),
+                watch=_float(env, "RISKCTL_DRIFT_WATCH", DriftSettings.watch),
+                alert=_float(env, "RISKCTL_DRIFT_ALERT", DriftSettings.alert),
+                min_rows=_int(env, "RISKCTL_DRIFT_MIN_ROWS", DriftSettings.min_rows),
             ),
             s3=S3Settings(
                 bucket=env.get("RISKCTL_S3_BUCKET") or None,

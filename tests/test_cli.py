@@ -103,7 +103,7 @@ def test_sql_error_is_one_line(home_args: list[str]) -> None:
 
 def test_unknown_store_scheme_is_one_line(settings: Settings) -> None:
     code, out = invoke("sql", "SELECT 1", "--store", "postgres://x")
-    assert code == 1
+    assert code == 2
     assert_one_line_error(out, "unknown store URL scheme")
 
 
