@@ -1,5 +1,6 @@
 """Versioned event schemas. The msgspec types below are the schema: they validate at ingest
-and generate the published JSON schema (flows/schemas/, checked by a test).
+and generate the published JSON schemas (flows/schemas/, written by
+`python -m flows.schema_publish`, checked by a test).
 
 Ranges reject what cannot be a real loan (negative or absurd amounts); NaN and infinities are not
 JSON and fail to decode; unknown categories fail as enum errors.
@@ -101,11 +102,18 @@ class LoanRepayment(msgspec.Struct, frozen=True, kw_only=True, gc=False):
     outstanding_balance: Money
 
 
+def _json_schema(struct: type[msgspec.Struct], name: str, version: int) -> dict[str, object]:
+    schema = msgspec.json.schema(struct)
+    schema["$id"] = f"https://riskctl.dev/schemas/{name}.v{version}.json"
+    schema["title"] = f"riskctl {name.replace('_', ' ')} event, schema version {version}"
+    return schema
+
+
 def application_json_schema() -> dict[str, object]:
     """The published JSON schema of loan-application events."""
-    schema = msgspec.json.schema(LoanApplication)
-    schema["$id"] = (
-        f"https://riskctl.dev/schemas/loan_application.v{APPLICATION_SCHEMA_VERSION}.json"
-    )
-    schema["title"] = f"riskctl loan application event, schema version {APPLICATION_SCHEMA_VERSION}"
-    return schema
+    return _json_schema(LoanApplication, "loan_application", APPLICATION_SCHEMA_VERSION)
+
+
+def repayment_json_schema() -> dict[str, object]:
+    """The published JSON schema of loan-repayment events."""
+    return _json_schema(LoanRepayment, "loan_repayment", REPAYMENT_SCHEMA_VERSION)

@@ -11,6 +11,7 @@ from dataclasses import dataclass
 import msgspec
 
 from flows.events import LoanApplication, LoanRepayment
+from flows.reasons import find_problem
 
 REASONS = (
     "oversized",
@@ -31,16 +32,6 @@ _REPAYMENT_DECODER = msgspec.json.Decoder(LoanRepayment)
 # whose decoder then names what is wrong.
 _EVENT_TYPE = re.compile(rb'"event_type"\s*:\s*"loan_repayment"')
 
-# msgspec's messages are stable and specific; the first match names the reason.
-_VALIDATION_REASONS = (
-    (re.compile(r"^Object missing required field"), "missing_field"),
-    (re.compile(r"^Invalid enum value"), "unknown_category"),
-    (re.compile(r"^Expected `\w+` (>=|<=|>|<) |^Number out of range"), "out_of_range"),
-    (re.compile(r"^Expected `str` (of length|matching regex)"), "invalid_value"),
-    (re.compile(r"^Expected `object`, got"), "not_an_object"),
-    (re.compile(r"^Expected `"), "wrong_type"),
-)
-
 
 @dataclass(frozen=True, slots=True)
 class DeadLetter:
@@ -57,27 +48,31 @@ class DeadLetter:
         return digest.hexdigest()
 
 
-def classify(error: msgspec.ValidationError) -> str:
-    message = str(error)
-    if "`$.event_type`" in message and message.startswith("Invalid enum value"):
-        return "unknown_event_type"
-    for pattern, reason in _VALIDATION_REASONS:
-        if pattern.search(message):
-            return reason
-    return "invalid_value"
+def utf8_problem(payload: bytes) -> str | None:
+    """Why a payload is not UTF-8, or None. Checked before decoding, so that the reason does
+    not depend on how a JSON library reports bad bytes; ASCII, the usual case, needs no decode."""
+    if payload.isascii():
+        return None
+    try:
+        payload.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        return f"invalid UTF-8 at byte {exc.start}"
+    return None
 
 
 def _decode(
     decoder: msgspec.json.Decoder, payload: bytes, origin: str
 ) -> LoanApplication | LoanRepayment | DeadLetter:
+    bad_bytes = utf8_problem(payload)
+    if bad_bytes is not None:
+        return DeadLetter(origin, "invalid_utf8", bad_bytes, payload)
     try:
         return decoder.decode(payload)
-    except msgspec.ValidationError as exc:
-        return DeadLetter(origin, classify(exc), str(exc), payload)
-    except msgspec.DecodeError as exc:
-        return DeadLetter(origin, "malformed_json", str(exc), payload)
-    except UnicodeDecodeError as exc:
-        return DeadLetter(origin, "invalid_utf8", str(exc), payload)
+    except (msgspec.ValidationError, msgspec.DecodeError) as exc:
+        # Rare: the reason is found by the project's own checks, never from the message.
+        problem = find_problem(payload.decode("utf-8"), decoder.type)
+        reason, detail = problem or ("invalid_value", str(exc))
+        return DeadLetter(origin, reason, detail, payload)
 
 
 def _oversized(payload: bytes, origin: str, max_bytes: int) -> DeadLetter:
