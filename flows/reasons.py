@@ -129,6 +129,8 @@ def _check_time(value: object, t: mi.DateTimeType | mi.DateType) -> Problem | No
 
 
 def _check(value: object, t: mi.Type, name: str) -> Problem | None:
+    if isinstance(t, mi.Metadata):  # a description for the schema; the type is inside
+        return _check(value, t.type, name)
     if isinstance(t, mi.UnionType):
         problems = [_check(value, member, name) for member in t.types]
         if any(p is None for p in problems):

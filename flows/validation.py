@@ -10,7 +10,14 @@ from dataclasses import dataclass
 
 import msgspec
 
-from flows.events import LoanApplication, LoanRepayment
+from flows.events import (
+    EARLIEST,
+    EARLIEST_DATE,
+    LATEST,
+    LATEST_DATE,
+    LoanApplication,
+    LoanRepayment,
+)
 from flows.reasons import find_problem
 
 REASONS = (
@@ -24,13 +31,21 @@ REASONS = (
     "unknown_category",
     "invalid_value",
     "unknown_event_type",
+    "too_deep",
 )
+
+# Events are flat objects; anything nested deeper is not an event, and a parser recursing
+# thousands of levels down would exhaust the stack.
+MAX_DEPTH = 32
 
 _DECODER = msgspec.json.Decoder(LoanApplication)
 _REPAYMENT_DECODER = msgspec.json.Decoder(LoanRepayment)
 # Finds the event type without a full parse; anything it misses is judged as an application,
 # whose decoder then names what is wrong.
 _EVENT_TYPE = re.compile(rb'"event_type"\s*:\s*"loan_repayment"')
+_OPEN = frozenset(b"[{")
+_CLOSE = frozenset(b"]}")
+_QUOTE, _BACKSLASH = ord('"'), ord("\\")
 
 
 @dataclass(frozen=True, slots=True)
@@ -60,19 +75,73 @@ def utf8_problem(payload: bytes) -> str | None:
     return None
 
 
+def nesting_depth(payload: bytes) -> int:
+    """How deep arrays and objects nest; brackets inside strings do not count. One pass, in
+    linear time whatever the input (a regex over strings can backtrack quadratically)."""
+    depth = deepest = 0
+    in_string = escaped = False
+    for byte in payload:
+        if in_string:
+            if escaped:
+                escaped = False
+            elif byte == _BACKSLASH:
+                escaped = True
+            elif byte == _QUOTE:
+                in_string = False
+        elif byte == _QUOTE:
+            in_string = True
+        elif byte in _OPEN:
+            depth += 1
+            deepest = max(deepest, depth)
+        elif byte in _CLOSE:
+            depth -= 1
+    return deepest
+
+
+def depth_problem(payload: bytes) -> str | None:
+    """Why a payload nests too deep, or None. Counting brackets first keeps the usual case,
+    a flat object, to two scans in C."""
+    if payload.count(b"{") + payload.count(b"[") <= MAX_DEPTH:
+        return None
+    depth = nesting_depth(payload)
+    return f"nested {depth} levels deep, more than {MAX_DEPTH}" if depth > MAX_DEPTH else None
+
+
+def _outside(value: object, earliest: object, latest: object) -> bool:
+    return not earliest <= value < latest  # type: ignore[operator]
+
+
+def time_problem(event: LoanApplication | LoanRepayment) -> str | None:
+    """Why an event's times are outside what the store holds (see flows.events), or None."""
+    if _outside(event.event_time, EARLIEST, LATEST):
+        return f"`$.event_time` {event.event_time.isoformat()} is outside {EARLIEST:%Y}-{LATEST:%Y}"
+    if type(event) is LoanRepayment:
+        for name, day in (("due_date", event.due_date), ("payment_date", event.payment_date)):
+            if day is not None and _outside(day, EARLIEST_DATE, LATEST_DATE):
+                return f"`$.{name}` {day} is outside {EARLIEST:%Y}-{LATEST:%Y}"
+    return None
+
+
 def _decode(
     decoder: msgspec.json.Decoder, payload: bytes, origin: str
 ) -> LoanApplication | LoanRepayment | DeadLetter:
     bad_bytes = utf8_problem(payload)
     if bad_bytes is not None:
         return DeadLetter(origin, "invalid_utf8", bad_bytes, payload)
+    too_deep = depth_problem(payload)
+    if too_deep is not None:
+        return DeadLetter(origin, "too_deep", too_deep, payload)
     try:
-        return decoder.decode(payload)
+        event = decoder.decode(payload)
     except (msgspec.ValidationError, msgspec.DecodeError) as exc:
         # Rare: the reason is found by the project's own checks, never from the message.
         problem = find_problem(payload.decode("utf-8"), decoder.type)
         reason, detail = problem or ("invalid_value", str(exc))
         return DeadLetter(origin, reason, detail, payload)
+    out_of_range = time_problem(event)
+    if out_of_range is not None:
+        return DeadLetter(origin, "out_of_range", out_of_range, payload)
+    return event  # type: ignore[no-any-return]
 
 
 def _oversized(payload: bytes, origin: str, max_bytes: int) -> DeadLetter:

@@ -67,7 +67,26 @@ CORPUS: list[tuple[str, bytes, str]] = [
     ("id with spaces", event(loan_id="a b"), "invalid_value"),
     ("non-utf8 bytes", GOOD.replace(b'"CA"', b'"C\xff"'), "invalid_utf8"),
     ("oversized payload", event(note="x" * (LIMIT + 1)), "oversized"),
+    ("deeply nested", event(note="x").replace(b'"x"', b"[" * 3000 + b"]" * 3000), "too_deep"),
+    ("nested just too deep", event(note="x").replace(b'"x"', b"[" * 32 + b"]" * 32), "too_deep"),
+    ("year 1850", event(event_time="1850-01-01T00:00:00Z"), "out_of_range"),
+    ("year 9999", event(event_time="9999-12-31T23:59:59Z"), "out_of_range"),
+    ("just before 1970", event(event_time="1969-12-31T23:59:59.999Z"), "out_of_range"),
+    ("1970 by its offset", event(event_time="1970-01-01T00:30:00+01:00"), "out_of_range"),
+    ("year 2100", event(event_time="2100-01-01T00:00:00Z"), "out_of_range"),
 ]
+
+IN_RANGE = [
+    event(event_time="1970-01-01T00:00:00Z"),
+    event(event_time="2099-12-31T23:59:59.999Z"),
+    event(note="x").replace(b'"x"', b"[" * 31 + b"]" * 31),
+    event(note="[[[[" * 40),  # brackets inside a string do not nest
+]
+
+
+@pytest.mark.parametrize("payload", IN_RANGE, ids=range(len(IN_RANGE)))
+def test_edges_inside_the_limits_are_accepted(payload: bytes) -> None:
+    assert isinstance(decode_application(payload, "test", LIMIT), LoanApplication)
 
 
 def test_the_good_event_is_accepted() -> None:
@@ -125,6 +144,9 @@ REPAYMENT_CORPUS: list[tuple[str, bytes, str]] = [
     ("object as amount", repayment(amount_due={"value": 1}), "wrong_type"),
     ("non-utf8 id", repayment(loan_id="L1").replace(b'"L1"', b'"L\xc3\x28"'), "invalid_utf8"),
     ("cut short", repayment()[:-2], "malformed_json"),
+    ("due in 9999", repayment(due_date="9999-12-31"), "out_of_range"),
+    ("paid in 1960", repayment(payment_date="1960-05-01"), "out_of_range"),
+    ("sent in 9999", repayment(event_time="9999-01-01T00:00:00Z"), "out_of_range"),
 ]
 
 
