@@ -13,8 +13,8 @@ from bytewax.inputs import Source
 from bytewax.outputs import Sink
 
 from flows.connectors.dead_letter_topic import dead_letter_messages
-from flows.connectors.loan_state_step import LoanBookLogic
-from flows.loan_book import Observation, shard_events
+from flows.connectors.loan_state_step import BookOutcome, LoanBookLogic
+from flows.loan_book import shard_events
 from flows.scoring import RawBatch, ScoredBatch
 
 Inputs = Callable[[Dataflow], Stream[RawBatch]]
@@ -41,7 +41,7 @@ def build_flow(
     sink: Sink[tuple[str, ScoredBatch]],
     score: Callable[[RawBatch], ScoredBatch],
     *,
-    live: Callable[[list[tuple[list[Observation], int]]], list[ScoredBatch]] | None = None,
+    live: Callable[[list[BookOutcome]], list[ScoredBatch]] | None = None,
     dead_letter_sink: Sink[KafkaSinkMessage[bytes, bytes]] | None = None,
     flow_id: str = "riskctl",
 ) -> Dataflow:

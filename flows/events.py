@@ -1,5 +1,6 @@
 """Versioned event schemas. The msgspec types below are the schema: they validate at ingest
-and generate the published JSON schema (flows/schemas/, checked by a test).
+and generate the published JSON schemas (flows/schemas/, written by
+`python -m flows.schema_publish`, checked by a test).
 
 Ranges reject what cannot be a real loan (negative or absurd amounts); NaN and infinities are not
 JSON and fail to decode; unknown categories fail as enum errors.
@@ -7,7 +8,7 @@ JSON and fail to decode; unknown categories fail as enum errors.
 
 from __future__ import annotations
 
-from datetime import date, datetime
+from datetime import UTC, date, datetime
 from typing import Annotated, Literal
 
 import msgspec
@@ -16,7 +17,20 @@ from msgspec import Meta
 APPLICATION_SCHEMA_VERSION = 1
 
 Id = Annotated[str, Meta(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_.:-]+$")]
-UtcTime = Annotated[datetime, Meta(tz=True)]
+# Times the store holds and its views key on without wrapping: DateTime columns and unsigned
+# epoch milliseconds (the version of the latest-event views) start at 1970; ending at 2100
+# keeps a loan's last due date (60 months on) inside ClickHouse's DateTime range (to 2106).
+# Checked after decoding (msgspec has no bounds for times): see validation.time_problem.
+EARLIEST = datetime(1970, 1, 1, tzinfo=UTC)
+LATEST = datetime(2100, 1, 1, tzinfo=UTC)
+EARLIEST_DATE = EARLIEST.date()
+LATEST_DATE = LATEST.date()
+_BOUNDS = f"from {EARLIEST_DATE} to before {LATEST_DATE}"
+
+UtcTime = Annotated[
+    datetime, Meta(tz=True, description=f"RFC 3339 time with a UTC offset, {_BOUNDS}")
+]
+EventDate = Annotated[date, Meta(description=f"RFC 3339 date, {_BOUNDS}")]
 Money = Annotated[float, Meta(ge=0, le=1e9)]
 LoanAmount = Annotated[float, Meta(gt=0, le=1e7)]
 Percent = Annotated[float, Meta(ge=0, le=1000)]
@@ -94,18 +108,25 @@ class LoanRepayment(msgspec.Struct, frozen=True, kw_only=True, gc=False):
     loan_id: Id
     event_time: UtcTime
     installment_number: Annotated[int, Meta(ge=1, le=600)]
-    due_date: date
+    due_date: EventDate
     amount_due: Money
     amount_paid: Money
-    payment_date: date | None = None
+    payment_date: EventDate | None = None
     outstanding_balance: Money
+
+
+def _json_schema(struct: type[msgspec.Struct], name: str, version: int) -> dict[str, object]:
+    schema = msgspec.json.schema(struct)
+    schema["$id"] = f"https://riskctl.dev/schemas/{name}.v{version}.json"
+    schema["title"] = f"riskctl {name.replace('_', ' ')} event, schema version {version}"
+    return schema
 
 
 def application_json_schema() -> dict[str, object]:
     """The published JSON schema of loan-application events."""
-    schema = msgspec.json.schema(LoanApplication)
-    schema["$id"] = (
-        f"https://riskctl.dev/schemas/loan_application.v{APPLICATION_SCHEMA_VERSION}.json"
-    )
-    schema["title"] = f"riskctl loan application event, schema version {APPLICATION_SCHEMA_VERSION}"
-    return schema
+    return _json_schema(LoanApplication, "loan_application", APPLICATION_SCHEMA_VERSION)
+
+
+def repayment_json_schema() -> dict[str, object]:
+    """The published JSON schema of loan-repayment events."""
+    return _json_schema(LoanRepayment, "loan_repayment", REPAYMENT_SCHEMA_VERSION)

@@ -15,7 +15,7 @@ from confluent_kafka.admin import AdminClient, ClusterMetadata, NewTopic
 
 from flows.errors import RiskctlError
 from flows.settings import KafkaSettings
-from flows.validation import is_repayment
+from flows.validation import depth_problem, is_repayment
 
 
 class KafkaUnavailable(RiskctlError):
@@ -41,6 +41,8 @@ _KEY_DECODER = msgspec.json.Decoder(_Key)
 
 def loan_key(payload: bytes) -> bytes:
     """The message key for an event: its loan id, or empty when the payload has none."""
+    if depth_problem(payload) is not None:  # the parser would recurse past the stack
+        return b""
     try:
         return _KEY_DECODER.decode(payload).loan_id.encode()
     except (msgspec.DecodeError, UnicodeDecodeError):

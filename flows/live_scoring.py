@@ -12,10 +12,17 @@ from itertools import chain
 import numpy as np
 import pyarrow as pa
 
-from flows.loan_book import Observation
+from flows.connectors.loan_state_step import BookOutcome
 from flows.loan_state import BEHAVIOUR_FEATURE_NAMES, dpd_bucket
 from flows.model import ModelError, ScoringModel
-from flows.scoring import ScoredBatch, _constant, _constant_time, band_names, utc_ms
+from flows.scoring import (
+    ScoredBatch,
+    _constant,
+    _constant_time,
+    band_names,
+    dead_letter_table,
+    utc_ms,
+)
 from flows.settings import Settings
 
 _TS_MS = pa.timestamp("ms", tz="UTC")
@@ -34,13 +41,20 @@ class LiveScorer:
         self._lgd = settings.lgd
         self._reasons = settings.reason_codes
 
-    def __call__(self, work: list[tuple[list[Observation], int]]) -> list[ScoredBatch]:
+    def __call__(self, work: list[BookOutcome]) -> list[ScoredBatch]:
         """Score the observations of several shards at once."""
-        observed = [o for shard_observed, _ in work for o in shard_observed]
-        pending_change = sum(change for _, change in work)
+        observed = [o for outcome in work for o in outcome.observed]
+        pending_change = sum(outcome.pending_change for outcome in work)
+        repeats = sum(outcome.repeats for outcome in work)
         empty = pa.table({})
+        dead = [d for outcome in work for d in outcome.dead]
+        dead_table = dead_letter_table(dead, datetime.now(UTC)) if dead else empty
         if not observed:
-            return [ScoredBatch(empty, empty, empty, pending_repayments=pending_change)]
+            return [
+                ScoredBatch(
+                    empty, empty, dead_table, pending_repayments=pending_change, skipped=repeats
+                )
+            ]
         if self.model is None:
             # Failing here keeps the events: the flow stops before their offsets are committed.
             raise ModelError(
@@ -92,8 +106,9 @@ class LiveScorer:
             ScoredBatch(
                 raw=empty,
                 scored=empty,
-                dead=empty,
+                dead=dead_table,
                 repayments=pa.table(columns),
                 pending_repayments=pending_change,
+                skipped=repeats,
             )
         ]

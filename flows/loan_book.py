@@ -5,7 +5,10 @@ Pure apart from the clock: no Bytewax here (``flows.connectors.loan_state_step``
 A repayment whose application has not arrived is kept as pending on its loan and counted;
 when the application arrives, each pending repayment is applied in arrival order and observed
 then, so observations do not depend on how the two topics interleaved. A repeated event
-changes nothing and is not observed twice.
+changes nothing and is not observed twice (it is counted in ``repeats``).
+
+One event can never stop the flow: an event the state logic fails on becomes a dead letter
+(``state_error``, in ``rejected``) and leaves the book as it was before that event.
 """
 
 from __future__ import annotations
@@ -17,6 +20,7 @@ import msgspec
 
 from flows.events import LoanApplication, LoanRepayment
 from flows.loan_state import LoanState, apply_repayment, behaviour_features, open_loan
+from flows.validation import DeadLetter
 
 SHARDS = 64
 
@@ -34,6 +38,7 @@ class Opened(msgspec.Struct, frozen=True, gc=False):
     app: LoanApplication
     pd: float
     model_version: str
+    origin: str = ""
 
 
 class Repaid(msgspec.Struct, frozen=True, gc=False):
@@ -48,6 +53,20 @@ class Repaid(msgspec.Struct, frozen=True, gc=False):
 
 
 LoanEvent = Opened | Repaid
+
+STATE_ERROR = "state_error"
+_ENCODER = msgspec.json.Encoder()
+
+
+def state_dead_letter(event: LoanEvent, error: Exception) -> DeadLetter:
+    """A dead letter for an event the state logic failed on. The payload is the decoded event
+    encoded again (its raw bytes are in ``raw_events`` under the same origin)."""
+    if isinstance(event, Opened):
+        origin, decoded = event.origin, event.app
+    else:
+        origin, decoded = event.origin, event.event
+    detail = f"loan state cannot take this event: {type(error).__name__}: {error}"
+    return DeadLetter(origin, STATE_ERROR, detail, _ENCODER.encode(decoded))
 
 
 class Observation(msgspec.Struct, frozen=True, gc=False):
@@ -100,6 +119,15 @@ class LoanBook:
         self._entries: dict[str, BookEntry] = _copy(entries) if entries else {}
         # repayments held for an application not yet seen, in total
         self.pending = sum(len(e.waiting) for e in self._entries.values())
+        # repeated events seen (changed nothing), and events refused, since the last take()
+        self.repeats = 0
+        self.rejected: list[DeadLetter] = []
+
+    def take_rejected(self) -> tuple[list[DeadLetter], int]:
+        """The dead letters and the repeat count since the last call, then both reset."""
+        rejected, repeats = self.rejected, self.repeats
+        self.rejected, self.repeats = [], 0
+        return rejected, repeats
 
     def snapshot(self) -> dict[str, BookEntry]:
         return _copy(self._entries)
@@ -110,11 +138,19 @@ class LoanBook:
     def apply(self, events: list[LoanEvent]) -> list[Observation]:
         observed: list[Observation] = []
         for event in events:
+            self._guarded(event, observed)
+        return observed
+
+    def _guarded(self, event: LoanEvent, observed: list[Observation]) -> None:
+        # Each step below computes before it changes the book, so an event that raises leaves
+        # the book as it was; the exception is the event's problem, never the flow's.
+        try:
             if isinstance(event, Opened):
                 self._open(event, observed)
             else:
                 self._repay(event, observed)
-        return observed
+        except Exception as exc:  # any failure of one event is that event's alone
+            self.rejected.append(state_dead_letter(event, exc))
 
     def _open(self, opened: Opened, observed: list[Observation]) -> None:
         app = opened.app
@@ -133,7 +169,7 @@ class LoanBook:
         waiting = list(entry.waiting.values())
         self.pending -= len(waiting)
         for repaid in waiting:
-            self._repay(repaid, observed)
+            self._guarded(repaid, observed)
 
     def _repay(self, repaid: Repaid, observed: list[Observation]) -> None:
         event = repaid.event
@@ -141,7 +177,8 @@ class LoanBook:
         before = None if entry is None else entry.state
         state = apply_repayment(before, event)
         if state is before:
-            return  # the same event again
+            self.repeats += 1  # the same event again
+            return
         if state.origination_date is None:  # still waiting for its application
             if entry is None:
                 entry = BookEntry(state)
@@ -153,8 +190,8 @@ class LoanBook:
                 self.pending += 1
             return
         assert entry is not None and entry.segment is not None
+        features = behaviour_features(state, event.event_time.date())
         # in place rather than a new entry per repayment; snapshot() copies the entries
         entry.state = state
-        features = behaviour_features(state, event.event_time.date())
         # features[0] is days_past_due on the same date (a whole number of days as a float)
         observed.append(Observation(repaid, state, features, int(features[0]), entry.segment))

@@ -62,10 +62,13 @@ class ScoredBatch:
     # live scores of repayments, from the state step
     repayments: pa.Table = field(default_factory=lambda: _EMPTY)
     pending_repayments: int = 0
+    # repeats of events already applied to the per-loan state: read, and skipped
+    skipped: int = 0
 
     @property
     def sent(self) -> int:
-        return self.scored.num_rows + self.dead.num_rows + self.repayments.num_rows
+        rows = self.scored.num_rows + self.dead.num_rows + self.repayments.num_rows
+        return rows + self.skipped
 
 
 def band_names(pd: np.ndarray, bands: Bands) -> list[str]:
@@ -230,7 +233,7 @@ class BatchScorer:
         source_ms = [received_us // 1000] * len(valid) if stamps is None else stamps.tolist()
         for i, event in enumerate(valid):
             if type(event) is LoanApplication:
-                events.append(Opened(event, next(scores), version))
+                events.append(Opened(event, next(scores), version, origins[i]))
             else:
                 events.append(Repaid(event, origins[i], received_us, source_ms[i]))  # type: ignore[arg-type]
         return events

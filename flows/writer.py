@@ -123,7 +123,9 @@ class IdempotentWriter:
                 lambda t=table_name, k=key, d=data: self._insert_new(t, k, d)
             )
             fresh_counts[attr] = inserted
-        sent = offered["scored"] + offered["repayments"] + offered["dead"]
+        # repeats the per-loan state recognised were read too, and are skipped
+        repeats = sum(b.skipped for b in batches)
+        sent = offered["scored"] + offered["repayments"] + offered["dead"] + repeats
         scored = fresh_counts["scored"] + fresh_counts["repayments"]
         result = WriteResult(
             sent=sent,
