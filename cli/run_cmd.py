@@ -20,6 +20,7 @@ from cli.common import (
     HomeOption,
     StoreOption,
     UsageError,
+    check_directory,
     console,
     err_console,
     settings,
@@ -176,6 +177,7 @@ def run(
             raise UsageError("--workers and --processes must be at least 1")
         if snapshot_interval <= 0:
             raise UsageError("--snapshot-interval must be positive")
+        check_directory(recovery_dir, "--recovery-dir")
         cfg = settings(home, store, brokers=brokers, batch_size=batch_size)
         if source is Source.file:
             if not inputs:
