@@ -27,6 +27,7 @@ from cli.common import (
     user_errors,
 )
 from flows.jobs import RunOptions, run_files, run_kafka
+from flows.kafka_admin import list_topics
 from flows.model import load_live_model, load_model
 from flows.runner import Cluster, Recovery
 from flows.settings import Settings
@@ -201,6 +202,9 @@ def run(
                 "the embedded chDB store belongs to one process; several processes need a "
                 "ClickHouse server (--store http://user:password@host:8123/db), or use --workers"
             )
+        if source is Source.kafka:
+            # Bytewax's Kafka source would wait on an absent broker, logging every retry.
+            list_topics(cfg.kafka.brokers)
         if source is Source.file and not (recovery_dir or processes > 1 or addresses):
             stats = score_files(inputs or [], cfg, workers, "scoring")
             if log_batches:

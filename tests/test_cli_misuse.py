@@ -337,12 +337,24 @@ def _clean_environ() -> dict[str, str]:
     return keep
 
 
-def test_replay_to_an_absent_broker_is_one_line(tmp_path: Path) -> None:
+@pytest.mark.parametrize(
+    "args",
+    [
+        ["replay", "--to", "kafka", "--max", "5"],
+        ["run", "--source", "kafka"],
+        ["topics", "list"],
+    ],
+    ids=" ".join,
+)
+def test_an_absent_broker_is_one_line(args: list[str], tmp_path: Path) -> None:
     result = subprocess.run(
-        [sys.executable, "-m", "cli.main", "replay", "--to", "kafka", "--max", "5",
-         "--brokers", f"127.0.0.1:{closed_port()}"],
-        capture_output=True, text=True, timeout=120, cwd=tmp_path, env=_clean_environ(),
-    )  # fmt: skip
+        [sys.executable, "-m", "cli.main", *args, "--brokers", f"127.0.0.1:{closed_port()}"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        cwd=tmp_path,
+        env=_clean_environ(),
+    )
     # Not the user's input but the environment: exit 1, one line, no librdkafka log lines.
     assert result.returncode == 1, result.stderr
     assert_one_error_line(result.stderr)
