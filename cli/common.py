@@ -38,7 +38,14 @@ StoreOption = Annotated[
 ]
 
 
-__all__ = ["UsageError", "check_output_file", "fail", "settings", "user_errors"]
+__all__ = [
+    "UsageError",
+    "check_directory",
+    "check_output_file",
+    "fail",
+    "settings",
+    "user_errors",
+]
 
 
 def fail(message: str, exit_code: int = 1) -> typer.Exit:
@@ -76,6 +83,8 @@ def settings(
 ) -> Settings:
     """Environment settings with the command's options on top; call inside :func:`user_errors`."""
     cfg = from_env().with_overrides(home=home, store_url=store, **overrides)
+    if cfg.home.exists() and not cfg.home.is_dir():
+        raise UsageError(f"the data directory {cfg.home} (--home, RISKCTL_HOME) is a file")
     if store is not None:
         # A mistyped --store is said before any work, not when the store is first opened.
         from flows.store.url import check_store_url
@@ -100,3 +109,9 @@ def check_output_file(path: Path, option: str) -> None:
     parent = next((p for p in path.absolute().parents if p.exists()), None)
     if parent is not None and not parent.is_dir():
         raise UsageError(f"{option} {path}: {parent} is a file, not a directory")
+
+
+def check_directory(path: Path | None, option: str) -> None:
+    """Refuse, before any work, a directory option that names an existing file."""
+    if path is not None and path.exists() and not path.is_dir():
+        raise UsageError(f"{option} {path} is a file; give a directory")

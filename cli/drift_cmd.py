@@ -15,7 +15,15 @@ from typing import Annotated
 import typer
 from rich.table import Table
 
-from cli.common import HomeOption, StoreOption, UsageError, console, settings, user_errors
+from cli.common import (
+    HomeOption,
+    StoreOption,
+    UsageError,
+    check_directory,
+    console,
+    settings,
+    user_errors,
+)
 from flows.drift import (
     DriftResult,
     WindowError,
@@ -121,6 +129,7 @@ def drift(
 ) -> None:
     """Population stability of live scored events against the model's training reference."""
     with user_errors():
+        check_directory(reports, "--report-dir")
         cfg = settings(home, store)
         try:
             window = resolve_window(since, start, end)

@@ -13,7 +13,7 @@ import sys
 from collections.abc import Sequence
 from dataclasses import dataclass
 from functools import cache, wraps
-from typing import Annotated, Any
+from typing import Annotated, Any, NoReturn
 
 import typer
 from typer.core import TyperCommand, TyperGroup
@@ -247,6 +247,8 @@ class RiskctlGroup(TyperGroup):
         standalone_mode: bool = True,
         **extra: Any,
     ) -> Any:
+        # Always run as a standalone program (exit codes, not return values): Typer's own
+        # standalone handling would print usage errors as a boxed panel.
         try:
             result = super().main(args, prog_name, complete_var, standalone_mode=False, **extra)
         except typer.TyperException as exc:  # Typer's usage errors: bad options, arguments
@@ -255,17 +257,17 @@ class RiskctlGroup(TyperGroup):
                 sys.exit(exc.exit_code)
             ctx = getattr(exc, "ctx", None)
             where = f" (see '{ctx.command_path} --help')" if ctx is not None else ""
-            raise SystemExit(_exit(exc.format_message() + where, exc.exit_code)) from None
+            _exit(exc.format_message() + where, exc.exit_code)
         except RiskctlError as exc:  # commands catch their own; this is the net under them
-            raise SystemExit(_exit(str(exc), exc.exit_code)) from None
+            _exit(str(exc), exc.exit_code)
         except typer.Abort:
-            raise SystemExit(_exit("aborted", 1)) from None
+            _exit("aborted", 1)
         sys.exit(result if isinstance(result, int) else 0)
 
 
-def _exit(message: str, code: int) -> int:
+def _exit(message: str, code: int) -> NoReturn:
     fail(message, code)
-    return code
+    sys.exit(code)
 
 
 def _print_version(value: bool) -> None:

@@ -20,12 +20,14 @@ from cli.common import (
     HomeOption,
     StoreOption,
     UsageError,
+    check_directory,
     console,
     err_console,
     settings,
     user_errors,
 )
 from flows.jobs import RunOptions, run_files, run_kafka
+from flows.kafka_admin import list_topics
 from flows.model import load_live_model, load_model
 from flows.runner import Cluster, Recovery
 from flows.settings import Settings
@@ -176,6 +178,7 @@ def run(
             raise UsageError("--workers and --processes must be at least 1")
         if snapshot_interval <= 0:
             raise UsageError("--snapshot-interval must be positive")
+        check_directory(recovery_dir, "--recovery-dir")
         cfg = settings(home, store, brokers=brokers, batch_size=batch_size)
         if source is Source.file:
             if not inputs:
@@ -199,6 +202,9 @@ def run(
                 "the embedded chDB store belongs to one process; several processes need a "
                 "ClickHouse server (--store http://user:password@host:8123/db), or use --workers"
             )
+        if source is Source.kafka:
+            # Bytewax's Kafka source would wait on an absent broker, logging every retry.
+            list_topics(cfg.kafka.brokers)
         if source is Source.file and not (recovery_dir or processes > 1 or addresses):
             stats = score_files(inputs or [], cfg, workers, "scoring")
             if log_batches:

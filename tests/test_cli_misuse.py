@@ -86,6 +86,8 @@ def generated() -> Iterator[Any]:
             if flag == "--store":
                 for url in BAD_STORES:
                     yield pytest.param([*path, flag, url], {}, id=f"{name} --store {url}")
+            if flag == "--home":
+                yield pytest.param([*path, flag, FILE], {}, id=f"{name} --home a file")
 
 
 # Settings from the environment, each wrong, under commands that read them.
@@ -124,6 +126,7 @@ SEMANTIC: list[tuple[list[str], dict[str, str]]] = [
     (["run", "--source", "kafka", "-i", FILE], {}),
     (["run", "-i", FILE, "--processes", "2"], {}),
     (["run", "-i", FILE, "--addresses", "127.0.0.1:1,127.0.0.1:2"], {}),
+    (["run", "-i", FILE, "--recovery-dir", FILE], {}),
     # replay
     (["replay", "--max", "0", "--out", "x.jsonl"], {}),
     (["replay", "--max", "5"], {}),
@@ -195,6 +198,8 @@ SEMANTIC: list[tuple[list[str], dict[str, str]]] = [
     (["drift", "--since", "1h", "--watch", "0.5", "--alert", "0.1"], {}),
     (["drift", "--since", "1h", "--watch", "-1"], {}),
     (["drift", "--since", "1h", "--min-rows", "0"], {}),
+    (["drift", "--since", "1h", "--report-dir", FILE], {}),
+    (["models", "list"], {"RISKCTL_HOME": FILE}),
     (["archive", "--since", "soon"], {}),
     (["archive", "--since", "1h"], {"RISKCTL_S3_BUCKET": ""}),
     (["report", "--last", "1000000d"], {}),
@@ -208,6 +213,7 @@ SEMANTIC: list[tuple[list[str], dict[str, str]]] = [
     (["report", "--var", "no_such_variable=1"], {}),
     (["report", "--dashboard", "no-such-dashboard"], {}),
     (["report", "--dashboards", f"{DIR}/missing"], {}),
+    (["report", "--dashboards", FILE], {}),
     (["grafana", "push", "--url", "http://127.0.0.1:1", "--token", "t", "--timeout", "0"], {}),
     (["grafana", "push", "--url", "http://127.0.0.1:1", "--token", "t", "--timeout", "-2"], {}),
     (["grafana", "push", "--url", "ftp://host", "--token", "t"], {}),
@@ -274,6 +280,7 @@ def assert_one_error_line(output: str) -> None:
 def test_misuse_is_one_error_line_and_exit_2(
     args: list[str], env: dict[str, str], places: dict[str, str], tmp_path: Path
 ) -> None:
+    env = dict(zip(env, materialize(list(env.values()), places), strict=True))
     result = runner.invoke(app, materialize(args, places), env=isolated_env(tmp_path / "home", env))
     assert result.exit_code == 2, result.output
     assert isinstance(result.exception, SystemExit), result.exception
@@ -330,12 +337,24 @@ def _clean_environ() -> dict[str, str]:
     return keep
 
 
-def test_replay_to_an_absent_broker_is_one_line(tmp_path: Path) -> None:
+@pytest.mark.parametrize(
+    "args",
+    [
+        ["replay", "--to", "kafka", "--max", "5"],
+        ["run", "--source", "kafka"],
+        ["topics", "list"],
+    ],
+    ids=" ".join,
+)
+def test_an_absent_broker_is_one_line(args: list[str], tmp_path: Path) -> None:
     result = subprocess.run(
-        [sys.executable, "-m", "cli.main", "replay", "--to", "kafka", "--max", "5",
-         "--brokers", f"127.0.0.1:{closed_port()}"],
-        capture_output=True, text=True, timeout=120, cwd=tmp_path, env=_clean_environ(),
-    )  # fmt: skip
+        [sys.executable, "-m", "cli.main", *args, "--brokers", f"127.0.0.1:{closed_port()}"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        cwd=tmp_path,
+        env=_clean_environ(),
+    )
     # Not the user's input but the environment: exit 1, one line, no librdkafka log lines.
     assert result.returncode == 1, result.stderr
     assert_one_error_line(result.stderr)
