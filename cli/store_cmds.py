@@ -2,14 +2,16 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from typing import Annotated
 
 import typer
 
 from cli.common import HomeOption, StoreOption, UsageError, console, settings, user_errors
-from cli.tables import OutputFormat, rich_table, to_csv, to_json
+from cli.portfolio import COLUMNS, watchlist_result
+from cli.sql_results import Result, StatementError, one_statement, query_result
+from cli.tables import Column, OutputFormat, print_table, rich_table, to_csv, to_json
 from flows.store import Store, open_store
 from flows.store.migrations import applied, discover, migrate
 
@@ -54,31 +56,54 @@ def db_status(home: HomeOption = None, store: StoreOption = None) -> None:
             console.print(f"{migration.path.name:40} {mark}")
 
 
-def _print(result: object, fmt: OutputFormat, title: str | None = None) -> None:
-    import pyarrow as pa
-
-    assert isinstance(result, pa.Table)
+def _print(
+    result: Result,
+    fmt: OutputFormat,
+    title: str | None = None,
+    columns: Mapping[str, Column] | None = None,
+    wide: bool = False,
+) -> None:
     if fmt is OutputFormat.csv:
         typer.echo(to_csv(result), nl=False)
     elif fmt is OutputFormat.json:
         typer.echo(to_json(result))
+    elif not result.names:
+        console.print("done (the statement returns no rows)")
     else:
-        console.print(rich_table(result, title))
+        print_table(console, rich_table(result, title, columns, wide), wide)
+
+
+FormatOption = Annotated[
+    OutputFormat, typer.Option("--format", "-f", help="Output: table, csv or json.")
+]
+WideOption = Annotated[
+    bool, typer.Option("--wide", help="Full column names and values; wider than 80 columns.")
+]
 
 
 def sql(
-    query: Annotated[str, typer.Argument(help="SQL to run against the store.")],
+    query: Annotated[str, typer.Argument(help="One SQL statement to run against the store.")],
     home: HomeOption = None,
     store: StoreOption = None,
-    output: Annotated[OutputFormat, typer.Option("--format", "-f")] = OutputFormat.table,
+    output: FormatOption = OutputFormat.table,
+    write: Annotated[
+        bool, typer.Option("--write", help="Allow a statement that writes (read-only without).")
+    ] = False,
+    wide: WideOption = False,
 ) -> None:
-    """Run a SQL query and print the result."""
+    """Run one SQL statement (read-only unless --write) and print the result."""
     with user_errors():
         if not query.strip():
             raise UsageError("the query is empty")
         with opened(settings(home, store).store) as db:
-            result = db.query_arrow(query)
-        _print(result, output)
+            if not write:
+                db.read_only()
+            try:
+                statement = one_statement(db, query)
+            except StatementError as exc:
+                raise UsageError(str(exc)) from exc
+            result = query_result(db, statement)
+        _print(result, output, wide=wide)
 
 
 def watchlist(
@@ -86,22 +111,16 @@ def watchlist(
     band: Annotated[str | None, typer.Option(help="Only loans in this risk band.")] = None,
     home: HomeOption = None,
     store: StoreOption = None,
-    output: Annotated[OutputFormat, typer.Option("--format", "-f")] = OutputFormat.table,
+    output: FormatOption = OutputFormat.table,
+    wide: WideOption = False,
 ) -> None:
     """The riskiest loans by their latest PD, with the reason codes behind it."""
     with user_errors():
         if limit < 1:
             raise UsageError("--limit must be at least 1")
         with opened(settings(home, store).store) as db:
-            result = db.query_arrow(
-                "SELECT loan_id, round(pd, 4) AS pd, band, exposure, "
-                "round(expected_loss, 2) AS expected_loss, sub_grade, addr_state, reason_codes "
-                "FROM watchlist "
-                "WHERE {band:String} = '' OR band = {band:String} "
-                "LIMIT {limit:UInt32}",
-                {"band": band or "", "limit": limit},
-            )
-        _print(result, output, title=f"Watchlist: top {limit} loans by PD")
+            result = watchlist_result(db, limit, band)
+        _print(result, output, f"Watchlist: top {limit} loans by PD", COLUMNS, wide)
 
 
 def register(app: typer.Typer) -> None:
