@@ -38,6 +38,16 @@ class Result:
     types: tuple[str, ...]
     rows: tuple[tuple[Any, ...], ...]
 
+    @classmethod
+    def from_records(cls, records: list[dict[str, Any]]) -> Result:
+        """Rows built in Python (not read from ClickHouse), typed by their first row's values."""
+        if not records:
+            return cls((), (), ())
+        names = tuple(records[0])
+        kinds = {bool: "Bool", int: "Int64", float: "Float64", list: "Array(String)"}
+        types = tuple(kinds.get(type(records[0][n]), "String") for n in names)
+        return cls(names, types, tuple(tuple(r[n] for n in names) for r in records))
+
     def records(self) -> list[dict[str, Any]]:
         return [dict(zip(self.names, row, strict=True)) for row in self.rows]
 

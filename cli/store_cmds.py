@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Annotated
 
@@ -10,8 +10,8 @@ import typer
 
 from cli.common import HomeOption, StoreOption, UsageError, console, settings, user_errors
 from cli.portfolio import COLUMNS, watchlist_result
-from cli.sql_results import Result, StatementError, one_statement, query_result
-from cli.tables import Column, OutputFormat, print_table, rich_table, to_csv, to_json
+from cli.sql_results import StatementError, one_statement, query_result
+from cli.tables import FormatOption, OutputFormat, WideOption, emit
 from flows.store import Store, open_store
 from flows.store.migrations import applied, discover, migrate
 
@@ -56,31 +56,6 @@ def db_status(home: HomeOption = None, store: StoreOption = None) -> None:
             console.print(f"{migration.path.name:40} {mark}")
 
 
-def _print(
-    result: Result,
-    fmt: OutputFormat,
-    title: str | None = None,
-    columns: Mapping[str, Column] | None = None,
-    wide: bool = False,
-) -> None:
-    if fmt is OutputFormat.csv:
-        typer.echo(to_csv(result), nl=False)
-    elif fmt is OutputFormat.json:
-        typer.echo(to_json(result))
-    elif not result.names:
-        console.print("done (the statement returns no rows)")
-    else:
-        print_table(console, rich_table(result, title, columns, wide), wide)
-
-
-FormatOption = Annotated[
-    OutputFormat, typer.Option("--format", "-f", help="Output: table, csv or json.")
-]
-WideOption = Annotated[
-    bool, typer.Option("--wide", help="Full column names and values; wider than 80 columns.")
-]
-
-
 def sql(
     query: Annotated[str, typer.Argument(help="One SQL statement to run against the store.")],
     home: HomeOption = None,
@@ -103,7 +78,7 @@ def sql(
             except StatementError as exc:
                 raise UsageError(str(exc)) from exc
             result = query_result(db, statement)
-        _print(result, output, wide=wide)
+        emit(console, result, output, wide=wide)
 
 
 def watchlist(
@@ -120,7 +95,7 @@ def watchlist(
             raise UsageError("--limit must be at least 1")
         with opened(settings(home, store).store) as db:
             result = watchlist_result(db, limit, band)
-        _print(result, output, f"Watchlist: top {limit} loans by PD", COLUMNS, wide)
+        emit(console, result, output, f"Watchlist: top {limit} loans by PD", COLUMNS, wide)
 
 
 def register(app: typer.Typer) -> None:

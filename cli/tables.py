@@ -11,8 +11,9 @@ import json
 from collections.abc import Mapping
 from dataclasses import dataclass
 from enum import StrEnum
-from typing import Any
+from typing import Annotated, Any
 
+import typer
 from rich import box
 from rich.console import Console
 from rich.table import Table
@@ -28,6 +29,14 @@ class OutputFormat(StrEnum):
     table = "table"
     csv = "csv"
     json = "json"
+
+
+FormatOption = Annotated[
+    OutputFormat, typer.Option("--format", "-f", help="Output: table, csv or json.")
+]
+WideOption = Annotated[
+    bool, typer.Option("--wide", help="Full column names and values; wider than 80 columns.")
+]
 
 
 class Kind(StrEnum):
@@ -139,3 +148,22 @@ def to_csv(result: Result) -> str:
 
 def to_json(result: Result) -> str:
     return json.dumps(result.records(), ensure_ascii=False, allow_nan=False)
+
+
+def emit(
+    console: Console,
+    result: Result,
+    fmt: OutputFormat,
+    title: str | None = None,
+    columns: Mapping[str, Column] | None = None,
+    wide: bool = False,
+) -> None:
+    """Print a result in the chosen format: the one output path of every command with rows."""
+    if fmt is OutputFormat.csv:
+        typer.echo(to_csv(result), nl=False)
+    elif fmt is OutputFormat.json:
+        typer.echo(to_json(result))
+    elif not result.names:
+        console.print("done (the statement returns no rows)")
+    else:
+        print_table(console, rich_table(result, title, columns, wide), wide)

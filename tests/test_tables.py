@@ -3,6 +3,8 @@ percentage with two decimals, money in whole dollars; ``--wide`` shows everythin
 
 from __future__ import annotations
 
+import csv
+import io
 import json
 import re
 from collections.abc import Callable
@@ -111,3 +113,34 @@ def test_a_long_result_wraps_inside_80_columns_without_cutting() -> None:
     assert widest(text) <= 80
     assert "…" not in text
     assert "".join(text.split()).count("word39") == 2
+
+
+LOAN = {
+    "funded_amnt": 20000, "term_months": 60, "int_rate": 24.5, "sub_grade": "F2",
+    "addr_state": "NV", "verification_status": "not_verified", "annual_inc": 24000,
+}  # fmt: skip
+
+
+@pytest.mark.parametrize("fmt", ["table", "csv", "json"])
+@pytest.mark.parametrize(
+    ("command", "fields"),
+    [
+        (["models", "list"], {"version", "created_at", "model_type", "test_auc", "current"}),
+        (["score", "--json", json.dumps(LOAN)], {"loan_id", "pd", "band", "reason_codes"}),
+    ],
+)
+def test_one_format_option_for_machine_readable_output(
+    settings: Settings, command: list[str], fields: set[str], fmt: str
+) -> None:
+    result = runner.invoke(app, [*command, "--home", str(settings.home), "--format", fmt])
+    assert result.exit_code == 0, result.output
+    out = result.output
+    if fmt == "json":
+        parsed = json.loads(out)
+        records = parsed if isinstance(parsed, list) else [parsed]
+        assert records and all(fields <= set(r) for r in records)
+    elif fmt == "csv":
+        rows = list(csv.DictReader(io.StringIO(out)))
+        assert rows and fields <= set(rows[0])
+    else:
+        assert widest(out) <= 80 and "…" not in out
