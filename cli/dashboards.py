@@ -31,10 +31,15 @@ PLUGIN_TYPE = "grafana-clickhouse-datasource"
 # Panel types the report can draw; a dashboard using another type fails validation rather than
 # silently missing from the report.
 PANEL_TYPES = ("timeseries", "barchart", "stat", "table")
+# The plugin release the dashboards are written for, pinned in compose.yaml together with a
+# Grafana it supports (its plugin.json: grafanaDependency >=11.6.0 since 4.15.0). A query
+# without pluginVersion is read by the plugin as a v3 query and migrated on load.
+PLUGIN_VERSION = "4.20.0"
+PLUGIN_MIN_GRAFANA = (11, 6, 0)
 FORMAT_TIME_SERIES = 0
 FORMAT_TABLE = 1
-# The plugin's query types for the two formats the dashboards use.
-QUERY_TYPES = {FORMAT_TIME_SERIES: "timeSeries", FORMAT_TABLE: "table"}
+# The plugin's QueryType values (src/types/queryBuilder.ts) for the two formats used here.
+QUERY_TYPES = {FORMAT_TIME_SERIES: "timeseries", FORMAT_TABLE: "table"}
 # Grafana divides the time range into about this many points when it picks $__interval.
 DEFAULT_MAX_POINTS = 200
 _NICE_INTERVALS_S = (
@@ -193,6 +198,11 @@ def _panel(raw: dict[str, Any], path: Path) -> Panel:
             target.get("queryType") == QUERY_TYPES[fmt],
             path,
             f"{where}: queryType must be {QUERY_TYPES[fmt]!r} for format {fmt}",
+        )
+        _require(
+            target.get("pluginVersion") == PLUGIN_VERSION,
+            path,
+            f"{where}: pluginVersion must be {PLUGIN_VERSION!r}, the pinned plugin release",
         )
         want = FORMAT_TIME_SERIES if kind == "timeseries" else FORMAT_TABLE
         _require(fmt == want, path, f"{where}: a {kind} panel needs format {want}")
