@@ -24,6 +24,8 @@ FORMAT = "JSONCompactEachRowWithNamesAndTypes"
 _WRAPPERS = re.compile(r"^(?:Nullable|LowCardinality)\((.*)\)$")
 _DATETIME = re.compile(r"^DateTime(?:64)?(?:\((?:\d+)?(?:,\s*)?(?:'([^']*)')?\))?$")
 _NUMERIC = re.compile(r"^(?:U?Int\d+|Float\d+|BFloat16|Decimal.*|Bool)$")
+# Servers may quote these in JSON (output_format_json_quote_64bit_integers); they are numbers.
+_WIDE_INT = re.compile(r"^U?Int(?:64|128|256)$")
 
 
 class StatementError(StoreError):
@@ -116,16 +118,22 @@ def parse(raw: bytes, session_zone: str | None = None) -> Result:
     names = tuple(_unescaped(json.loads(lines[0])))
     types = tuple(json.loads(lines[1])) if len(lines) > 1 else ("",) * len(names)
     zones: dict[int, ZoneInfo] = {}
+    wide_ints = []
     for index, kind in enumerate(types):
         match = _DATETIME.match(base_type(kind))
         if match:
             zones[index] = _zone(match.group(1) or session_zone or "UTC")
+        elif _WIDE_INT.match(base_type(kind)):
+            wide_ints.append(index)
     rows = []
     for line in lines[2:]:
         row = [_unescaped(v) for v in json.loads(line)]
         for index, zone in zones.items():
             if isinstance(row[index], str):
                 row[index] = _iso(row[index], zone)
+        for index in wide_ints:
+            if isinstance(row[index], str):
+                row[index] = int(row[index])
         rows.append(tuple(row))
     return Result(names, types, tuple(rows))
 

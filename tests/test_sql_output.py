@@ -142,6 +142,12 @@ def test_a_datetime_without_a_zone_takes_the_session_zone() -> None:
     assert result.rows == (("2026-07-01T12:00:00+02:00", "2026-01-01T12:00:00.500+01:00"),)
 
 
+def test_quoted_64_bit_integers_from_a_server_are_numbers() -> None:
+    # A server with output_format_json_quote_64bit_integers=1 writes them as strings.
+    raw = b'["n","m"]\n["UInt64","Nullable(Int128)"]\n["18446744073709551615",null]\n'
+    assert parse(raw).rows == ((18446744073709551615, None),)
+
+
 def test_an_hour_bucket_of_stored_events_prints_as_a_time(url: str) -> None:
     db = open_store(url)
     try:
