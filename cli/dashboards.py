@@ -1,11 +1,13 @@
 """The Grafana dashboards in ``grafana/dashboards/`` as data, and their SQL made runnable.
 
-Grafana's ClickHouse plugin turns a panel's ``rawSql`` into a query in three steps: the
+Grafana's ClickHouse plugin turns a panel's ``rawSql`` into a query with the
 ``$__conditionalAll(condition, $var)`` macro (``1=1`` when the variable selects everything),
-then template variables, then the time macros (``$__timeFilter(col)``, ``$__timeInterval(col)``
-...). :func:`expand` repeats those steps so ``riskctl report`` and the tests run exactly the SQL
-Grafana would, against chDB or a server. Nothing here touches the network or the store except
-:func:`run_panel` and :func:`variable_options`, which take an open store.
+template variables and the time macros (``$__timeFilter(col)``, ``$__timeInterval(col)`` ...).
+:func:`expand` gives the same SQL for the dashboards' own text, with one difference in order:
+macros expand first and variables last, each value bound as a quoted string literal, so a
+value (``riskctl report --var``) is never read again as SQL or as a macro. Nothing here
+touches the network or the store except :func:`run_panel` and :func:`variable_options`, which
+take an open store.
 """
 
 from __future__ import annotations
@@ -30,10 +32,15 @@ PLUGIN_TYPE = "grafana-clickhouse-datasource"
 # Panel types the report can draw; a dashboard using another type fails validation rather than
 # silently missing from the report.
 PANEL_TYPES = ("timeseries", "barchart", "stat", "table")
+# The plugin release the dashboards are written for, pinned in compose.yaml together with a
+# Grafana it supports (its plugin.json: grafanaDependency >=11.6.0 since 4.15.0). A query
+# without pluginVersion is read by the plugin as a v3 query and migrated on load.
+PLUGIN_VERSION = "4.20.0"
+PLUGIN_MIN_GRAFANA = (11, 6, 0)
 FORMAT_TIME_SERIES = 0
 FORMAT_TABLE = 1
-# The plugin's query types for the two formats the dashboards use.
-QUERY_TYPES = {FORMAT_TIME_SERIES: "timeSeries", FORMAT_TABLE: "table"}
+# The plugin's QueryType values (src/types/queryBuilder.ts) for the two formats used here.
+QUERY_TYPES = {FORMAT_TIME_SERIES: "timeseries", FORMAT_TABLE: "table"}
 # Grafana divides the time range into about this many points when it picks $__interval.
 DEFAULT_MAX_POINTS = 200
 _NICE_INTERVALS_S = (
@@ -193,6 +200,11 @@ def _panel(raw: dict[str, Any], path: Path) -> Panel:
             path,
             f"{where}: queryType must be {QUERY_TYPES[fmt]!r} for format {fmt}",
         )
+        _require(
+            target.get("pluginVersion") == PLUGIN_VERSION,
+            path,
+            f"{where}: pluginVersion must be {PLUGIN_VERSION!r}, the pinned plugin release",
+        )
         want = FORMAT_TIME_SERIES if kind == "timeseries" else FORMAT_TABLE
         _require(fmt == want, path, f"{where}: a {kind} panel needs format {want}")
         parsed.append(Target(str(target.get("refId", "A")), sql, fmt, QUERY_TYPES[fmt]))
@@ -272,6 +284,13 @@ def load_dashboard(path: Path) -> Dashboard:
                 _require(
                     name in names, path, f"panel {panel.title!r} uses undefined variable ${name}"
                 )
+            for found in _VAR_BRACED.finditer(target.raw_sql):
+                _require(
+                    found.group(2) in BOUND_FORMATS,
+                    path,
+                    f"panel {panel.title!r}: {found.group(0)} would paste values into the SQL;"
+                    " use ${name:singlequote}",
+                )
     return Dashboard(
         uid=raw["uid"],
         title=raw["title"],
@@ -303,6 +322,9 @@ def load_dashboards(directory: Path = DASHBOARDS_DIR) -> list[Dashboard]:
 _VAR_BRACED = re.compile(r"\$\{(\w+)(?::(\w+))?\}")
 _VAR_BARE = re.compile(r"\$(?!__)(\w+)")
 _VAR_ANY = re.compile(r"\$\{(\w+)(?::(\w+))?\}|\$(?!__)(\w+)")
+# Variable formats that bind values as quoted string literals (bare $var quotes too); formats
+# that would paste a value into the SQL as it is (raw, csv ...) are refused.
+BOUND_FORMATS = (None, "singlequote", "sqlstring")
 _MACRO = re.compile(r"\$__(\w+)")
 
 
@@ -367,17 +389,11 @@ def _variables(
         return list(options.get(name, [])) if selection.all else list(selection.values)
 
     def render(name: str, fmt: str | None) -> str:
-        values = values_of(name)
-        selection = selections.get(name, ALL)
-        quoted = fmt is None and (variables[name].multi or selection.all or len(values) > 1)
-        if fmt in ("singlequote", "sqlstring") or quoted:
-            # An empty list would leave `IN ()`; '' matches nothing, as Grafana's output does.
-            return ",".join(_quote(v) for v in values) or "''"
-        if fmt == "csv":
-            return ",".join(values)
-        if fmt in (None, "raw"):
-            return ",".join(values)
-        raise DashboardError(f"unsupported variable format ${{{name}:{fmt}}}")
+        if fmt not in BOUND_FORMATS:
+            raise DashboardError(f"unsupported variable format ${{{name}:{fmt}}}")
+        # Always quoted literals: a value is data, never SQL. An empty list would leave
+        # `IN ()`; '' matches nothing, as Grafana's output does.
+        return ",".join(_quote(v) for v in values_of(name)) or "''"
 
     def replace(match: re.Match[str]) -> str:
         if match.group(1) is not None:
@@ -472,10 +488,14 @@ def expand(
     selections = selections or {}
     step = interval_s or time_range.interval_s()
     sql = _conditional_all(sql, selections)
-    sql = _variables(sql, variables, selections, options or {})
     sql = _macros(sql, time_range, step)
-    if "$" in sql:
-        raise DashboardError(f"unexpanded $ left in query: {sql[sql.index('$') :][:40]!r}")
+    leftover = _VAR_ANY.sub("", sql)
+    if "$" in leftover:
+        raise DashboardError(
+            f"unexpanded $ left in query: {leftover[leftover.index('$') :][:40]!r}"
+        )
+    # Last, in one pass: nothing in a substituted value is read again.
+    sql = _variables(sql, variables, selections, options or {})
     return sql.strip().rstrip(";")
 
 

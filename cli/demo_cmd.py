@@ -11,6 +11,7 @@ from cli.common import HomeOption, StoreOption, UsageError, console, settings, u
 from cli.portfolio import portfolio, render
 from cli.run_cmd import score_files, summary_table
 from cli.store_cmds import opened
+from cli.tables import NARROW_WIDTH
 from cli.training_cmds import train_behaviour_command, train_command
 from flows.model import current_version, load_live_model
 from flows.settings import Settings
@@ -75,7 +76,7 @@ def demo(
             )
         with opened(cfg.store) as db:
             tables = portfolio(db)
-        console.print(render(tables))
+        console.print(render(tables), width=min(console.width, NARROW_WIDTH))
         console.print(where_line(cfg), soft_wrap=True, highlight=False)
         console.print('next: riskctl sql "SELECT band, count() FROM scored_events GROUP BY band"')
 

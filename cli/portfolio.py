@@ -2,18 +2,18 @@
 
 from __future__ import annotations
 
-import pyarrow as pa
 from rich.console import Group
 from rich.table import Table
 
-from cli.tables import rich_table
+from cli.sql_results import Result, query_result
+from cli.tables import Column, Kind, rich_table
 from flows.store import Store
 
 BANDS_SQL = """
 SELECT
     band,
     sum(m.loans) AS loan_count,
-    round(100 * loan_count / (SELECT sum(loans) FROM risk_band_minute), 1) AS share_pct,
+    round(loan_count / (SELECT sum(loans) FROM risk_band_minute), 4) AS share,
     round(sum(m.pd_sum) / loan_count, 4) AS mean_pd,
     round(sum(m.exposure)) AS total_exposure,
     round(sum(m.expected_loss)) AS total_expected_loss
@@ -51,30 +51,55 @@ ORDER BY indexOf(['current', '1-29', '30-59', '60-89', '90+'], dpd_bucket)
 """
 
 WATCHLIST_SQL = """
-SELECT loan_id, round(pd, 4) AS pd, band, exposure, round(expected_loss) AS expected_loss,
+SELECT loan_id, round(pd, 4) AS pd, band, exposure, round(expected_loss, 2) AS expected_loss,
        sub_grade, addr_state, reason_codes
-FROM watchlist LIMIT {limit:UInt32}
+FROM watchlist
+WHERE {band:String} = '' OR band = {band:String}
+LIMIT {limit:UInt32}
 """
 
+# Short headers and formats that keep the tables within 80 columns (--wide shows the names).
+COLUMNS = {
+    "loan_id": Column("loan"),
+    "loan_count": Column("loans"),
+    "share": Column("share", Kind.percent),
+    "pd": Column("PD", Kind.percent),
+    "mean_pd": Column("mean PD", Kind.percent),
+    "el_rate": Column("EL rate", Kind.percent),
+    "exposure": Column("exposure", Kind.money),
+    "total_exposure": Column("exposure", Kind.money),
+    "expected_loss": Column("EL", Kind.money),
+    "total_expected_loss": Column("EL", Kind.money),
+    "balance": Column("balance", Kind.money),
+    "dpd_bucket": Column("DPD"),
+    "sub_grade": Column("grade"),
+    "addr_state": Column("state"),
+    "reason_codes": Column("top reason", first_only=True),
+}
 
-def portfolio(store: Store, watchlist_size: int = 10) -> dict[str, pa.Table]:
+
+def watchlist_result(store: Store, limit: int, band: str | None = None) -> Result:
+    return query_result(store, WATCHLIST_SQL, {"band": band or "", "limit": limit})
+
+
+def portfolio(store: Store, watchlist_size: int = 10) -> dict[str, Result]:
     return {
-        "bands": store.query_arrow(BANDS_SQL),
-        "totals": store.query_arrow(TOTALS_SQL),
-        "dead_letters": store.query_arrow(DEAD_SQL),
-        "delinquency": store.query_arrow(DELINQUENCY_SQL),
-        "watchlist": store.query_arrow(WATCHLIST_SQL, {"limit": watchlist_size}),
+        "bands": query_result(store, BANDS_SQL),
+        "totals": query_result(store, TOTALS_SQL),
+        "dead_letters": query_result(store, DEAD_SQL),
+        "delinquency": query_result(store, DELINQUENCY_SQL),
+        "watchlist": watchlist_result(store, watchlist_size),
     }
 
 
-def render(tables: dict[str, pa.Table]) -> Group:
-    parts: list[Table] = [
-        rich_table(tables["totals"], "Portfolio"),
-        rich_table(tables["bands"], "Risk bands"),
-    ]
-    if tables["dead_letters"].num_rows:
-        parts.append(rich_table(tables["dead_letters"], "Dead letters by reason"))
-    if tables["delinquency"].num_rows:
-        parts.append(rich_table(tables["delinquency"], "Delinquency by bucket, latest full month"))
-    parts.append(rich_table(tables["watchlist"], "Watchlist: riskiest loans"))
+def render(tables: dict[str, Result], wide: bool = False) -> Group:
+    def table(name: str, title: str) -> Table:
+        return rich_table(tables[name], title, COLUMNS, wide)
+
+    parts: list[Table] = [table("totals", "Portfolio"), table("bands", "Risk bands")]
+    if tables["dead_letters"].rows:
+        parts.append(table("dead_letters", "Dead letters by reason"))
+    if tables["delinquency"].rows:
+        parts.append(table("delinquency", "Delinquency by bucket, latest full month"))
+    parts.append(table("watchlist", "Watchlist: riskiest loans"))
     return Group(*parts)

@@ -15,6 +15,7 @@ from typing import Any
 import pyarrow as pa
 
 from cli.dashboards import Dashboard, Panel, PanelResult, Selection, TimeRange, finite
+from cli.number_format import compact_money, compact_number
 
 # Grafana's named colours, and its classic palette for series without a fixed colour.
 NAMED_COLORS = {
@@ -49,18 +50,6 @@ class Section:
 # ------------------------------------------------------------------------------ number formats
 
 
-def _compact(value: float) -> str:
-    magnitude = abs(value)
-    if 100 <= magnitude < 1e4:
-        return f"{value:,.0f}"
-    for limit, suffix in ((1e12, "T"), (1e9, "B"), (1e6, "M"), (1e4, "K")):
-        if magnitude >= limit:
-            return f"{value / limit:.3g}{suffix}"
-    if magnitude == 0 or magnitude >= 100:
-        return f"{value:,.0f}"
-    return f"{value:.3g}"
-
-
 def format_value(value: Any, unit: str = "") -> str:
     """A cell or axis value as Grafana would show it for the field's unit."""
     if value is None:
@@ -77,7 +66,7 @@ def format_value(value: Any, unit: str = "") -> str:
     if unit == "percentunit":
         return f"{number * 100:.2f}%" if abs(number) < 0.1 else f"{number * 100:.1f}%"
     if unit == "currencyUSD":
-        return ("-$" if number < 0 else "$") + _compact(abs(number))
+        return compact_money(number)
     if unit == "ms":
         return format_value(number / 1000, "s") if abs(number) >= 1000 else f"{number:.3g} ms"
     if unit == "s":
@@ -86,8 +75,8 @@ def format_value(value: Any, unit: str = "") -> str:
                 return f"{number / limit:.3g} {name}"
         return f"{number:.3g} s"
     if unit == "reqps":
-        return f"{_compact(number)}/s"
-    return _compact(number)
+        return f"{compact_number(number)}/s"
+    return compact_number(number)
 
 
 def _color(name: str, index: int, fixed: Mapping[str, str]) -> str:

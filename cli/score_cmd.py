@@ -12,6 +12,9 @@ import numpy as np
 import typer
 
 from cli.common import HomeOption, UsageError, console, settings, user_errors
+from cli.number_format import percent
+from cli.sql_results import Result
+from cli.tables import FormatOption, OutputFormat, to_csv
 from flows.model import load_model
 from flows.scoring import band_names, feature_matrix
 from flows.validation import DeadLetter, decode_application
@@ -48,7 +51,7 @@ def score(
     model_version: Annotated[
         str | None, typer.Option("--model", help="Model version (default: current).")
     ] = None,
-    as_json: Annotated[bool, typer.Option("--as-json", help="Print the result as JSON.")] = False,
+    output: FormatOption = OutputFormat.table,
     home: HomeOption = None,
 ) -> None:
     """Score one loan application: PD, risk band, reason codes and the model version."""
@@ -77,10 +80,13 @@ def score(
             "reason_codes": reasons,
             "model_version": model.version,
         }
-        if as_json:
+        if output is OutputFormat.json:
             typer.echo(json.dumps(answer))
             return
-        console.print(f"PD            {pd:.4f}")
+        if output is OutputFormat.csv:
+            typer.echo(to_csv(Result.from_records([answer])), nl=False)
+            return
+        console.print(f"PD            {percent(pd)}")
         console.print(f"band          {band}")
         console.print(f"reason codes  {', '.join(reasons) or '(none above the training centre)'}")
         console.print(f"model         {model.version}")

@@ -9,7 +9,9 @@ from typing import Annotated
 import typer
 
 from cli.common import HomeOption, StoreOption, UsageError, console, settings, user_errors
-from cli.tables import OutputFormat, rich_table, to_csv, to_json
+from cli.portfolio import COLUMNS, watchlist_result
+from cli.sql_results import StatementError, one_statement, query_result
+from cli.tables import FormatOption, OutputFormat, WideOption, emit
 from flows.store import Store, open_store
 from flows.store.migrations import applied, discover, migrate
 
@@ -54,31 +56,29 @@ def db_status(home: HomeOption = None, store: StoreOption = None) -> None:
             console.print(f"{migration.path.name:40} {mark}")
 
 
-def _print(result: object, fmt: OutputFormat, title: str | None = None) -> None:
-    import pyarrow as pa
-
-    assert isinstance(result, pa.Table)
-    if fmt is OutputFormat.csv:
-        typer.echo(to_csv(result), nl=False)
-    elif fmt is OutputFormat.json:
-        typer.echo(to_json(result))
-    else:
-        console.print(rich_table(result, title))
-
-
 def sql(
-    query: Annotated[str, typer.Argument(help="SQL to run against the store.")],
+    query: Annotated[str, typer.Argument(help="One SQL statement to run against the store.")],
     home: HomeOption = None,
     store: StoreOption = None,
-    output: Annotated[OutputFormat, typer.Option("--format", "-f")] = OutputFormat.table,
+    output: FormatOption = OutputFormat.table,
+    write: Annotated[
+        bool, typer.Option("--write", help="Allow a statement that writes (read-only without).")
+    ] = False,
+    wide: WideOption = False,
 ) -> None:
-    """Run a SQL query and print the result."""
+    """Run one SQL statement (read-only unless --write) and print the result."""
     with user_errors():
         if not query.strip():
             raise UsageError("the query is empty")
         with opened(settings(home, store).store) as db:
-            result = db.query_arrow(query)
-        _print(result, output)
+            if not write:
+                db.read_only()
+            try:
+                statement = one_statement(db, query)
+            except StatementError as exc:
+                raise UsageError(str(exc)) from exc
+            result = query_result(db, statement)
+        emit(console, result, output, wide=wide)
 
 
 def watchlist(
@@ -86,7 +86,8 @@ def watchlist(
     band: Annotated[str | None, typer.Option(help="Only loans in this risk band.")] = None,
     home: HomeOption = None,
     store: StoreOption = None,
-    output: Annotated[OutputFormat, typer.Option("--format", "-f")] = OutputFormat.table,
+    output: FormatOption = OutputFormat.table,
+    wide: WideOption = False,
 ) -> None:
     """The riskiest loans by their latest PD, with the reason codes behind it."""
     with user_errors():
@@ -96,15 +97,8 @@ def watchlist(
         if band is not None and band not in cfg.bands.names:
             raise UsageError(f"no risk band {band!r} (bands: {', '.join(cfg.bands.names)})")
         with opened(cfg.store) as db:
-            result = db.query_arrow(
-                "SELECT loan_id, round(pd, 4) AS pd, band, exposure, "
-                "round(expected_loss, 2) AS expected_loss, sub_grade, addr_state, reason_codes "
-                "FROM watchlist "
-                "WHERE {band:String} = '' OR band = {band:String} "
-                "LIMIT {limit:UInt32}",
-                {"band": band or "", "limit": limit},
-            )
-        _print(result, output, title=f"Watchlist: top {limit} loans by PD")
+            result = watchlist_result(db, limit, band)
+        emit(console, result, output, f"Watchlist: top {limit} loans by PD", COLUMNS, wide)
 
 
 def register(app: typer.Typer) -> None:

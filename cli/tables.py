@@ -1,17 +1,28 @@
-"""Rendering query results: rich tables for people, CSV and JSON for programs."""
+"""Rendering query results: tables for people (80 columns unless ``--wide``), CSV and JSON for
+programs. Values arrive as ClickHouse rendered them (:mod:`cli.sql_results`), so every format
+shows the same dates, maps and escaped bytes.
+"""
 
 from __future__ import annotations
 
 import csv
 import io
 import json
-import math
-from datetime import date, datetime
+from collections.abc import Mapping
+from dataclasses import dataclass
 from enum import StrEnum
-from typing import Any
+from typing import Annotated, Any
 
-import pyarrow as pa
+import typer
+from rich import box
+from rich.console import Console
 from rich.table import Table
+
+from cli.number_format import grouped, money, percent
+from cli.sql_results import Result
+
+# The terminal width tables are laid out for unless --wide is given.
+NARROW_WIDTH = 80
 
 
 class OutputFormat(StrEnum):
@@ -20,62 +31,139 @@ class OutputFormat(StrEnum):
     json = "json"
 
 
-def _cell(value: Any) -> str:
+FormatOption = Annotated[
+    OutputFormat, typer.Option("--format", "-f", help="Output: table, csv or json.")
+]
+WideOption = Annotated[
+    bool, typer.Option("--wide", help="Full column names and values; wider than 80 columns.")
+]
+
+
+class Kind(StrEnum):
+    """How a known column's numbers read: money in whole units, or a probability as a percentage."""
+
+    money = "money"
+    percent = "percent"
+
+
+@dataclass(frozen=True)
+class Column:
+    """How a known column is shown in a table (CSV and JSON keep names and values as they are)."""
+
+    header: str
+    kind: Kind | None = None
+    # A list column shows its first item and how many more in narrow tables, all items in wide.
+    first_only: bool = False
+
+
+def _scalar(value: Any) -> str:
     if value is None:
         return ""
-    if isinstance(value, float):
-        if not math.isfinite(value):
-            return str(value)
-        if value.is_integer() and abs(value) < 1e15:
-            return f"{value:,.0f}"
-        return f"{value:,.6g}"
-    if isinstance(value, datetime):
-        return value.isoformat(sep=" ", timespec="seconds")
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, int | float):
+        return grouped(value)
+    if isinstance(value, list | dict):
+        return json.dumps(value, ensure_ascii=False)
+    return str(value)
+
+
+def cell(value: Any, column: Column | None = None, wide: bool = False) -> str:
+    """One table cell."""
+    kind = column.kind if column else None
+    if isinstance(value, int | float) and not isinstance(value, bool) and kind is not None:
+        return money(value) if kind is Kind.money else percent(value)
     if isinstance(value, list):
-        return ", ".join(_cell(v) for v in value)
-    return str(value)
+        items = [_scalar(v) for v in value]
+        if column is not None and column.first_only and not wide and len(items) > 1:
+            return f"{items[0]} +{len(items) - 1}"
+        return ", ".join(items)
+    return _scalar(value)
 
 
-def _json_default(value: Any) -> Any:
-    if isinstance(value, datetime | date):
-        return value.isoformat()
-    if isinstance(value, bytes):
-        return value.decode("utf-8", errors="replace")
-    return str(value)
-
-
-def rich_table(result: pa.Table, title: str | None = None) -> Table:
-    table = Table(title=title, header_style="bold")
-    for name, column_type in zip(result.column_names, result.schema.types, strict=True):
-        numeric = pa.types.is_integer(column_type) or pa.types.is_floating(column_type)
-        table.add_column(name, justify="right" if numeric else "left")
-    for row in result.to_pylist():
-        table.add_row(*(_cell(v) for v in row.values()))
+def rich_table(
+    result: Result,
+    title: str | None = None,
+    columns: Mapping[str, Column] | None = None,
+    wide: bool = False,
+) -> Table:
+    """A table that fits 80 columns (text wraps inside its column, never cut) or, with ``wide``,
+    full column names and every value on one line."""
+    columns = columns or {}
+    table = Table(
+        title=title,
+        header_style="bold",
+        box=box.SIMPLE_HEAD if not wide else box.HEAVY_HEAD,
+        padding=(0, 0) if not wide else (0, 1),
+        show_edge=wide,
+    )
+    for index, name in enumerate(result.names):
+        known = columns.get(name)
+        header = name if wide or known is None else known.header
+        table.add_column(
+            header,
+            justify="right" if result.is_numeric(index) else "left",
+            overflow="fold",
+            no_wrap=wide,
+        )
+    for row in result.rows:
+        table.add_row(
+            *(cell(v, columns.get(n), wide) for n, v in zip(result.names, row, strict=True))
+        )
     return table
 
 
-def to_csv(result: pa.Table) -> str:
-    buffer = io.StringIO()
-    writer = csv.writer(buffer, lineterminator="\n")
-    writer.writerow(result.column_names)
-    for row in result.to_pylist():
-        writer.writerow(
-            [
-                json.dumps(v, default=_json_default) if isinstance(v, list) else v
-                for v in row.values()
-            ]
-        )
-    return buffer.getvalue()
+def print_table(console: Console, table: Table, wide: bool = False) -> None:
+    """Print within 80 columns (or a narrower terminal), or at the table's own width with
+    ``wide``."""
+    if wide:
+        natural = console.measure(table, options=console.options.update(width=10_000)).maximum
+        # Console.print never goes past the console's own width: a console as wide as the table.
+        Console(
+            width=max(natural, console.width),
+            file=console.file,
+            color_system=console.color_system,
+            force_terminal=console.is_terminal,
+        ).print(table)
+    else:
+        console.print(table, width=min(console.width, NARROW_WIDTH))
 
 
-def _finite(value: Any) -> Any:
-    if isinstance(value, float) and not math.isfinite(value):
-        return None
-    if isinstance(value, list):
-        return [_finite(v) for v in value]
+def _csv_value(value: Any) -> Any:
+    if isinstance(value, list | dict):
+        return json.dumps(value, ensure_ascii=False)
+    if isinstance(value, bool):
+        return "true" if value else "false"
     return value
 
 
-def to_json(result: pa.Table) -> str:
-    rows = [{k: _finite(v) for k, v in row.items()} for row in result.to_pylist()]
-    return json.dumps(rows, default=_json_default, allow_nan=False)
+def to_csv(result: Result) -> str:
+    buffer = io.StringIO()
+    writer = csv.writer(buffer, lineterminator="\n")
+    writer.writerow(result.names)
+    for row in result.rows:
+        writer.writerow([_csv_value(v) for v in row])
+    return buffer.getvalue()
+
+
+def to_json(result: Result) -> str:
+    return json.dumps(result.records(), ensure_ascii=False, allow_nan=False)
+
+
+def emit(
+    console: Console,
+    result: Result,
+    fmt: OutputFormat,
+    title: str | None = None,
+    columns: Mapping[str, Column] | None = None,
+    wide: bool = False,
+) -> None:
+    """Print a result in the chosen format: the one output path of every command with rows."""
+    if fmt is OutputFormat.csv:
+        typer.echo(to_csv(result), nl=False)
+    elif fmt is OutputFormat.json:
+        typer.echo(to_json(result))
+    elif not result.names:
+        console.print("done (the statement returns no rows)")
+    else:
+        print_table(console, rich_table(result, title, columns, wide), wide)

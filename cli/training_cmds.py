@@ -10,6 +10,8 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table
 
 from cli.common import HomeOption, console, settings, user_errors
+from cli.sql_results import Result
+from cli.tables import Column, FormatOption, OutputFormat, WideOption, emit
 from flows.model import list_models
 from flows.settings import Settings
 from training import behaviour
@@ -223,29 +225,31 @@ def train_behaviour_command(
         )
 
 
-def list_command(home: HomeOption = None) -> None:
+def list_command(
+    home: HomeOption = None, output: FormatOption = OutputFormat.table, wide: WideOption = False
+) -> None:
     """List the model versions in the registry, oldest first."""
     with user_errors():
         cfg = settings(home=home)
         infos = list_models(cfg.models_dir)
-        if not infos:
+        if not infos and output is OutputFormat.table:
             console.print(f"no models in {cfg.models_dir}; run `riskctl train`", soft_wrap=True)
             return
-        table = Table(title=f"Models in {cfg.models_dir}")
-        table.add_column("version", no_wrap=True)
-        table.add_column("created", no_wrap=True)
-        table.add_column("type", overflow="fold")
-        table.add_column("test AUC", justify="right")
-        table.add_column("current", justify="center")
-        for info in infos:
-            table.add_row(
-                info.version,
-                info.created_at,
-                info.model_type,
-                "-" if info.test_auc is None else f"{info.test_auc:.4f}",
-                "*" if info.current else "",
-            )
-        console.print(table)
+        result = Result.from_records(
+            [
+                {
+                    "version": info.version,
+                    "created_at": info.created_at,
+                    "model_type": info.model_type,
+                    "test_auc": info.test_auc,
+                    "current": info.current,
+                }
+                for info in infos
+            ]
+        )
+        columns = {"created_at": Column("created"), "model_type": Column("type")}
+        columns["test_auc"] = Column("test AUC")
+        emit(console, result, output, f"Models in {cfg.models_dir}", columns, wide)
 
 
 def register(app: typer.Typer) -> None:

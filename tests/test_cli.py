@@ -130,7 +130,7 @@ GOOD_LOAN = {
 
 def test_score_prints_pd_band_reasons_and_version(settings: Settings) -> None:
     code, out = invoke(
-        "score", "--json", json.dumps(GOOD_LOAN), "--home", str(settings.home), "--as-json"
+        "score", "--json", json.dumps(GOOD_LOAN), "--home", str(settings.home), "-f", "json"
     )
     assert code == 0, out
     answer = json.loads(out)

@@ -20,7 +20,7 @@ import pytest
 import yaml
 from typer.testing import CliRunner
 
-from cli.dashboards import PLUGIN_TYPE
+from cli.dashboards import PLUGIN_MIN_GRAFANA, PLUGIN_TYPE, PLUGIN_VERSION
 from cli.main import app
 from flows.store import parse_store_url
 
@@ -282,6 +282,17 @@ def test_workers_form_one_cluster() -> None:
     assert "python -m bytewax.recovery /recovery 1" in command_text("init")
 
 
+def test_grafana_and_its_plugin_are_pinned_as_a_compatible_pair() -> None:
+    image, _, tag = RESOLVED["grafana"]["image"].partition(":")
+    assert image == "grafana/grafana"
+    # A release number, not a moving tag such as latest or main.
+    assert re.fullmatch(r"\d+\.\d+\.\d+", tag), tag
+    assert tuple(int(part) for part in tag.split(".")) >= PLUGIN_MIN_GRAFANA
+    plugins = environment("grafana")["GF_PLUGINS_PREINSTALL_SYNC"].split(",")
+    assert [p for p in plugins if p.startswith(PLUGIN_TYPE)] == [f"{PLUGIN_TYPE}@{PLUGIN_VERSION}"]
+    assert "GF_INSTALL_PLUGINS" not in environment("grafana")
+
+
 def test_riskctl_settings_in_compose_are_settings_riskctl_reads() -> None:
     source = "\n".join(p.read_text() for d in ("flows", "cli") for p in (ROOT / d).rglob("*.py"))
     for name in SERVICES:
@@ -293,7 +304,7 @@ def test_riskctl_settings_in_compose_are_settings_riskctl_reads() -> None:
 def test_grafana_gets_the_plugin_the_provisioning_and_its_variables() -> None:
     grafana = RESOLVED["grafana"]
     env = environment("grafana")
-    assert PLUGIN_TYPE in env["GF_INSTALL_PLUGINS"].split(",")
+    assert f"{PLUGIN_TYPE}@{PLUGIN_VERSION}" in env["GF_PLUGINS_PREINSTALL_SYNC"].split(",")
     mounts = dict(
         m.rsplit(":", 1)[0].split(":", 1) for m in grafana["volumes"] if m.startswith(".")
     )

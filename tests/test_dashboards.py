@@ -21,6 +21,7 @@ from cli.dashboards import (
     ALL,
     DASHBOARDS_DIR,
     PLUGIN_TYPE,
+    PLUGIN_VERSION,
     Dashboard,
     DashboardError,
     Selection,
@@ -280,7 +281,8 @@ def test_dashboard_json_has_the_plugin_shape(dashboard: Dashboard) -> None:
         for target in panel["targets"]:
             assert set(target) >= {"datasource", "editorType", "format", "queryType", "rawSql"}
             assert target["editorType"] == "sql"
-            assert (target["format"], target["queryType"]) in ((0, "timeSeries"), (1, "table"))
+            assert (target["format"], target["queryType"]) in ((0, "timeseries"), (1, "table"))
+            assert target["pluginVersion"] == PLUGIN_VERSION
     for name, variable in variables.items():
         if variable["type"] == "query":
             # "All" must reach the SQL as $__all so $__conditionalAll can drop the filter.

@@ -36,6 +36,14 @@ class Store(Protocol):
         """Run a query and return its result as an Arrow table."""
         ...
 
+    def query_bytes(self, sql: str, fmt: str, params: dict[str, Any] | None = None) -> bytes:
+        """Run a statement and return its output in ClickHouse's output format ``fmt``."""
+        ...
+
+    def read_only(self) -> None:
+        """Refuse every later write, DDL or file access on this connection (``readonly=1``)."""
+        ...
+
     def insert_arrow(self, table: str, data: pa.Table) -> None:
         """Insert an Arrow table whose column names match the target table's."""
         ...

@@ -48,6 +48,15 @@ class EmbeddedStore:
     def query_arrow(self, sql: str, params: dict[str, Any] | None = None) -> pa.Table:
         return self._run(sql, "ArrowTable", params)
 
+    def query_bytes(self, sql: str, fmt: str, params: dict[str, Any] | None = None) -> bytes:
+        result = self._run(sql, fmt, params)
+        return bytes(result.bytes()) if result is not None else b""
+
+    def read_only(self) -> None:
+        # A session setting: it holds for every later query of this session and, once set,
+        # ClickHouse refuses to change it back.
+        self.command("SET readonly = 1")
+
     def insert_arrow(self, table: str, data: pa.Table) -> None:
         if data.num_rows == 0:
             return

@@ -80,6 +80,18 @@ class ServerStore:
     def query_arrow(self, sql: str, params: dict[str, Any] | None = None) -> pa.Table:
         return self._call(self._client.query_arrow, sql, parameters=params)
 
+    def query_bytes(self, sql: str, fmt: str, params: dict[str, Any] | None = None) -> bytes:
+        return bytes(self._call(self._client.raw_query, sql, parameters=params, fmt=fmt))
+
+    def read_only(self) -> None:
+        # Sent with every request of this client; a user whose profile is already read-only
+        # cannot change the setting, and needs no change.
+        setting = self._client.server_settings.get("readonly")
+        if setting is not None and not setting.readonly:
+            self._client.set_client_setting("readonly", 1)
+        elif setting is None or setting.value == "0":
+            raise StoreError(f"{self._url.redacted()}: cannot make the connection read-only")
+
     def insert_arrow(self, table: str, data: pa.Table) -> None:
         if data.num_rows:
             self._call(self._client.insert_arrow, table, data)
