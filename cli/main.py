@@ -95,7 +95,12 @@ COMMANDS: tuple[Entry, ...] = (
         "Measure the pipeline on real replayed loans: file -> dataflow -> chDB, or from Kafka.",
     ),
     Entry("db", _STORE_MODULES, STORE, "Manage the ClickHouse schema."),
-    Entry("sql", _STORE_MODULES, STORE, "Run a SQL query and print the result."),
+    Entry(
+        "sql",
+        _STORE_MODULES,
+        STORE,
+        "Run one SQL statement (read-only unless --write) and print the result.",
+    ),
     Entry(
         "watchlist",
         _STORE_MODULES,

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pytest
@@ -35,13 +36,12 @@ def test_train_export_and_list(tmp_path: Path) -> None:
     second = current_version(home / "models")
     assert second is not None and second != first and second in exported.stdout
 
-    listed = runner.invoke(app, ["models", "list", "--home", str(home)])
+    listed = runner.invoke(app, ["models", "list", "--home", str(home), "--format", "json"])
     assert listed.exit_code == 0, listed.output
-    rows = {line.split()[1]: line for line in _lines(listed.stdout) if "-lr" in line}
+    rows = {row["version"]: row for row in json.loads(listed.stdout)}
     assert set(rows) == {first, second}
-    assert "*" in rows[second]
-    assert "*" not in rows[first]
-    assert "0.7" in rows[second]  # test AUC column
+    assert rows[second]["current"] and not rows[first]["current"]
+    assert 0.7 < rows[second]["test_auc"] < 0.85
 
 
 def test_no_export_only_stages(
