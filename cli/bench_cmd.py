@@ -52,7 +52,7 @@ def bench(
         if events < 1000:
             raise UsageError("--events must be at least 1000 for a meaningful rate")
         cfg = settings(home, brokers=brokers, batch_size=batch_size)
-        model = load_model(cfg.models_dir)
+        model = load_model(cfg.models_dir, kind=cfg.model_kind)
         if kafka:
             _bench_kafka(cfg, model, events, workers, partitions)
             return

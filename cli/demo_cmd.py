@@ -39,7 +39,7 @@ def demo(
         if events < 1:
             raise UsageError("--events must be at least 1")
         cfg = settings(home, store)
-        if current_version(cfg.models_dir) is None:
+        if current_version(cfg.models_dir, cfg.model_kind) is None:
             console.rule("training a model on LendingClub loans (first run only)")
             train_command(home=cfg.home)
         if repayments and load_live_model(cfg.models_dir) is None:

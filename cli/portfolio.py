@@ -52,7 +52,7 @@ ORDER BY indexOf(['current', '1-29', '30-59', '60-89', '90+'], dpd_bucket)
 
 WATCHLIST_SQL = """
 SELECT loan_id, round(pd, 4) AS pd, band, exposure, round(expected_loss) AS expected_loss,
-       sub_grade, addr_state, reason_codes
+       sub_grade, addr_state, reason_texts
 FROM watchlist LIMIT {limit:UInt32}
 """
 

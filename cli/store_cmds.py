@@ -95,7 +95,7 @@ def watchlist(
         with opened(settings(home, store).store) as db:
             result = db.query_arrow(
                 "SELECT loan_id, round(pd, 4) AS pd, band, exposure, "
-                "round(expected_loss, 2) AS expected_loss, sub_grade, addr_state, reason_codes "
+                "round(expected_loss, 2) AS expected_loss, sub_grade, addr_state, reason_texts "
                 "FROM watchlist "
                 "WHERE {band:String} = '' OR band = {band:String} "
                 "LIMIT {limit:UInt32}",
