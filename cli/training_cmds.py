@@ -311,17 +311,17 @@ def list_command(home: HomeOption = None) -> None:
             return
         table = Table(title=f"Models in {cfg.models_dir}")
         table.add_column("version", no_wrap=True)
-        table.add_column("created", no_wrap=True)
-        table.add_column("kind and type", overflow="fold")
-        table.add_column("test AUC", justify="right")
-        table.add_column("current", justify="center")
+        table.add_column("kind", no_wrap=True)
+        table.add_column("test AUC", justify="right", no_wrap=True)
+        table.add_column("current", justify="center", no_wrap=True)
+        table.add_column("created", overflow="fold")
         for info in infos:
             table.add_row(
                 info.version,
-                info.created_at,
-                info.model_type,
+                info.kind or info.model_type,
                 "-" if info.test_auc is None else f"{info.test_auc:.4f}",
                 "*" if info.current else "",
+                info.created_at,
             )
         console.print(table)
 

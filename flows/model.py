@@ -50,6 +50,7 @@ class ModelInfo:
     model_type: str
     test_auc: float | None
     current: bool
+    kind: str = ""
 
 
 def current_file(kind: str | None = None) -> str:
@@ -182,9 +183,10 @@ def list_models(models_dir: Path) -> list[ModelInfo]:
                 version=version,
                 path=path,
                 created_at=str(card.get("created_at", "")),
-                model_type=" ".join(str(v) for v in (kind, card.get("model_type", "")) if v),
+                model_type=str(card.get("model_type", "")),
                 test_auc=auc if isinstance(auc, float) else None,
                 current=version in currents,
+                kind=str(kind or ""),
             )
         )
     return infos
