@@ -125,15 +125,34 @@ def check_card(card: dict[str, Any]) -> None:
     extra = _SCORECARD_FIELDS if method == "scorecard" else _LINEAR_FIELDS
     for path, kind in extra:
         _field(card, path, kind)
+    if not _all(card["feature_names"], str):
+        raise ModelError("model card field feature_names must list names")
+    index = card["onnx"]["positive_class_index"]
+    if index not in (0, 1):
+        raise ModelError("model card field onnx.positive_class_index must be 0 or 1")
     reasons = card["reasons"]
     if method == "scorecard":
         m = len(reasons["characteristics"])
-        if not (len(reasons["columns"]) == len(reasons["best_points"]) == m) or not (
-            len(reasons["codes"]) == len(reasons["texts"]) == 2 * m
-        ):
-            raise ModelError("model card reason terms do not fit together; re-export the model")
-    elif len({len(reasons[k]) for k in ("fill", "center", "scale", "coef")}) != 1:
+        texts_fit = (
+            _all(reasons["codes"], str)
+            and _all(reasons["texts"], str)
+            and _all(reasons["best_points"], (int, float))
+            and _all(reasons["columns"], int)
+            and all(0 <= c < len(card["feature_names"]) for c in reasons["columns"])
+            and len(reasons["columns"]) == len(reasons["best_points"]) == m
+            and len(reasons["codes"]) == len(reasons["texts"]) == 2 * m
+        )
+    else:
+        terms = [reasons[k] for k in ("fill", "center", "scale", "coef")]
+        texts_fit = all(
+            _all(t, (int, float)) and len(t) == len(card["feature_names"]) for t in terms
+        )
+    if not texts_fit:
         raise ModelError("model card reason terms do not fit together; re-export the model")
+
+
+def _all(values: list[Any], kind: type | tuple[type, ...]) -> bool:
+    return all(isinstance(v, kind) and not isinstance(v, bool) for v in values)
 
 
 def file_sha256(path: Path) -> str:
@@ -148,7 +167,12 @@ def io_spec(session: ort.InferenceSession) -> dict[str, list[dict[str, Any]]]:
     """A graph's inputs and outputs as the card records them: name, element type, rank."""
 
     def describe(args: list[Any]) -> list[dict[str, Any]]:
-        return [{"name": a.name, "type": a.type, "rank": len(a.shape)} for a in args]
+        # Named or unnamed batch dimensions are both "any size" (None).
+        return [
+            {"name": a.name, "type": a.type, "shape": [d if isinstance(d, int) else None
+                                                       for d in a.shape]}
+            for a in args
+        ]  # fmt: skip
 
     return {"inputs": describe(session.get_inputs()), "outputs": describe(session.get_outputs())}
 
