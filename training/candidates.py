@@ -5,8 +5,11 @@ The *applicant* model sees only what a lender has at application (the applicatio
 credit bureau); the *priced* model, for buyers of loans already graded, may also use
 LendingClub's own pricing (``int_rate``, ``sub_grade``). Composite or duplicate features stay
 out of both: ``income_zero`` is already the cap of ``loan_to_income``, ``employment_unknown``
-the missing bin of ``employment_years``, and ``income_stability`` mixes employment with
-verification.
+the missing bin of ``employment_years``, ``income_stability`` mixes employment with
+verification, and the loan amount and income levels are the parts of ``loan_to_income`` (and
+income of ``debt_to_income``). With the parts beside the ratio the CV AUC was no higher
+(applicant 0.673 either way, priced 0.749 against 0.750 without) and income became a top
+reason for nearly every applicant, since few reach the top income bin.
 """
 
 from __future__ import annotations
@@ -25,7 +28,10 @@ from flows.settings import MODEL_KINDS as KINDS
 Params = Mapping[str, Any]
 
 APPLICANT, PRICED = KINDS
-_LEFT_OUT = frozenset({"income_zero", "employment_unknown", "income_stability"})
+_LEFT_OUT = frozenset(
+    {"income_zero", "employment_unknown", "income_stability", "loan_amount_log",
+     "annual_income_log"}
+)  # fmt: skip
 
 
 def characteristics(kind: str) -> tuple[str, ...]:
