@@ -27,6 +27,10 @@ BASE_SCORE = 600.0
 BASE_ODDS = 50.0  # good:bad at BASE_SCORE
 FACTOR = PDO / math.log(2.0)
 OFFSET = BASE_SCORE - FACTOR * math.log(BASE_ODDS)
+# Points are multiples of 2^-30 (about 1e-9 of a point): every sum of them a scorecard can make
+# (well under 2^20 points) is then exact in float64, in any order, so a loan's total does not
+# depend on how a vectorized sum groups it (see training/scorecard_onnx.py).
+POINT_QUANTUM = 2.0**-30
 # Coefficients below this are the bound, not a finding: the characteristic is left out.
 _ZERO_COEF = 1e-6
 _DIRECTION = {f.name: f.direction for f in FEATURES}
@@ -56,8 +60,8 @@ class Scorecard:
         binning = self.characteristics[c]
         share = (OFFSET - FACTOR * self.intercept) / m
         woe = np.asarray(binning.woe, dtype=np.float64)
-        bins = share - FACTOR * self.coef[c] * woe
-        missing = share - FACTOR * self.coef[c] * binning.missing_woe
+        bins = _quantize(share - FACTOR * self.coef[c] * woe)
+        missing = _quantize(np.asarray(share - FACTOR * self.coef[c] * binning.missing_woe))
         return bins, float(missing)
 
     def best_points(self) -> np.ndarray:
@@ -92,6 +96,10 @@ class Scorecard:
     def all_considered(self) -> tuple[Binning, ...]:
         order = {name: i for i, name in enumerate(self.feature_names)}
         return tuple(sorted((*self.characteristics, *self.dropped), key=lambda b: order[b.name]))
+
+
+def _quantize(points: np.ndarray) -> np.ndarray:
+    return np.round(points / POINT_QUANTUM) * POINT_QUANTUM
 
 
 def _nonnegative_logistic(w: np.ndarray, y: np.ndarray, c: float) -> tuple[np.ndarray, float]:

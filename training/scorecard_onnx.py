@@ -7,7 +7,8 @@ lookup per row: ``points = base + (x > edges) @ steps + isnan(x) * missing_step`
 ``base`` is the first bin's points, ``steps`` the change at each edge and ``missing_step`` the
 missing bin's difference from the first bin (NaN compares false with every edge, so a missing
 value starts in the first bin). The comparison is made on the float32 input, the arithmetic in
-float64, so the graph reproduces :meth:`Scorecard.predict_proba` to rounding.
+float64, so the graph reproduces :meth:`Scorecard.predict_proba` to rounding; and it gives
+each row bit for bit the same PD and points whatever batch the row is scored in.
 """
 
 from __future__ import annotations
@@ -23,6 +24,10 @@ POINTS_OUTPUT = "points"
 
 def _const(name: str, value: np.ndarray) -> onnx.TensorProto:
     return numpy_helper.from_array(value, name)
+
+
+# Doubles per row of the PD's Sigmoid: a whole AVX-512 register (two AVX2 ones).
+_LANES = 8
 
 
 def scorecard_onnx(
@@ -56,7 +61,11 @@ def scorecard_onnx(
         _const("inv_factor", np.asarray([1.0 / FACTOR], dtype=np.float64)),
         _const("one", np.asarray([1.0], dtype=np.float64)),
         _const("sum_axes", np.asarray([1], dtype=np.int64)),
+        _const("lanes", np.asarray([1, _LANES], dtype=np.int64)),
+        _const("first", np.asarray([0], dtype=np.int64)),
     ]
+    # Points are multiples of POINT_QUANTUM, so the matrix product and the sums below are
+    # exact: a row's points and total are the same whatever batch it is scored in.
     nodes = [
         helper.make_node("Gather", [input_name, "edge_columns"], ["edge_x"], axis=1),
         helper.make_node("Greater", ["edge_x", "edges"], ["above"]),
@@ -71,7 +80,12 @@ def scorecard_onnx(
         helper.make_node("ReduceSum", [POINTS_OUTPUT, "sum_axes"], ["total"], keepdims=1),
         helper.make_node("Sub", ["offset", "total"], ["odds_points"]),
         helper.make_node("Mul", ["odds_points", "inv_factor"], ["logit"]),
-        helper.make_node("Sigmoid", ["logit"], ["pd"]),
+        # Sigmoid runs vectorized over whole SIMD registers and element by element over a
+        # ragged tail, which round differently: each logit is copied across a full register
+        # so every PD takes the same path wherever its row sits in the batch.
+        helper.make_node("Expand", ["logit", "lanes"], ["logit_lanes"]),
+        helper.make_node("Sigmoid", ["logit_lanes"], ["pd_lanes"]),
+        helper.make_node("Gather", ["pd_lanes", "first"], ["pd"], axis=1),
         helper.make_node("Sub", ["one", "pd"], ["good"]),
         helper.make_node("Concat", ["good", "pd"], [output_name], axis=1),
     ]
