@@ -108,7 +108,7 @@ def replay_archive(uri: str) -> None:
     with user_errors():
         cfg = settings()
         location = parse_location(uri, cfg.s3.prefix)
-        model = load_model(cfg.models_dir)
+        model = load_model(cfg.models_dir, kind=cfg.model_kind)
         files = list_archive(make_client(cfg.s3), location)
         console.print(
             f"replaying {len(files):,} archived object(s) from {location.uri()} into "

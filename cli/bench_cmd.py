@@ -54,7 +54,7 @@ def bench(
         if workers < 1 or partitions < 1:
             raise UsageError("--workers and --partitions must be at least 1")
         cfg = settings(home, brokers=brokers, batch_size=batch_size)
-        model = load_model(cfg.models_dir)
+        model = load_model(cfg.models_dir, kind=cfg.model_kind)
         if kafka:
             _bench_kafka(cfg, model, events, workers, partitions)
             return

@@ -44,7 +44,7 @@ def demo(
         if not 0.0 <= corrupt <= 1.0:
             raise UsageError("--corrupt must be between 0 and 1")
         cfg = settings(home, store)
-        if current_version(cfg.models_dir) is None:
+        if current_version(cfg.models_dir, cfg.model_kind) is None:
             console.rule("training a model on LendingClub loans (first run only)")
             train_command(home=cfg.home)
         if repayments and load_live_model(cfg.models_dir) is None:

@@ -59,7 +59,7 @@ ToOption = Annotated[
 
 
 def _card(cfg: Settings, version: str | None) -> dict:
-    chosen = version or current_version(cfg.models_dir)
+    chosen = version or current_version(cfg.models_dir, cfg.model_kind)
     if chosen is None:
         raise ModelError(f"no model in {cfg.models_dir}; run `riskctl train` first")
     model_dir = cfg.models_dir / chosen

@@ -52,7 +52,7 @@ def count_lines(paths: list[Path]) -> int:
 
 def score_files(paths: list[Path], cfg: Settings, workers: int, label: str) -> RunStats:
     """Run the dataflow over ``paths`` with a progress bar; returns the run's counters."""
-    model = load_model(cfg.models_dir)
+    model = load_model(cfg.models_dir, kind=cfg.model_kind)
     live_model = load_live_model(cfg.models_dir)
     total = count_lines(paths)
     with Progress(
@@ -222,7 +222,7 @@ def run(
             on_write=_log_batch if log_batches else lambda _stats: None,
             live_model=load_live_model(cfg.models_dir),
         )
-        model = load_model(cfg.models_dir)
+        model = load_model(cfg.models_dir, kind=cfg.model_kind)
         try:
             if source is Source.kafka:
                 stats = run_kafka(cfg, model, options, until_end=until_end)

@@ -17,6 +17,7 @@ from cli.sql_results import Result
 from cli.tables import FormatOption, OutputFormat, to_csv
 from flows.model import load_model
 from flows.scoring import band_names, feature_matrix
+from flows.settings import MODEL_KINDS
 from flows.validation import DeadLetter, decode_application
 
 # Fields that identify an event in a stream; a one-off score does not need them.
@@ -49,12 +50,25 @@ def score(
         Path | None, typer.Option("--file", help="A file holding the JSON object.")
     ] = None,
     model_version: Annotated[
-        str | None, typer.Option("--model", help="Model version (default: current).")
+        str | None,
+        typer.Option("--model", help="Model version (default: the current one of the kind)."),
+    ] = None,
+    kind: Annotated[
+        str | None,
+        typer.Option(
+            "--kind",
+            help="applicant or priced (env: RISKCTL_MODEL_KIND; default applicant).",
+            show_default=False,
+        ),
     ] = None,
     output: FormatOption = OutputFormat.table,
     home: HomeOption = None,
 ) -> None:
-    """Score one loan application: PD, risk band, reason codes and the model version."""
+    """Score one loan application: PD, risk band, reasons and the model that scored it.
+
+    The applicant model needs no int_rate or sub_grade; a field left out scores as its own
+    "missing" attribute and, when that costs points, is cited as "not supplied".
+    """
     with user_errors():
         if (json_text is None) == (file is None):
             raise UsageError("give exactly one of --json or --file")
@@ -65,20 +79,29 @@ def score(
         else:
             payload = (json_text or "").encode()
         cfg = settings(home)
+        if kind is not None:
+            if kind not in MODEL_KINDS:
+                raise UsageError(f"--kind must be one of {', '.join(MODEL_KINDS)}, got {kind!r}")
+            cfg = cfg.with_overrides(model_kind=kind)
         result = decode_application(with_envelope(payload), "cli", cfg.max_payload_bytes)
         if isinstance(result, DeadLetter):
             raise UsageError(f"invalid application ({result.reason}): {result.detail}")
-        model = load_model(cfg.models_dir, model_version)
+        # An explicit version is taken as it is; otherwise the kind's current one.
+        chosen_kind = None if model_version and kind is None else cfg.model_kind
+        model = load_model(cfg.models_dir, model_version, kind=chosen_kind)
         matrix = feature_matrix([result])
-        pd = float(model.predict_pd(matrix)[0])
+        pds, codes, texts = model.explain(matrix, cfg.reason_codes)
+        pd = float(pds[0])
         band = band_names(np.array([pd]), cfg.bands)[0]
-        reasons = model.reason_codes(matrix, cfg.reason_codes).to_pylist()[0]
+        reasons = codes.to_pylist()[0]
         answer = {
             "loan_id": result.loan_id,
             "pd": round(pd, 6),
             "band": band,
             "reason_codes": reasons,
+            "reasons": texts.to_pylist()[0],
             "model_version": model.version,
+            "model_kind": model.kind,
         }
         if output is OutputFormat.json:
             typer.echo(json.dumps(answer))
@@ -88,8 +111,11 @@ def score(
             return
         console.print(f"PD            {percent(pd)}")
         console.print(f"band          {band}")
-        console.print(f"reason codes  {', '.join(reasons) or '(none above the training centre)'}")
-        console.print(f"model         {model.version}")
+        if not reasons:
+            console.print("reasons       (none: every characteristic at its best attribute)")
+        for i, (code, text) in enumerate(zip(reasons, answer["reasons"], strict=True)):
+            console.print(f"{'reasons' if i == 0 else '':<14}{text} [{code}]", markup=False)
+        console.print(f"model         {model.version} ({model.kind})")
 
 
 def register(app: typer.Typer) -> None:

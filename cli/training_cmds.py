@@ -9,13 +9,14 @@ import typer
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from cli.common import HomeOption, console, settings, user_errors
+from cli.common import HomeOption, UsageError, console, settings, user_errors
 from cli.sql_results import Result
 from cli.tables import Column, FormatOption, OutputFormat, WideOption, emit
 from flows.model import list_models
-from flows.settings import Settings
+from flows.settings import MODEL_KINDS, Settings
 from training import behaviour
 from training.dataset import load_lending_club
+from training.matrix import application_matrix
 from training.repayments import DEFAULT_MONTHS
 from training.train import DEFAULT_SEED, TrainingResult, load_staged, save_staged, train
 
@@ -59,36 +60,69 @@ MonthsOption = Annotated[
 ]
 
 
-def _candidates_table(result: TrainingResult) -> Table:
-    table = Table(
-        title="Candidates (CV on the training split, test = held-out split)",
-        caption="* champion: best held-out AUC",
+KindOption = Annotated[
+    str | None,
+    typer.Option(
+        "--kind",
+        help="Only this origination model kind: applicant (no LendingClub grade or rate) or "
+        "priced (may use them). Default: both.",
+        show_default=False,
+    ),
+]
+
+
+# The pricing benchmarks by the event field they come from, short enough for a narrow terminal.
+_PRICING_FIELDS = {"sub_grade_rank": "sub_grade", "interest_rate": "int_rate"}
+
+
+def _kinds(kind: str | None) -> tuple[str, ...]:
+    if kind is None:
+        return MODEL_KINDS
+    if kind not in MODEL_KINDS:
+        raise UsageError(f"--kind must be one of {', '.join(MODEL_KINDS)}, got {kind!r}")
+    return (kind,)
+
+
+def _metrics_table(result: TrainingResult) -> Table:
+    c = result.champion
+    t = c.test
+    lifts = "; ".join(
+        f"lift over {_PRICING_FIELDS.get(name, name)} alone {bench['lift']:+.4f}"
+        for name, bench in result.benchmarks.items()
     )
-    # Numbers never wrap; on a narrow terminal the model and params columns fold instead.
-    table.add_column("model", overflow="fold")
-    table.add_column("params", overflow="fold")
-    table.add_column("CV AUC", justify="right", no_wrap=True)
-    for name in ("test AUC", "KS", "Gini", "Brier"):
+    table = Table(
+        title=f"{result.kind} scorecard, {len(result.model.characteristics)} characteristics",
+        caption=f"CV: same folds for every grid entry, * chosen by mean CV AUC; held-out: the "
+        f"test split (bad rate {t['bad_rate']:.4f}); {lifts}",
+    )
+    table.add_column("", no_wrap=True)
+    for name in ("AUC", "KS", "Brier", "mean PD", "HL p"):
         table.add_column(name, justify="right", no_wrap=True)
-    for c in result.candidates:
-        params = " ".join(f"{k}={v}" for k, v in c.params.items()) or "-"
-        label = f"{c.name} {c.model_type}" + (" *" if c.champion else "")
-        t = c.test
+    for row in c.grid:
+        mark = " *" if row["params"] == c.params else ""
         table.add_row(
-            f"[bold]{label}[/]" if c.champion else label,
-            params,
-            f"{c.cv['auc']['mean']:.4f}±{c.cv['auc']['std']:.4f}",
-            f"{t['auc']:.4f}",
-            f"{t['ks']:.4f}",
-            f"{t['gini']:.4f}",
-            f"{t['brier']:.4f}",
+            f"CV C={row['params'].get('C')}{mark}", f"{row['auc_mean']:.4f}±{row['auc_std']:.3f}"
         )
+    table.add_row(
+        "[bold]held-out[/]",
+        f"[bold]{t['auc']:.4f}[/]",
+        f"{t['ks']:.4f}",
+        f"{t['brier']:.4f}",
+        f"{t['mean_pd']:.4f}",
+        f"{result.hosmer_lemeshow['p_value']:.3f}",
+    )
+    for name, bench in result.benchmarks.items():
+        table.add_row(f"{_PRICING_FIELDS.get(name, name)} alone", f"{bench['auc']:.4f}")
     return table
 
 
 def _calibration_table(result: TrainingResult) -> Table:
-    table = Table(title=f"Calibration of {result.champion.name} on the held-out split")
-    for name in ("bin", "loans", "bads", "PD range", "predicted", "observed"):
+    hl = result.hosmer_lemeshow
+    table = Table(
+        title=f"Calibration of the {result.kind} scorecard on the held-out split",
+        caption=f"Hosmer-Lemeshow {hl['statistic']:.2f} on {hl['df']} df, p = {hl['p_value']:.3f}",
+    )
+    for name in ("decile", "loans", "bads", "PD range", "predicted", "observed"):
         table.add_column(name, justify="right", no_wrap=name == "PD range")
     for row in result.calibration:
         table.add_row(
@@ -102,15 +136,46 @@ def _calibration_table(result: TrainingResult) -> Table:
     return table
 
 
+def _points_table(result: TrainingResult) -> Table:
+    model = result.model
+    table = Table(
+        title=f"{result.kind} scorecard points (higher is safer) and information value",
+        caption="characteristics with one bin or a zero coefficient are left out: "
+        + (", ".join(f"{b.name} (IV {b.iv:.3f})" for b in model.dropped) or "none"),
+    )
+    for name in ("characteristic", "IV", "attribute", "loans", "bad rate", "points"):
+        left = name in ("characteristic", "attribute")
+        table.add_column(name, justify="left" if left else "right")
+    for c, binning in enumerate(model.characteristics):
+        bins, missing = model.attribute_points(c)
+        rows = [
+            (label, count, bads, points)
+            for label, count, bads, points in zip(
+                binning.labels(), binning.counts, binning.bads, bins, strict=True
+            )
+        ]
+        rows.append(("missing", binning.missing_count, binning.missing_bads, missing))
+        for i, (label, count, bads, points) in enumerate(rows):
+            table.add_row(
+                binning.name if i == 0 else "",
+                f"{binning.iv:.3f}" if i == 0 else "",
+                label,
+                str(count),
+                f"{bads / count:.3f}" if count else "-",
+                f"{points:.1f}",
+            )
+    return table
+
+
 def _export(result: TrainingResult, cfg: Settings) -> None:
     # Imported here: skl2onnx and onnx take a second to import and only export needs them.
     from training.export import export_model
 
     report = export_model(result, cfg.models_dir, cfg.bands)
     console.print(
-        f"exported [bold]{report.version}[/] to {report.path} (now current); "
-        f"ONNX parity max |diff| {report.parity_max_diff:.2e} on {len(result.x_test)} "
-        f"held-out rows; batch scoring {report.score_us_per_row:.2f} µs/row",
+        f"exported [bold]{report.version}[/] to {report.path} (now the current {result.kind} "
+        f"model); ONNX parity max |diff| {report.parity_max_diff:.2e} on "
+        f"{len(result.x_test)} held-out rows; batch scoring {report.score_us_per_row:.2f} µs/row",
         soft_wrap=True,
     )
 
@@ -119,10 +184,12 @@ def train_command(
     home: HomeOption = None,
     seed: SeedOption = DEFAULT_SEED,
     no_export: NoExportOption = False,
+    kind: KindOption = None,
 ) -> None:
-    """Train the candidate models on LendingClub loans, pick the champion and export it."""
+    """Train the origination scorecards on LendingClub loans, evaluate and export them."""
     with user_errors():
         cfg = settings(home=home)
+        kinds = _kinds(kind)
         progress = Progress(
             TextColumn("{task.description}"),
             BarColumn(),
@@ -131,34 +198,45 @@ def train_command(
             console=console,
             transient=True,
         )
+        results = []
         with progress:
             task = progress.add_task("loading LendingClub loans", total=None)
 
             def on_step(label: str, done: int, total: int) -> None:
                 progress.update(task, description=label, completed=done, total=total)
 
-            result = train(seed=seed, on_step=on_step)
-        staged = save_staged(result, cfg.home)
-        console.print(_candidates_table(result))
-        console.print(_calibration_table(result))
-        champion = result.champion
-        console.print(
-            f"champion: [bold]{champion.name}[/] ({champion.model_type}), held-out AUC "
-            f"{champion.test['auc']:.4f}, KS {champion.test['ks']:.4f}; trained in "
-            f"{result.training_seconds:.1f} s; staged in {staged.parent}",
-            soft_wrap=True,
-        )
+            data = load_lending_club()
+            matrix = application_matrix(data)
+            for chosen in kinds:
+                results.append(
+                    train(data, kind=chosen, seed=seed, on_step=on_step, matrix=matrix)
+                )
+        for result in results:
+            staged = save_staged(result, cfg.home)
+            console.print(_metrics_table(result))
+            console.print(_calibration_table(result))
+            console.print(_points_table(result))
+            test = result.champion.test
+            console.print(
+                f"{result.kind}: held-out AUC {test['auc']:.4f}, KS {test['ks']:.4f}, "
+                f"CV AUC {result.champion.cv['auc']['mean']:.4f}; trained in "
+                f"{result.training_seconds:.1f} s; staged in {staged.parent}",
+                soft_wrap=True,
+            )
         if no_export:
-            console.print("not exported (--no-export); publish it with `riskctl export`")
+            console.print("not exported (--no-export); publish with `riskctl export`")
             return
-        _export(result, cfg)
+        for result in results:
+            _export(result, cfg)
 
 
-def export_command(home: HomeOption = None) -> None:
-    """Export the staged champion of the last `riskctl train` as the current model version."""
+def export_command(home: HomeOption = None, kind: KindOption = None) -> None:
+    """Export the staged models of the last `riskctl train` as the current versions."""
     with user_errors():
         cfg = settings(home=home)
-        _export(load_staged(cfg.home), cfg)
+        staged = [load_staged(cfg.home, chosen) for chosen in _kinds(kind)]
+        for result in staged:
+            _export(result, cfg)
 
 
 def _behaviour_tables(result: behaviour.BehaviourResult) -> tuple[Table, Table]:
@@ -205,7 +283,7 @@ def train_behaviour_command(
     """Train the behavioural (live PD) model on derived repayment histories and export it."""
     with user_errors():
         cfg = settings(home=home)
-        origination = behaviour.load_origination(cfg.models_dir)
+        origination = behaviour.load_origination(cfg.models_dir, cfg.model_kind)
         with console.status("replaying repayment histories and training"):
             result = behaviour.train_behaviour(
                 load_lending_club(), origination, seed=seed, months=months
@@ -240,14 +318,14 @@ def list_command(
                 {
                     "version": info.version,
                     "created_at": info.created_at,
-                    "model_type": info.model_type,
+                    "kind": info.kind or info.model_type,
                     "test_auc": info.test_auc,
                     "current": info.current,
                 }
                 for info in infos
             ]
         )
-        columns = {"created_at": Column("created"), "model_type": Column("type")}
+        columns = {"created_at": Column("created")}
         columns["test_auc"] = Column("test AUC")
         emit(console, result, output, f"Models in {cfg.models_dir}", columns, wide)
 

@@ -59,7 +59,9 @@ STATES: tuple[str, ...] = State.__args__
 class LoanApplication(msgspec.Struct, frozen=True, kw_only=True, gc=False):
     """A loan application at origination (schema version 1).
 
-    Bureau fields may be absent (``null``): the model imputes them with the training medians.
+    Bureau fields may be absent (``null``): the models score a missing value in a bin of its
+    own. So may the price (``int_rate``) and grade (``sub_grade``): a lender scoring its own
+    applicants has neither before it prices the loan.
     """
 
     schema_version: Literal[1]
@@ -70,11 +72,11 @@ class LoanApplication(msgspec.Struct, frozen=True, kw_only=True, gc=False):
     event_time: UtcTime
     funded_amnt: LoanAmount
     term_months: TermMonths
-    int_rate: Rate
-    sub_grade: SubGrade
     addr_state: State
     verification_status: Verification
     annual_inc: Money
+    int_rate: Rate | None = None
+    sub_grade: SubGrade | None = None
     emp_length_years: Annotated[int, Meta(ge=0, le=10)] | None = None
     delinq_2yrs: Count | None = None
     inq_last_6mths: Count | None = None

@@ -2,9 +2,10 @@
 
 Training, the streaming dataflow, replay and ``riskctl score`` all call
 :func:`application_features`; nothing else computes a feature. Each feature's formula is written
-once, in :data:`FEATURES`. A missing optional field gives NaN, which the model's imputer fills
-with the training median. Ratios over income are guarded: zero income with a positive numerator
-gives the ratio's cap (the riskiest value), never a division error.
+once, in :data:`FEATURES`, beside the direction its effect on PD must have. A missing optional
+field gives NaN, which the models score in a bin of its own (never an imputed value). Ratios
+over income are guarded: zero income with a positive numerator gives the ratio's cap (the
+riskiest value), never a division error.
 """
 
 from __future__ import annotations
@@ -18,51 +19,76 @@ NAN = float("nan")
 _SUB_GRADE_RANK = {grade: float(rank) for rank, grade in enumerate(SUB_GRADES, start=1)}
 
 
+# A feature's documented direction: how PD may move as the feature's value rises, all else fixed.
+RAISES = 1  # higher never lowers PD
+LOWERS = -1  # higher never raises PD
+
+
 @dataclass(frozen=True)
 class Feature:
     name: str
     formula: str
+    # Every model must respect it: a fitted effect against it is a defect, not a finding.
+    direction: int
+    # Computed from LendingClub's own pricing (int_rate or sub_grade), which a lender scoring
+    # its own applicants does not have; only the priced model may use it.
+    priced: bool = False
 
 
 FEATURES: tuple[Feature, ...] = (
-    Feature("loan_amount_log", "ln(1 + funded_amnt)"),
-    Feature("annual_income_log", "ln(1 + annual_inc)"),
-    Feature("income_zero", "1 if annual_inc <= 0 else 0"),
-    Feature("loan_to_income", "funded_amnt / annual_inc, capped at 10"),
+    Feature("loan_amount_log", "ln(1 + funded_amnt)", RAISES),
+    Feature("annual_income_log", "ln(1 + annual_inc)", LOWERS),
+    Feature("income_zero", "1 if annual_inc <= 0 else 0", RAISES),
+    Feature(
+        "loan_to_income",
+        "funded_amnt / annual_inc, capped at 10 (the loans are unsecured, so there is no "
+        "loan-to-value; loan-to-income is its unsecured counterpart)",
+        RAISES,
+    ),
     Feature(
         "installment_to_income",
         "12 * installment / annual_inc, capped at 5; installment = amortized monthly payment "
         "of funded_amnt at int_rate over term_months",
+        RAISES,
+        priced=True,
     ),
     Feature(
         "debt_to_income",
         "(total_bal_il + funded_amnt) / annual_inc, capped at 20 (proxy: the data has "
         "installment balances, not the full bureau debt)",
+        RAISES,
     ),
-    Feature("revolving_utilization", "revol_util / 100"),
-    Feature("total_utilization", "all_util / 100"),
-    Feature("installment_utilization", "total_bal_il / total_il_high_credit_limit, capped at 2"),
-    Feature("interest_rate", "int_rate / 100"),
-    Feature("sub_grade_rank", "A1 = 1 ... G5 = 35"),
-    Feature("term_60", "1 if term_months == 60 else 0"),
-    Feature("delinquencies_2y", "delinq_2yrs"),
-    Feature("accounts_delinquent", "acc_now_delinq"),
-    Feature("delinquent_amount_log", "ln(1 + delinq_amnt)"),
-    Feature("inquiries_6m", "inq_last_6mths"),
-    Feature("inquiries_12m", "inq_last_12m"),
-    Feature("finance_inquiries", "inq_fi"),
-    Feature("installment_opened_6m", "open_il_6m"),
-    Feature("installment_opened_12m", "open_il_12m"),
-    Feature("installment_opened_24m", "open_il_24m"),
-    Feature("installment_accounts", "num_il_tl"),
-    Feature("employment_years", "emp_length_years (0 = under a year, 10 = ten or more)"),
-    Feature("employment_unknown", "1 if emp_length_years is missing else 0"),
+    Feature("revolving_utilization", "revol_util / 100", RAISES),
+    Feature("total_utilization", "all_util / 100", RAISES),
+    Feature(
+        "installment_utilization", "total_bal_il / total_il_high_credit_limit, capped at 2", RAISES
+    ),
+    Feature("interest_rate", "int_rate / 100", RAISES, priced=True),
+    Feature("sub_grade_rank", "A1 = 1 ... G5 = 35", RAISES, priced=True),
+    Feature("term_60", "1 if term_months == 60 else 0", RAISES),
+    Feature("delinquencies_2y", "delinq_2yrs", RAISES),
+    Feature("accounts_delinquent", "acc_now_delinq", RAISES),
+    Feature("delinquent_amount_log", "ln(1 + delinq_amnt)", RAISES),
+    Feature("inquiries_6m", "inq_last_6mths", RAISES),
+    Feature("inquiries_12m", "inq_last_12m", RAISES),
+    Feature("finance_inquiries", "inq_fi", RAISES),
+    Feature("installment_opened_6m", "open_il_6m", RAISES),
+    Feature("installment_opened_12m", "open_il_12m", RAISES),
+    Feature("installment_opened_24m", "open_il_24m", RAISES),
+    Feature("installment_accounts", "num_il_tl", RAISES),
+    Feature(
+        "employment_years", "emp_length_years (0 = under a year, 10 = ten or more)", LOWERS
+    ),
+    Feature("employment_unknown", "1 if emp_length_years is missing else 0", RAISES),
     Feature(
         "income_stability",
         "0.7 * min(emp_length_years, 10) / 10 + 0.3 * income_verified; employment unknown "
         "counts as 0 years",
+        LOWERS,
     ),
-    Feature("income_verified", "1 if verification_status is verified or source_verified else 0"),
+    Feature(
+        "income_verified", "1 if verification_status is verified or source_verified else 0", LOWERS
+    ),
 )
 FEATURE_NAMES: tuple[str, ...] = tuple(f.name for f in FEATURES)
 
@@ -95,7 +121,8 @@ def application_features(app: LoanApplication) -> tuple[float, ...]:
     # Optional fields are unpacked inline: this runs once per event on the hot path.
     income = app.annual_inc
     amount = app.funded_amnt
-    installment = monthly_installment(amount, app.int_rate, app.term_months)
+    rate = app.int_rate
+    sub_grade = app.sub_grade
     bal_il = app.total_bal_il
     years = app.emp_length_years
     verified = 0.0 if app.verification_status == "not_verified" else 1.0
@@ -117,13 +144,15 @@ def application_features(app: LoanApplication) -> tuple[float, ...]:
         math.log1p(income),
         1.0 if income <= 0.0 else 0.0,
         guarded_ratio(amount, income, 10.0),
-        guarded_ratio(12.0 * installment, income, 5.0),
+        NAN
+        if rate is None
+        else guarded_ratio(12.0 * monthly_installment(amount, rate, app.term_months), income, 5.0),
         NAN if bal_il is None else guarded_ratio(bal_il + amount, income, 20.0),
         NAN if revol is None else revol / 100.0,
         NAN if util is None else util / 100.0,
         guarded_ratio(bal_il, app.total_il_high_credit_limit, 2.0),
-        app.int_rate / 100.0,
-        _SUB_GRADE_RANK[app.sub_grade],
+        NAN if rate is None else rate / 100.0,
+        NAN if sub_grade is None else _SUB_GRADE_RANK[sub_grade],
         1.0 if app.term_months == 60 else 0.0,
         NAN if d2y is None else float(d2y),
         NAN if acc is None else float(acc),

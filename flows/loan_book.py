@@ -157,8 +157,8 @@ class LoanBook:
         entry = self._entries.get(app.loan_id)
         if entry is not None and entry.state.is_open:
             return  # a replayed application
-        sub_grade = app.sub_grade
-        segment = Segment(sub_grade[0], sub_grade, app.addr_state, opened.model_version)
+        sub_grade = app.sub_grade or ""  # "" for an application not yet graded
+        segment = Segment(sub_grade[:1], sub_grade, app.addr_state, opened.model_version)
         state = open_loan(app, opened.pd)
         new = BookEntry(state, segment)
         self._entries[app.loan_id] = new

@@ -351,6 +351,8 @@ def open_loan(
         if state.is_open:
             return state
     amount = app.funded_amnt
+    if app.int_rate is None:  # the scoring step dead-letters these before they get here
+        raise LoanStateError(f"loan {app.loan_id} has no int_rate to schedule installments")
     # a cent at least: the waterfall divides by it
     installment = max(round(monthly_installment(amount, app.int_rate, app.term_months), 2), 0.01)
     origination = app.event_time.date()

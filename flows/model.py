@@ -1,13 +1,22 @@
 """The model registry's read side and batch scoring with ONNX Runtime.
 
 A model version is a directory ``<models_dir>/<version>/`` holding ``model.onnx``, ``card.json``
-and ``card.md``; ``<models_dir>/CURRENT`` names the version in use. The card carries what
-scoring needs besides the ONNX graph: the feature order, and the linear contribution terms
-(imputation fill, centre, scale, coefficient per feature) behind the reason codes.
+and ``card.md``. Each origination model kind has a pointer to the version in use:
+``<models_dir>/CURRENT`` for the applicant model (the default kind keeps the registry's
+original pointer) and ``CURRENT-priced`` for the priced one. The card carries what scoring
+needs besides the ONNX graph: the feature order, the graph's inputs and outputs, the SHA-256 of
+``model.onnx``, and the reason-code terms: a scorecard's best attainable points and reason
+table, or the linear contribution terms of the behavioural model.
+
+A model is verified when it loads: a card that is not JSON or lacks a field, a ``model.onnx``
+whose hash differs from the card's (truncated, replaced, another version's), a graph ONNX
+Runtime refuses, or inputs and outputs other than the card's each give one
+:class:`ModelError` naming what is wrong, never a traceback.
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
 from dataclasses import dataclass
 from pathlib import Path
@@ -20,8 +29,11 @@ import pyarrow as pa
 from flows.errors import RiskctlError
 from flows.features import FEATURE_NAMES
 from flows.loan_state import BEHAVIOUR_FEATURE_NAMES
+from flows.settings import DEFAULT_MODEL_KIND
 
 CURRENT_FILE = "CURRENT"
+# A characteristic costs a reason code only when it loses more than this many points.
+_REASON_EPS = 1e-9
 # Behavioural models (live PD from payment behaviour) are versioned the same way, one level down.
 BEHAVIOUR_DIR = "behaviour"
 
@@ -38,13 +50,22 @@ class ModelInfo:
     model_type: str
     test_auc: float | None
     current: bool
+    kind: str = ""
 
 
-def current_version(models_dir: Path) -> str | None:
-    marker = models_dir / CURRENT_FILE
+def current_file(kind: str | None = None) -> str:
+    """The pointer file naming the current version of an origination model kind."""
+    return CURRENT_FILE if kind in (None, DEFAULT_MODEL_KIND) else f"{CURRENT_FILE}-{kind}"
+
+
+def current_version(models_dir: Path, kind: str | None = None) -> str | None:
+    marker = models_dir / current_file(kind)
     if not marker.is_file():
         return None
-    return marker.read_text().strip() or None
+    try:
+        return marker.read_text().strip() or None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ModelError(f"cannot read {marker}: {exc}") from exc
 
 
 def read_card(model_dir: Path) -> dict[str, Any]:
@@ -52,104 +73,290 @@ def read_card(model_dir: Path) -> dict[str, Any]:
     if not card_path.is_file():
         raise ModelError(f"model card missing: {card_path}")
     try:
-        return json.loads(card_path.read_text())
-    except (OSError, ValueError) as exc:
-        raise ModelError(f"model card {card_path} is unreadable: {exc}") from exc
+        card = json.loads(card_path.read_bytes())
+    except (OSError, ValueError) as exc:  # UnicodeDecodeError is a ValueError too
+        raise ModelError(f"model card {card_path} is not readable JSON: {exc}") from exc
+    if not isinstance(card, dict):
+        raise ModelError(f"model card {card_path} is not a JSON object")
+    return card
+
+
+# What scoring reads from a card, by path, with the type each must have.
+_CARD_FIELDS: tuple[tuple[tuple[str, ...], type | tuple[type, ...]], ...] = (
+    (("version",), str),
+    (("feature_names",), list),
+    (("onnx",), dict),
+    (("onnx", "input"), str),
+    (("onnx", "output"), str),
+    (("onnx", "positive_class_index"), int),
+    (("onnx", "sha256"), str),
+    (("onnx", "inputs"), list),
+    (("onnx", "outputs"), list),
+    (("reasons",), dict),
+    (("reasons", "method"), str),
+)
+_SCORECARD_FIELDS = (
+    (("reasons", "characteristics"), list),
+    (("reasons", "columns"), list),
+    (("reasons", "best_points"), list),
+    (("reasons", "codes"), list),
+    (("reasons", "texts"), list),
+    (("reasons", "points_output"), str),
+)
+_LINEAR_FIELDS = tuple((("reasons", k), list) for k in ("fill", "center", "scale", "coef"))
+
+
+def _field(card: dict[str, Any], path: tuple[str, ...], kind: type | tuple[type, ...]) -> Any:
+    value: Any = card
+    for key in path:
+        if not isinstance(value, dict) or key not in value:
+            raise ModelError(f"model card lacks the field {'.'.join(path)}; re-export the model")
+        value = value[key]
+    if not isinstance(value, kind) or (kind is int and isinstance(value, bool)):
+        raise ModelError(f"model card field {'.'.join(path)} has the wrong type")
+    return value
+
+
+def check_card(card: dict[str, Any]) -> None:
+    """Every field scoring reads is there, with its type; the reason terms fit together."""
+    for path, kind in _CARD_FIELDS:
+        _field(card, path, kind)
+    method = card["reasons"]["method"]
+    extra = _SCORECARD_FIELDS if method == "scorecard" else _LINEAR_FIELDS
+    for path, kind in extra:
+        _field(card, path, kind)
+    if not _all(card["feature_names"], str):
+        raise ModelError("model card field feature_names must list names")
+    index = card["onnx"]["positive_class_index"]
+    if index not in (0, 1):
+        raise ModelError("model card field onnx.positive_class_index must be 0 or 1")
+    reasons = card["reasons"]
+    if method == "scorecard":
+        m = len(reasons["characteristics"])
+        texts_fit = (
+            _all(reasons["codes"], str)
+            and _all(reasons["texts"], str)
+            and _all(reasons["best_points"], (int, float))
+            and _all(reasons["columns"], int)
+            and all(0 <= c < len(card["feature_names"]) for c in reasons["columns"])
+            and len(reasons["columns"]) == len(reasons["best_points"]) == m
+            and len(reasons["codes"]) == len(reasons["texts"]) == 2 * m
+        )
+    else:
+        terms = [reasons[k] for k in ("fill", "center", "scale", "coef")]
+        texts_fit = all(
+            _all(t, (int, float)) and len(t) == len(card["feature_names"]) for t in terms
+        )
+    if not texts_fit:
+        raise ModelError("model card reason terms do not fit together; re-export the model")
+
+
+def _all(values: list[Any], kind: type | tuple[type, ...]) -> bool:
+    return all(isinstance(v, kind) and not isinstance(v, bool) for v in values)
+
+
+def file_sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with path.open("rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def io_spec(session: ort.InferenceSession) -> dict[str, list[dict[str, Any]]]:
+    """A graph's inputs and outputs as the card records them: name, element type, rank."""
+
+    def describe(args: list[Any]) -> list[dict[str, Any]]:
+        # Named or unnamed batch dimensions are both "any size" (None).
+        return [
+            {"name": a.name, "type": a.type, "shape": [d if isinstance(d, int) else None
+                                                       for d in a.shape]}
+            for a in args
+        ]  # fmt: skip
+
+    return {"inputs": describe(session.get_inputs()), "outputs": describe(session.get_outputs())}
+
+
+def open_session(model_path: Path | bytes) -> ort.InferenceSession:
+    """A single-threaded session (workers scale by process); any refusal is a ModelError."""
+    options = ort.SessionOptions()
+    options.intra_op_num_threads = 1
+    options.inter_op_num_threads = 1
+    source = model_path if isinstance(model_path, bytes) else str(model_path)
+    try:
+        return ort.InferenceSession(source, options, providers=["CPUExecutionProvider"])
+    except Exception as exc:  # ONNX Runtime raises several unrelated types for a bad graph
+        raise ModelError(f"ONNX Runtime cannot load {model_path}: {type(exc).__name__}") from exc
 
 
 def list_models(models_dir: Path) -> list[ModelInfo]:
     """Every version under ``models_dir``, oldest first."""
     if not models_dir.is_dir():
         return []
-    current = current_version(models_dir)
     infos = []
+    currents = {current_version(models_dir, kind) for kind in (None, "priced")} - {None}
     for path in sorted(p for p in models_dir.iterdir() if (p / "card.json").is_file()):
         card = read_card(path)
-        test = card.get("metrics", {}).get("test", {})
+        version = _field(card, ("version",), str)
+        metrics = card.get("metrics")
+        test = metrics.get("test", {}) if isinstance(metrics, dict) else {}
+        auc = test.get("auc") if isinstance(test, dict) else None
+        kind = card.get("kind")
         infos.append(
             ModelInfo(
-                version=card["version"],
+                version=version,
                 path=path,
-                created_at=card.get("created_at", ""),
-                model_type=card.get("model_type", ""),
-                test_auc=test.get("auc"),
-                current=card["version"] == current,
+                created_at=str(card.get("created_at", "")),
+                model_type=str(card.get("model_type", "")),
+                test_auc=auc if isinstance(auc, float) else None,
+                current=version in currents,
+                kind=str(kind or ""),
             )
         )
     return infos
 
 
 class ScoringModel:
-    """An ONNX model plus its card; scores whole feature matrices at once."""
+    """An ONNX model plus its card, verified against each other; scores whole feature
+    matrices at once."""
 
     def __init__(self, model_dir: Path, feature_names: tuple[str, ...] = FEATURE_NAMES) -> None:
         self.path = model_dir
-        self.card = read_card(model_dir)
-        self.version: str = self.card["version"]
-        names = tuple(self.card["feature_names"])
-        if names != feature_names:
+        self.card = card = read_card(model_dir)
+        check_card(card)
+        self.version: str = card["version"]
+        self.kind: str = str(card.get("kind", ""))
+        if tuple(card["feature_names"]) != feature_names:
             raise ModelError(
                 f"model {self.version} was trained on different features than this code computes;"
                 " retrain it with `riskctl train`"
             )
-        options = ort.SessionOptions()
-        options.intra_op_num_threads = 1  # workers scale by process; one thread each
-        options.inter_op_num_threads = 1
-        self._session = ort.InferenceSession(
-            str(model_dir / "model.onnx"), options, providers=["CPUExecutionProvider"]
-        )
-        onnx_meta = self.card["onnx"]
+        onnx_path = model_dir / "model.onnx"
+        if not onnx_path.is_file():
+            raise ModelError(f"model version {self.version} has no model.onnx in {model_dir}")
+        digest = file_sha256(onnx_path)
+        if digest != card["onnx"]["sha256"]:
+            raise ModelError(
+                f"{onnx_path} does not match its card (SHA-256 {digest[:12]}..., card says "
+                f"{card['onnx']['sha256'][:12]}...): truncated or replaced; re-export the model"
+            )
+        self._session = open_session(onnx_path)
+        actual = io_spec(self._session)
+        expected = {"inputs": card["onnx"]["inputs"], "outputs": card["onnx"]["outputs"]}
+        if actual != expected:
+            raise ModelError(
+                f"{onnx_path} has inputs and outputs other than its card records; re-export it"
+            )
+        onnx_meta = card["onnx"]
         self._input = onnx_meta["input"]
         self._output = onnx_meta["output"]
         self._positive = int(onnx_meta["positive_class_index"])
-        reasons = self.card["reasons"]
-        self._fill = np.asarray(reasons["fill"], dtype=np.float64)
-        self._center = np.asarray(reasons["center"], dtype=np.float64)
-        self._scale = np.asarray(reasons["scale"], dtype=np.float64)
-        self._coef = np.asarray(reasons["coef"], dtype=np.float64)
-        self._names = pa.array(feature_names, pa.string())
+        names = {o["name"] for o in actual["outputs"]}
+        if self._output not in names or [i["name"] for i in actual["inputs"]] != [self._input]:
+            raise ModelError(f"{onnx_path} lacks the input or output its card names")
+        reasons = card["reasons"]
+        self.reasons_method: str = reasons["method"]
+        if self.reasons_method == "scorecard":
+            self._points = reasons["points_output"]
+            if self._points not in names:
+                raise ModelError(f"{onnx_path} has no {self._points!r} output for reason codes")
+            self._columns = np.asarray(reasons["columns"], dtype=np.int64)
+            self._best = np.asarray(reasons["best_points"], dtype=np.float64)
+            self._codes = pa.array(reasons["codes"], pa.string())
+            self._texts = pa.array(reasons["texts"], pa.string())
+            self.reason_table: dict[str, str] = dict(
+                zip(reasons["codes"], reasons["texts"], strict=True)
+            )
+        else:
+            self._fill = np.asarray(reasons["fill"], dtype=np.float64)
+            self._center = np.asarray(reasons["center"], dtype=np.float64)
+            self._scale = np.asarray(reasons["scale"], dtype=np.float64)
+            self._coef = np.asarray(reasons["coef"], dtype=np.float64)
+            self._codes = pa.array(feature_names, pa.string())
+            self._texts = self._codes
+            self.reason_table = {name: name for name in feature_names}
+
+    def _run(self, features: np.ndarray, outputs: list[str]) -> list[np.ndarray]:
+        matrix = np.ascontiguousarray(features, dtype=np.float32)
+        return self._session.run(outputs, {self._input: matrix})
 
     def predict_pd(self, features: np.ndarray) -> np.ndarray:
         """Probability of default for each row of an ``(n, n_features)`` matrix."""
         if len(features) == 0:
             return np.empty(0, dtype=np.float64)
-        matrix = np.ascontiguousarray(features, dtype=np.float32)
-        (probabilities,) = self._session.run([self._output], {self._input: matrix})
+        (probabilities,) = self._run(features, [self._output])
         return probabilities[:, self._positive].astype(np.float64)
 
     def contributions(self, features: np.ndarray) -> np.ndarray:
-        """Each feature's additive push on the log-odds, relative to the training centre."""
+        """Linear models: each feature's additive push on the log-odds, relative to the
+        training centre."""
         filled = np.where(np.isnan(features), self._fill, features)
         return self._coef * (filled - self._center) / self._scale
 
-    def reason_codes(self, features: np.ndarray, top: int) -> pa.ListArray:
-        """Per row, up to ``top`` features that push its PD up the most, strongest first."""
+    def explain(
+        self, features: np.ndarray, top: int
+    ) -> tuple[np.ndarray, pa.ListArray, pa.ListArray]:
+        """PD, reason codes and their texts for each row, from one ONNX run.
+
+        A scorecard's reasons are the characteristics that lose the most points against the
+        best attainable attribute of each (the adverse-action method), at most ``top``, none
+        that loses nothing. A characteristic whose value is missing is cited only by its
+        "not supplied" code, whose points are those of the missing bin itself.
+        """
         features = np.asarray(features, dtype=np.float64)
         if len(features) == 0:
-            return pa.array([], pa.list_(pa.string()))
-        contrib = self.contributions(features)
-        order = np.argsort(-contrib, axis=1, kind="stable")[:, :top]
-        picked = np.take_along_axis(contrib, order, axis=1) > 0.0
-        # Built column-wise: one flat array of names plus offsets, no per-row Python lists.
-        offsets = np.zeros(len(features) + 1, dtype=np.int32)
-        np.cumsum(picked.sum(axis=1), out=offsets[1:])
-        values = self._names.take(pa.array(order[picked], pa.int32()))
-        return pa.ListArray.from_arrays(pa.array(offsets), values)
+            empty = pa.array([], pa.list_(pa.string()))
+            return np.empty(0, dtype=np.float64), empty, empty
+        if self.reasons_method != "scorecard":
+            pd = self.predict_pd(features)
+            order, picked = _top(self.contributions(features), top)
+            codes = _lists(self._codes, order[picked], picked)
+            return pd, codes, codes
+        probabilities, points = self._run(features, [self._output, self._points])
+        pd = probabilities[:, self._positive].astype(np.float64)
+        order, picked = _top(self._best - points, top)
+        missing = np.isnan(features[:, self._columns])
+        index = order + len(self._columns) * np.take_along_axis(missing, order, axis=1)
+        flat = index[picked]
+        return pd, _lists(self._codes, flat, picked), _lists(self._texts, flat, picked)
+
+    def reason_codes(self, features: np.ndarray, top: int) -> pa.ListArray:
+        """Per row, up to ``top`` reason codes, strongest first."""
+        return self.explain(features, top)[1]
+
+
+def _top(loss: np.ndarray, top: int) -> tuple[np.ndarray, np.ndarray]:
+    """Per row, the columns of the ``top`` largest losses and which of them lose anything."""
+    order = np.argsort(-loss, axis=1, kind="stable")[:, :top]
+    return order, np.take_along_axis(loss, order, axis=1) > _REASON_EPS
+
+
+def _lists(values: pa.Array, flat: np.ndarray, picked: np.ndarray) -> pa.ListArray:
+    # Built column-wise: one flat array plus offsets, no per-row Python lists.
+    offsets = np.zeros(len(picked) + 1, dtype=np.int32)
+    np.cumsum(picked.sum(axis=1), out=offsets[1:])
+    return pa.ListArray.from_arrays(pa.array(offsets), values.take(pa.array(flat, pa.int32())))
 
 
 def load_model(
     models_dir: Path,
     version: str | None = None,
     feature_names: tuple[str, ...] = FEATURE_NAMES,
+    kind: str | None = None,
 ) -> ScoringModel:
-    """The given version, or the current one; a clear :class:`ModelError` when there is none."""
-    chosen = version or current_version(models_dir)
+    """The given version, or the current one of ``kind``; a clear :class:`ModelError` when
+    there is none or it fails verification."""
+    chosen = version or current_version(models_dir, kind)
     if chosen is None:
-        raise ModelError(f"no model in {models_dir}; run `riskctl train` first")
+        what = f"{kind} model" if kind else "model"
+        raise ModelError(f"no {what} in {models_dir}; run `riskctl train` first")
     model_dir = models_dir / chosen
-    if not (model_dir / "model.onnx").is_file():
+    if "/" in chosen or chosen in (".", "..") or not (model_dir / "card.json").is_file():
         raise ModelError(f"model version {chosen!r} not found in {models_dir}")
-    return ScoringModel(model_dir, feature_names)
+    model = ScoringModel(model_dir, feature_names)
+    if kind is not None and model.kind != kind:
+        raise ModelError(f"model version {chosen} is a {model.kind or 'other'} model, not {kind}")
+    return model
 
 
 def load_live_model(models_dir: Path) -> ScoringModel | None:

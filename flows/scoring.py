@@ -24,6 +24,7 @@ _TS_US = pa.timestamp("us", tz="UTC")
 
 
 _EMPTY = pa.table({})
+_UNPRICED = "int_rate is required to follow a loan's repayments (a behavioural model is in use)"
 
 Positions = dict[tuple[str, int], int]  # (topic, partition) -> next offset to read
 
@@ -150,6 +151,9 @@ class BatchScorer:
         max_bytes = self._max_bytes
         for i, (origin, payload) in enumerate(zip(batch.origins, batch.payloads, strict=True)):
             result = decode_event(payload, origin, max_bytes)
+            if type(result) is LoanApplication and result.int_rate is None and self._track_loans:
+                # the loan's installment schedule, which repayments follow, needs its rate
+                result = DeadLetter(origin, "missing_field", _UNPRICED, payload)
             if type(result) is DeadLetter:
                 dead.append(result)
             else:
@@ -167,8 +171,8 @@ class BatchScorer:
         else:
             raw_apps = raw
         matrix = feature_matrix(apps)  # type: ignore[arg-type]
-        pd = self.model.predict_pd(matrix)
-        scored = self._scored_table(apps, raw_apps, matrix, pd)  # type: ignore[arg-type]
+        pd, codes, texts = self.model.explain(matrix, self._reasons)
+        scored = self._scored_table(apps, raw_apps, matrix, pd, codes, texts)  # type: ignore[arg-type]
         loan_events: list[LoanEvent] = []
         if self._track_loans:
             loan_events = self._loan_events(valid, origins, pd, batch.received_at, stamps)
@@ -186,11 +190,18 @@ class BatchScorer:
         )
 
     def _scored_table(
-        self, apps: list[LoanApplication], raw: pa.Table, matrix: np.ndarray, pd: np.ndarray
+        self,
+        apps: list[LoanApplication],
+        raw: pa.Table,
+        matrix: np.ndarray,
+        pd: np.ndarray,
+        codes: pa.ListArray,
+        texts: pa.ListArray,
     ) -> pa.Table:
         n = len(apps)
         exposure = np.fromiter((a.funded_amnt for a in apps), dtype=np.float64, count=n)
-        sub_grade = [a.sub_grade for a in apps]
+        # An application the lender has not priced yet has no grade: stored as "".
+        sub_grade = [a.sub_grade or "" for a in apps]
         columns: dict[str, pa.Array] = {
             "event_id": raw.column("event_id"),
             "loan_id": raw.column("loan_id"),
@@ -201,18 +212,26 @@ class BatchScorer:
             "source_time": raw.column("source_time"),
             "processed_at": _constant_time(datetime.now(UTC), n),
             "model_version": _constant(self.model.version, n),
+            "model_kind": _constant(self.model.kind, n),
             "pd": pa.array(pd, pa.float64()),
             "band": pa.array(band_names(pd, self._bands), pa.string()),
             "exposure": pa.array(exposure, pa.float64()),
             "lgd": pa.array(np.full(n, self._lgd), pa.float64()),
             "expected_loss": pa.array(pd * exposure * self._lgd, pa.float64()),
-            "grade": pa.array([g[0] for g in sub_grade], pa.string()),
+            "grade": pa.array([g[:1] for g in sub_grade], pa.string()),
             "sub_grade": pa.array(sub_grade, pa.string()),
             "addr_state": pa.array([a.addr_state for a in apps], pa.string()),
             "term_months": pa.array([a.term_months for a in apps], pa.uint8()),
-            "int_rate": pa.array([a.int_rate for a in apps], pa.float64()),
+            # NaN, not 0, for an unpriced application: a rate of 0 would be a made-up price
+            "int_rate": pa.array(
+                np.fromiter(
+                    (np.nan if a.int_rate is None else a.int_rate for a in apps), np.float64, n
+                ),
+                pa.float64(),
+            ),
             "annual_inc": pa.array([a.annual_inc for a in apps], pa.float64()),
-            "reason_codes": self.model.reason_codes(matrix, self._reasons),
+            "reason_codes": codes,
+            "reason_texts": texts,
         }
         for j, name in enumerate(FEATURE_NAMES):
             columns[name] = pa.array(matrix[:, j], pa.float64())

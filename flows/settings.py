@@ -20,6 +20,14 @@ DEFAULT_HOME = ".riskctl"
 DEFAULT_BAND_NAMES = ("very_low", "low", "medium", "high", "very_high")
 DEFAULT_BAND_THRESHOLDS = (0.02, 0.04, 0.08, 0.15)
 
+# The origination models: "applicant" uses only what a lender has at application; "priced"
+# also uses LendingClub's own grade and rate, for buyers of loans already graded.
+MODEL_KINDS = ("applicant", "priced")
+# Applicant by default: it scores any valid application, priced or not, and every reason it
+# gives is about the applicant, so a lender can send it; a loan's own grade is the lender's
+# pricing, not a reason it may give an applicant.
+DEFAULT_MODEL_KIND = "applicant"
+
 
 class SettingsError(UsageError, ValueError):
     """A setting has a value riskctl cannot use (the user's input: exit code 2)."""
@@ -112,6 +120,7 @@ class Settings:
     batch_size: int = 40_000
     max_payload_bytes: int = 16 * 1024
     reason_codes: int = 3
+    model_kind: str = DEFAULT_MODEL_KIND
     # How long the sink keeps retrying an unreachable store before the run fails.
     store_deadline_s: float = 300.0
     kafka: KafkaSettings = field(default_factory=KafkaSettings)
@@ -129,6 +138,10 @@ class Settings:
             raise SettingsError("batch size must be at least 1 (--batch-size, RISKCTL_BATCH_SIZE)")
         if not self.store_deadline_s > 0:
             raise SettingsError("RISKCTL_STORE_DEADLINE_S must be a positive number of seconds")
+        if self.model_kind not in MODEL_KINDS:
+            raise SettingsError(
+                f"model kind must be one of {', '.join(MODEL_KINDS)}, got {self.model_kind!r}"
+            )
 
     @property
     def models_dir(self) -> Path:
@@ -196,6 +209,7 @@ def from_env(env: dict[str, str] | None = None) -> Settings:
             lgd=_float(env, "RISKCTL_LGD", defaults.lgd),
             bands=bands,
             batch_size=_int(env, "RISKCTL_BATCH_SIZE", defaults.batch_size),
+            model_kind=env.get("RISKCTL_MODEL_KIND", defaults.model_kind),
             kafka=kafka,
             store_deadline_s=_float(env, "RISKCTL_STORE_DEADLINE_S", defaults.store_deadline_s),
             drift=DriftSettings(

@@ -1,8 +1,9 @@
-"""Shared fixtures: one real training run on the LendingClub loans, exported into a home, and
-one behavioural model trained on that home's origination model and exported beside it.
+"""Shared fixtures: one real training run of each origination model kind on the LendingClub
+loans, both exported into a home (the applicant model current, as by default), and one
+behavioural model trained on that home's origination model and exported beside it.
 
-Training takes ~15 s (the behavioural model ~5 s more), so every test of a run shares one run
-of each; tests that need to break or redo an export use a models directory of their own.
+Training takes ~5 s a kind (the behavioural model ~5 s more), so every test of a run shares one
+run of each; tests that need to break or redo an export use a models directory of their own.
 """
 
 from __future__ import annotations
@@ -22,15 +23,26 @@ from training.train import TrainingResult, save_staged, train
 
 @pytest.fixture(scope="session")
 def training_result(lending_club: LendingClub) -> TrainingResult:
-    return train(lending_club)
+    """The applicant model's run (the default kind)."""
+    return train(lending_club, kind="applicant")
+
+
+@pytest.fixture(scope="session")
+def priced_result(lending_club: LendingClub) -> TrainingResult:
+    return train(lending_club, kind="priced")
 
 
 @pytest.fixture(scope="session")
 def export_report(
-    tmp_path_factory: pytest.TempPathFactory, training_result: TrainingResult
+    tmp_path_factory: pytest.TempPathFactory,
+    training_result: TrainingResult,
+    priced_result: TrainingResult,
 ) -> ExportReport:
+    """The applicant model's export; the priced model is exported beside it."""
     home = tmp_path_factory.mktemp("trained-home")
-    save_staged(training_result, home)
+    for result in (priced_result, training_result):
+        save_staged(result, home)
+    export_model(priced_result, home / "models", Bands())
     return export_model(training_result, home / "models", Bands())
 
 

@@ -235,7 +235,9 @@ def test_behavioural_model_beats_origination_on_the_test_months(
     assert behavioural["auc"] > origination["auc"] + 0.05, report
     assert behavioural["ks"] > origination["ks"], report
     assert behavioural["brier"] < origination["brier"], report
-    assert origination["auc"] > 0.7, report  # a real baseline, not a broken one
+    # a real baseline, not a broken one: the applicant model (the default origination kind)
+    # scores without LendingClub's grade, so it ranks less sharply than a priced model
+    assert origination["auc"] > 0.6, report
 
 
 def test_onnx_model_matches_sklearn_and_loads_as_the_live_model(

@@ -89,7 +89,9 @@ def test_run_then_sql_then_watchlist(
     rows = json.loads(out)
     assert len(rows) == 5
     assert [r["pd"] for r in rows] == sorted((r["pd"] for r in rows), reverse=True)
-    assert all(r["reason_codes"] for r in rows)
+    # the reasons' texts from the model card, not bare feature names
+    assert all(r["reason_texts"] for r in rows)
+    assert all(" " in text for r in rows for text in r["reason_texts"])
 
     code, out = invoke("watchlist", "-n", "3", "--band", "very_low", *home_args, "-f", "json")
     assert code == 0 and all(r["band"] == "very_low" for r in json.loads(out))

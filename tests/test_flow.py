@@ -86,7 +86,7 @@ def test_scored_rows_carry_times_version_band_and_reasons(
         assert row["exposure"] == source.funded_amnt
         assert row["expected_loss"] == pytest.approx(row["pd"] * source.funded_amnt * settings.lgd)
         assert len(row["reason_codes"]) <= settings.reason_codes
-        assert set(row["reason_codes"]) <= set(FEATURE_NAMES)
+        assert set(row["reason_codes"]) <= set(model.reason_table)
     risky = [r for r in rows if r["pd"] > 0.15]
     assert risky and all(r["reason_codes"] for r in risky)
 

@@ -254,10 +254,10 @@ def applications(data: LendingClub, seed: int) -> list[LoanApplication]:
     return [_APPLICATION.decode(raw) for raw in events]
 
 
-def load_origination(models_dir: Path) -> ScoringModel:
-    """The current origination model, whose PD opens every replayed loan."""
+def load_origination(models_dir: Path, kind: str | None = None) -> ScoringModel:
+    """The current origination model (of ``kind``), whose PD opens every replayed loan."""
     try:
-        return load_model(models_dir)
+        return load_model(models_dir, kind=kind)
     except ModelError as exc:
         raise BehaviourError(f"the behavioural model needs an origination model: {exc}") from None
 

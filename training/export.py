@@ -1,14 +1,17 @@
-"""Export a trained champion as an ONNX model version with its model card.
+"""Export a trained model as an ONNX model version with its model card.
 
 The ONNX graph is what the dataflow runs, so nothing is published unless ONNX Runtime
-reproduces the scikit-learn probabilities on every held-out row within ``PARITY_TOLERANCE``.
-The card carries what scoring needs besides the graph (feature order, reason-code terms) and
-what a model-risk reviewer asks for (data and its hash, CV and held-out metrics, calibration,
-band thresholds, training-set reference distributions for drift checks).
+reproduces the fitted model's probabilities on every held-out row within ``PARITY_TOLERANCE``.
+The card carries what scoring needs besides the graph (feature order, the graph's inputs,
+outputs and SHA-256, reason-code terms and texts) and what a model-risk reviewer asks for (data
+and its hash, CV and held-out metrics, calibration with Hosmer-Lemeshow, the lift over the
+pricing, information values, the points table, band thresholds, training-set reference
+distributions for drift checks).
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
 import math
 import time
@@ -28,10 +31,14 @@ from sklearn.preprocessing import StandardScaler
 
 from flows.errors import RiskctlError
 from flows.features import FEATURE_NAMES, FEATURES
+from flows.model import io_spec, open_session
 from flows.scoring import band_names
 from flows.settings import Bands
 from training import metrics
+from training.reasons import reason_table
 from training.registry import publish_version, set_current, unique_version, version_name
+from training.scorecard import BASE_ODDS, BASE_SCORE, PDO, Scorecard
+from training.scorecard_onnx import POINTS_OUTPUT, scorecard_onnx
 from training.train import TrainingResult
 
 ONNX_INPUT = "features"
@@ -60,8 +67,11 @@ class ExportReport:
     card: dict[str, Any]
 
 
-def convert(model: Pipeline, n_features: int) -> onnx.ModelProto:
-    """The fitted pipeline as ONNX: float32 ``features`` in, class ``probabilities`` out."""
+def convert(model: Pipeline | Scorecard, n_features: int) -> onnx.ModelProto:
+    """The fitted model as ONNX: float32 ``features`` in, class ``probabilities`` out (and a
+    scorecard's ``points``)."""
+    if isinstance(model, Scorecard):
+        return scorecard_onnx(model, ONNX_INPUT, ONNX_PROBABILITIES, TARGET_OPSET)
     try:
         return to_onnx(
             model,
@@ -77,10 +87,7 @@ def convert(model: Pipeline, n_features: int) -> onnx.ModelProto:
 
 
 def _session(onnx_bytes: bytes) -> ort.InferenceSession:
-    options = ort.SessionOptions()
-    options.intra_op_num_threads = 1  # as the scoring workers run it
-    options.inter_op_num_threads = 1
-    return ort.InferenceSession(onnx_bytes, options, providers=["CPUExecutionProvider"])
+    return open_session(onnx_bytes)  # single-threaded, as the scoring workers run it
 
 
 def onnx_pd(onnx_bytes: bytes, features: np.ndarray) -> np.ndarray:
@@ -90,8 +97,8 @@ def onnx_pd(onnx_bytes: bytes, features: np.ndarray) -> np.ndarray:
     return probabilities[:, POSITIVE_CLASS_INDEX].astype(np.float64)
 
 
-def parity_max_diff(model: Pipeline, onnx_bytes: bytes, features: np.ndarray) -> float:
-    """Largest |PD_onnx - PD_sklearn| over the rows; sklearn sees the float64 features."""
+def parity_max_diff(model: Pipeline | Scorecard, onnx_bytes: bytes, features: np.ndarray) -> float:
+    """Largest |PD_onnx - PD_fitted| over the rows; the fitted model sees float64 features."""
     expected = model.predict_proba(features)[:, POSITIVE_CLASS_INDEX]
     actual = onnx_pd(onnx_bytes, features)
     diff = np.abs(actual - expected)
@@ -130,14 +137,79 @@ def linear_reason_terms(model: Pipeline) -> dict[str, Any]:
     }
 
 
-def reason_terms(result: TrainingResult) -> dict[str, Any]:
-    """fill, center, scale, coef with coef * (fill_nan(x) - center) / scale = log-odds push.
+def scorecard_reason_terms(card: Scorecard) -> dict[str, Any]:
+    """What scoring needs to rank reasons: each characteristic's column, its best attainable
+    points, and the reason table (codes and texts, present values first, then "not
+    supplied")."""
+    names = [b.name for b in card.characteristics]
+    codes, texts = reason_table(names)
+    return {
+        "method": "scorecard",
+        "points_output": POINTS_OUTPUT,
+        "characteristics": names,
+        "columns": list(card.columns),
+        "best_points": card.best_points().tolist(),
+        "codes": codes,
+        "texts": texts,
+    }
 
-    For logistic regression these are :func:`linear_reason_terms`. A tree champion has no such
+
+def points_table(card: Scorecard) -> list[dict[str, Any]]:
+    """Every characteristic's attributes (bins and the missing bin) with counts, bad rate,
+    weight of evidence and points: the scorecard a reviewer reads."""
+    direction = {f.name: f.direction for f in FEATURES}
+    rows = []
+    for c, binning in enumerate(card.characteristics):
+        bins, missing = card.attribute_points(c)
+        attributes = [
+            {
+                "attribute": label,
+                "count": count,
+                "bads": bads,
+                "bad_rate": bads / count if count else None,
+                "woe": woe,
+                "points": float(points),
+            }
+            for label, count, bads, woe, points in zip(
+                binning.labels(), binning.counts, binning.bads, binning.woe, bins, strict=True
+            )
+        ]
+        attributes.append(
+            {
+                "attribute": "missing",
+                "count": binning.missing_count,
+                "bads": binning.missing_bads,
+                "bad_rate": binning.missing_bads / binning.missing_count
+                if binning.missing_count
+                else None,
+                "woe": binning.missing_woe,
+                "points": missing,
+            }
+        )
+        rows.append(
+            {
+                "characteristic": binning.name,
+                "direction": direction[binning.name],
+                "coef": card.coef[c],
+                "iv": binning.iv,
+                "attributes": attributes,
+            }
+        )
+    return rows
+
+
+def reason_terms(result: TrainingResult) -> dict[str, Any]:
+    """The reason-code terms of the model: a scorecard's points (:func:`scorecard_reason_terms`),
+    or for a scikit-learn model fill, center, scale, coef with
+    coef * (fill_nan(x) - center) / scale = log-odds push.
+
+    For logistic regression these are :func:`linear_reason_terms`. A tree model has no such
     decomposition: a linear surrogate is fitted to its logit on the training split and its fit
     (R^2) is recorded so a reviewer knows how far to trust the reasons.
     """
     model = result.model
+    if isinstance(model, Scorecard):
+        return scorecard_reason_terms(model)
     if result.reasons_method == "linear":
         return linear_reason_terms(model)
     imputer = model.named_steps["impute"]
@@ -162,7 +234,7 @@ def reason_terms(result: TrainingResult) -> dict[str, Any]:
 
 
 def reference_bins(
-    model: Pipeline, x_train: np.ndarray, feature_names: tuple[str, ...]
+    model: Pipeline | Scorecard, x_train: np.ndarray, feature_names: tuple[str, ...]
 ) -> dict[str, dict[str, Any]]:
     """Training-split decile bins of every feature and of the model's PD."""
     reference = {
@@ -200,14 +272,36 @@ def build_card(
     score_us: float,
 ) -> dict[str, Any]:
     champion = result.champion
+    model = result.model
+    used = {b.name for b in model.characteristics}
     return {
         "version": version,
+        "kind": result.kind,
         "created_at": iso_utc(created_at),
         "trained_at": result.trained_at,
         "model_type": champion.model_type,
         "params": champion.params,
         "feature_names": list(FEATURE_NAMES),
-        "features": [{"name": f.name, "formula": f.formula} for f in FEATURES],
+        "features": [
+            {
+                "name": f.name,
+                "formula": f.formula,
+                "direction": f.direction,
+                "priced": f.priced,
+                "used": f.name in used,
+            }
+            for f in FEATURES
+        ],
+        "scorecard": {
+            "scaling": {"base_score": BASE_SCORE, "base_odds_good_to_bad": BASE_ODDS, "pdo": PDO},
+            "intercept": model.intercept,
+            "points": points_table(model),
+            # considered but left out: one bin after the monotone merge, or a zero coefficient
+            "dropped": [{"characteristic": b.name, "iv": b.iv} for b in model.dropped],
+            "information_value": {
+                b.name: b.iv for b in sorted(model.all_considered(), key=lambda b: -b.iv)
+            },
+        },
         "onnx": {
             "input": ONNX_INPUT,
             "output": ONNX_PROBABILITIES,
@@ -220,6 +314,8 @@ def build_card(
             "cv": champion.cv,
             "test": champion.test,
             "calibration": result.calibration,
+            "hosmer_lemeshow": result.hosmer_lemeshow,
+            "benchmarks": result.benchmarks,
         },
         "thresholds": list(bands.thresholds),
         "bands": list(bands.names),
@@ -262,7 +358,7 @@ def card_markdown(card: dict[str, Any]) -> str:
     lines = [
         f"# Model card: {card['version']}",
         "",
-        f"- Model: {card['model_type']} {json.dumps(card['params'])}",
+        f"- Model: {card['kind']} {card['model_type']} {json.dumps(card['params'])}",
         f"- Created: {card['created_at']} (trained {card['trained_at']}, "
         f"{card['training_seconds']:.1f} s including cross-validation)",
         f"- Reason codes: {card['reasons']['method']}",
@@ -277,9 +373,16 @@ def card_markdown(card: dict[str, Any]) -> str:
         "",
         "## Features",
         "",
-        "| feature | formula |",
-        "|---|---|",
-        *(f"| {f['name']} | {f['formula'].replace('|', '/')} |" for f in card["features"]),
+        "Direction: + means a higher value never lowers PD, - never raises it; every used",
+        "feature's points follow it by construction (monotone bins, non-negative coefficients).",
+        "",
+        "| feature | formula | direction | used |",
+        "|---|---|---|---|",
+        *(
+            f"| {f['name']} | {f['formula'].replace('|', '/')} | "
+            f"{'+' if f['direction'] > 0 else '-'} | {'yes' if f['used'] else 'no'} |"
+            for f in card["features"]
+        ),
         "",
         "## Metrics",
         "",
@@ -297,11 +400,27 @@ def card_markdown(card: dict[str, Any]) -> str:
             f"| {c['name']} {c['model_type']}{marker} | {_f(cv_auc['mean'])} ± {_f(cv_auc['std'])}"
             f" | {_f(t['auc'])} | {_f(t['ks'])} | {_f(t['gini'])} | {_f(t['brier'])} |"
         )
+    hl = card["metrics"]["hosmer_lemeshow"]
     lines += [
+        "",
+        "Pricing alone on the same held-out loans (the model's lift is its AUC minus theirs):",
+        "",
+        "| score | held-out AUC | lift |",
+        "|---|---|---|",
+        *(
+            f"| {name} alone | {_f(b['auc'])} | {b['lift']:+.4f} |"
+            for name, b in card["metrics"]["benchmarks"].items()
+        ),
         "",
         "## Calibration (held-out set, PD deciles)",
         "",
+        f"Mean predicted PD {_f(test['mean_pd'])} against an observed bad rate "
+        f"{_f(test['bad_rate'])}; Hosmer-Lemeshow {hl['statistic']:.2f} on {hl['df']} df, "
+        f"p = {hl['p_value']:.3f}.",
+        "",
         *calibration_markdown(card["metrics"]["calibration"]),
+        "",
+        *scorecard_markdown(card),
         "",
         "## Risk bands",
         "",
@@ -326,8 +445,63 @@ def card_markdown(card: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
+def scorecard_markdown(card: dict[str, Any]) -> list[str]:
+    """Information values, the points table and the reason-code table."""
+    sc = card["scorecard"]
+    scaling = sc["scaling"]
+    lines = [
+        "## Scorecard",
+        "",
+        f"{scaling['base_score']:g} points at good:bad odds of {scaling['base_odds_good_to_bad']:g}"
+        f":1, {scaling['pdo']:g} points to double the odds; PD falls as points rise. Points per",
+        "attribute; a missing value is an attribute of its own (with too few missing rows in",
+        "training to estimate it, it scores as the riskiest attribute).",
+        "",
+        "| characteristic | information value | in the model |",
+        "|---|---|---|",
+    ]
+    used = {row["characteristic"] for row in sc["points"]}
+    for name, iv in sc["information_value"].items():
+        lines.append(f"| {name} | {iv:.4f} | {'yes' if name in used else 'no'} |")
+    for row in sc["points"]:
+        lines += [
+            "",
+            f"### {row['characteristic']} (direction {'+' if row['direction'] > 0 else '-'}, "
+            f"IV {row['iv']:.4f})",
+            "",
+            "| attribute | loans | bads | bad rate | WoE | points |",
+            "|---|---|---|---|---|---|",
+        ]
+        for a in row["attributes"]:
+            rate = "-" if a["bad_rate"] is None else f"{a['bad_rate']:.4f}"
+            lines.append(
+                f"| {a['attribute']} | {a['count']} | {a['bads']} | {rate} | {a['woe']:.4f} "
+                f"| {a['points']:.1f} |"
+            )
+    reasons = card["reasons"]
+    lines += [
+        "",
+        "## Reason codes",
+        "",
+        "Ranked by points lost against the best attainable attribute of each characteristic;",
+        "a missing value is cited only by its own \"not supplied\" code.",
+        "",
+        "| code | text |",
+        "|---|---|",
+        *(
+            f"| {code} | {text} |"
+            for code, text in zip(reasons["codes"], reasons["texts"], strict=True)
+        ),
+        "",
+    ]
+    return lines
+
+
 def verified_onnx(
-    model: Pipeline, feature_names: tuple[str, ...], version: str, check_rows: np.ndarray
+    model: Pipeline | Scorecard,
+    feature_names: tuple[str, ...],
+    version: str,
+    check_rows: np.ndarray,
 ) -> tuple[bytes, float]:
     """The pipeline as ONNX bytes and its parity with scikit-learn on ``check_rows``.
 
@@ -356,9 +530,19 @@ def publish_model(
     markdown: str,
     *,
     make_current: bool = True,
+    kind: str | None = None,
 ) -> Path:
     """Write ``model.onnx``, ``card.json`` and ``card.md`` as one new version; maybe make it
-    current."""
+    the current one of ``kind``.
+
+    The card gains what loading verifies: the SHA-256 of ``model.onnx`` and the graph's
+    inputs and outputs as ONNX Runtime reports them.
+    """
+    card["onnx"] = {
+        **card["onnx"],
+        "sha256": hashlib.sha256(onnx_bytes).hexdigest(),
+        **io_spec(open_session(onnx_bytes)),
+    }
     # Python's json writes the reference bins' outer edges as -Infinity/Infinity, which
     # json.loads reads back as floats.
     path = publish_version(
@@ -371,7 +555,7 @@ def publish_model(
         },
     )
     if make_current:
-        set_current(models_dir, version)
+        set_current(models_dir, version, kind)
     return path
 
 
@@ -383,7 +567,8 @@ def export_model(
     now: datetime | None = None,
     make_current: bool = True,
 ) -> ExportReport:
-    """Convert, verify, and publish the champion as a new version; then point CURRENT at it."""
+    """Convert, verify, and publish the model as a new version; then make it its kind's
+    current one."""
     created_at = now or datetime.now(UTC)
     if result.x_test.shape[1] != len(FEATURE_NAMES):
         raise ExportError("the training run's feature count does not match this code; retrain")
@@ -399,7 +584,13 @@ def export_model(
         score_us=score_us,
     )
     path = publish_model(
-        models_dir, version, onnx_bytes, card, card_markdown(card), make_current=make_current
+        models_dir,
+        version,
+        onnx_bytes,
+        card,
+        card_markdown(card),
+        make_current=make_current,
+        kind=result.kind,
     )
     return ExportReport(
         version=version, path=path, parity_max_diff=parity, score_us_per_row=score_us, card=card

@@ -177,3 +177,22 @@ def reference_distribution(values: np.ndarray) -> dict[str, Any]:
         "nan_share": nan_share,
         "closed": "right",
     }
+
+
+def hosmer_lemeshow(y: np.ndarray, p: np.ndarray, bins: int = 10) -> dict[str, float]:
+    """Hosmer-Lemeshow goodness of fit over PD deciles: the chi-square of observed against
+    expected bads and goods per decile, on ``deciles - 2`` degrees of freedom. A small p-value
+    says the PDs are miscalibrated somewhere; ``p_value > 0.05`` is the usual pass."""
+    from scipy.stats import chi2
+
+    table = calibration_table(y, p, bins)
+    statistic = 0.0
+    for row in table:
+        expected_bads = row["predicted"] * row["count"]
+        expected_goods = row["count"] - expected_bads
+        statistic += (row["bads"] - expected_bads) ** 2 / max(expected_bads, _EPS)
+        statistic += ((row["count"] - row["bads"]) - expected_goods) ** 2 / max(
+            expected_goods, _EPS
+        )
+    df = max(len(table) - 2, 1)
+    return {"statistic": float(statistic), "df": df, "p_value": float(chi2.sf(statistic, df))}

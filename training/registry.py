@@ -15,7 +15,7 @@ from datetime import datetime
 from pathlib import Path
 
 from flows.errors import RiskctlError
-from flows.model import CURRENT_FILE
+from flows.model import current_file
 
 
 class RegistryError(RiskctlError):
@@ -69,7 +69,8 @@ def publish_version(models_dir: Path, version: str, files: Mapping[str, bytes]) 
     return target
 
 
-def set_current(models_dir: Path, version: str) -> None:
+def set_current(models_dir: Path, version: str, kind: str | None = None) -> None:
+    """Point ``kind``'s current-version file (or the plain ``CURRENT``) at ``version``."""
     if not (models_dir / version).is_dir():
         raise RegistryError(f"model version {version} not found in {models_dir}")
-    _atomic_write(models_dir / CURRENT_FILE, f"{version}\n".encode())
+    _atomic_write(models_dir / current_file(kind), f"{version}\n".encode())
