@@ -37,7 +37,7 @@ def test_train_export_and_list(tmp_path: Path) -> None:
 
     listed = runner.invoke(app, ["models", "list", "--home", str(home)])
     assert listed.exit_code == 0, listed.output
-    rows = {line.split()[1]: line for line in _lines(listed.stdout) if "-lr" in line}
+    rows = {line.split()[0]: line for line in _lines(listed.stdout) if "-lr" in line}
     assert set(rows) == {first, second}
     assert "*" in rows[second]
     assert "*" not in rows[first]
