@@ -54,13 +54,13 @@ COMMANDS: tuple[Entry, ...] = (
         "train",
         ("cli.training_cmds",),
         MODELS,
-        "Train the candidate models on LendingClub loans, pick the champion and export it.",
+        "Train the origination scorecards on LendingClub loans, evaluate and export them.",
     ),
     Entry(
         "export",
         ("cli.training_cmds",),
         MODELS,
-        "Export the staged champion of the last `riskctl train` as the current model version.",
+        "Export the staged models of the last `riskctl train` as the current versions.",
     ),
     Entry(
         "train-behaviour",
@@ -73,7 +73,7 @@ COMMANDS: tuple[Entry, ...] = (
         "score",
         ("cli.score_cmd",),
         MODELS,
-        "Score one loan application: PD, risk band, reason codes and the model version.",
+        "Score one loan application: PD, risk band, reasons and the model that scored it.",
     ),
     Entry(
         "replay",
@@ -135,7 +135,7 @@ EXAMPLES: dict[str, str] = {
     "export": "riskctl export",
     "train-behaviour": "riskctl train-behaviour --months 12",
     "models list": "riskctl models list",
-    "score": "riskctl score --file loan.json --as-json",
+    "score": "riskctl score --file loan.json --format json",
     "replay": "riskctl replay --max 10000 --out events.jsonl --corrupt 0.01",
     "run": "riskctl run --input events.jsonl",
     "topics create": "riskctl topics create --brokers 127.0.0.1:9092 --partitions 4",

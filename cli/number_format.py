@@ -72,7 +72,7 @@ def money(value: float, currency: str = "USD") -> str:
     if not (math.isfinite(value) and abs(value) < _SCIENTIFIC_FROM):
         return compact_money(value, currency)
     return format_currency(
-        round(value) + 0, currency, format="¤#,##0", locale=LOCALE, currency_digits=False
+        round(value), currency, format="¤#,##0", locale=LOCALE, currency_digits=False
     )
 
 
@@ -86,7 +86,7 @@ def percent(value: float, decimals: int = 2) -> str:
 
 
 def grouped(value: float | int) -> str:
-    """A plain number with thousands separators and at most six significant decimals,
+    """A plain number with thousands separators and at most six decimals,
     ``1,234.5``; scientific notation where that would hide the value. Integers stay exact."""
     if isinstance(value, int):
         return format_decimal(value, "#,##0", locale=LOCALE)

@@ -40,10 +40,13 @@ WideOption = Annotated[
 
 
 class Kind(StrEnum):
-    """How a known column's numbers read: money in whole units, or a probability as a percentage."""
+    """How a known column's values read: money in whole units, a probability as a percentage,
+    or a flag as a mark."""
 
     money = "money"
     percent = "percent"
+    # A flag: ``*`` when true, blank when false.
+    mark = "mark"
 
 
 @dataclass(frozen=True)
@@ -71,6 +74,8 @@ def _scalar(value: Any) -> str:
 def cell(value: Any, column: Column | None = None, wide: bool = False) -> str:
     """One table cell."""
     kind = column.kind if column else None
+    if isinstance(value, bool) and kind is Kind.mark:
+        return "*" if value else ""
     if isinstance(value, int | float) and not isinstance(value, bool) and kind is not None:
         return money(value) if kind is Kind.money else percent(value)
     if isinstance(value, list):

@@ -11,7 +11,7 @@ from rich.table import Table
 
 from cli.common import HomeOption, UsageError, console, settings, user_errors
 from cli.sql_results import Result
-from cli.tables import Column, FormatOption, OutputFormat, WideOption, emit
+from cli.tables import Column, FormatOption, Kind, OutputFormat, WideOption, emit
 from flows.model import list_models
 from flows.settings import MODEL_KINDS, Settings
 from training import behaviour
@@ -325,8 +325,12 @@ def list_command(
                 for info in infos
             ]
         )
-        columns = {"created_at": Column("created")}
-        columns["test_auc"] = Column("test AUC")
+        columns = {
+            "created_at": Column("created"),
+            "kind": Column("kind"),
+            "test_auc": Column("test AUC"),
+            "current": Column("current", Kind.mark),
+        }
         emit(console, result, output, f"Models in {cfg.models_dir}", columns, wide)
 
 

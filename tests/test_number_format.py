@@ -58,6 +58,11 @@ def test_compact_values_across_magnitudes(value: float, number: str, usd: str) -
     assert format_value(value, "currencyUSD") == usd
 
 
+@pytest.mark.parametrize("value", [0.125, 0.00123, 999.4, 12.5])
+def test_small_values_keep_three_significant_digits(value: float) -> None:
+    assert compact_number(value) == f"{value:.3g}"
+
+
 def test_ten_thousand_loans_are_not_shown_as_one_thousand() -> None:
     # The scale the report once got wrong: everything from 10,000 to 999,999 a tenth too small.
     for value in (10_000, 54_321, 196_973, 999_000):
@@ -73,8 +78,9 @@ def test_a_compact_number_reads_back_within_its_rounding(value: float) -> None:
     shown = compact_number(value)
     parsed, rounding = read_back(shown)
     assert abs(parsed - value) <= rounding * (1 + 1e-9) + 1e-300, shown
-    # At most three significant digits, so the string stays short.
-    assert sum(ch.isdigit() for ch in shown.split("E")[0]) <= 3 or shown.endswith("T"), shown
+    # At most three significant digits (leading zeros are not), so the string stays short.
+    significant = re.sub(r"\D", "", shown.split("E")[0]).lstrip("0")
+    assert len(significant) <= 3 or shown.endswith("T"), shown
 
 
 @given(FINITE)

@@ -27,12 +27,19 @@ class EmbeddedStore:
                 f"cannot open embedded store {url.path}: {_first_line(exc)} (the embedded store"
                 " belongs to one process at a time; use a ClickHouse server for several)"
             ) from exc
-        if create_database:
-            self.command(f"CREATE DATABASE IF NOT EXISTS {url.database}")
-        self.command(f"USE {url.database}")
-        # Replacing tables would otherwise de-duplicate each inserted block by sorting it, which
-        # triples insert cost; the writer already drops known keys and merges collapse the rest.
-        self.command("SET optimize_on_insert = 0")
+        try:
+            if create_database:
+                self.command(f"CREATE DATABASE IF NOT EXISTS {url.database}")
+            self.command(f"USE {url.database}")
+            # Replacing tables would otherwise de-duplicate each inserted block by sorting it,
+            # which triples insert cost; the writer already drops known keys and merges collapse
+            # the rest.
+            self.command("SET optimize_on_insert = 0")
+        except StoreError:
+            # chDB holds one data directory per process: a session left open here (a missing
+            # database, say) would refuse every other store this process opens later.
+            self._session.close()
+            raise
 
     @property
     def description(self) -> str:
