@@ -402,8 +402,7 @@ def test_ops_panels_count_what_the_sink_wrote(db: Store) -> None:
 def _month_states(db: Store) -> dict[tuple[str, str], str]:
     """Each loan's bucket at each month's end, straight from the monthly states."""
     rows = db.query_arrow(
-        "SELECT formatDateTime(month, '%Y-%m') AS period, loan_id, dpd_bucket"
-        " FROM loan_month_state FINAL"
+        "SELECT formatDateTime(month, '%Y-%m') AS period, loan_id, dpd_bucket FROM loan_month_end"
     ).to_pylist()
     return {(r["period"], r["loan_id"]): r["dpd_bucket"] for r in rows}
 
