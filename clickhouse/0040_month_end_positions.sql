@@ -127,3 +127,32 @@ FROM (SELECT month, loan_id, dpd_bucket FROM loan_month_end) AS a
 INNER JOIN (SELECT month, loan_id, dpd_bucket FROM loan_month_end) AS b
     ON b.loan_id = a.loan_id AND b.month = addMonths(a.month, 1)
 GROUP BY month, from_bucket, to_bucket;
+
+-- Current expected loss on one horizon, 12 months, from each loan's latest score. A live score
+-- (repayment) already is a 12-month PD. An origination score is a lifetime PD (the loan's real
+-- outcome over its term): it is converted at a constant monthly hazard, pd_12m = 1 - (1 -
+-- pd)^(12 / term_months), and its expected loss scaled by pd_12m / pd. Origination rows are the
+-- latest scores whose version has no installment number (version % 1000 = 0, 0002 and 0006).
+DROP VIEW IF EXISTS expected_loss_current;
+CREATE VIEW IF NOT EXISTS expected_loss_current AS
+SELECT band, grade, addr_state, count() AS loans, sum(exposure) AS exposure,
+       sum(expected_loss_12m) AS expected_loss
+FROM
+(
+    SELECT
+        latest.band AS band,
+        latest.grade AS grade,
+        latest.addr_state AS addr_state,
+        latest.exposure AS exposure,
+        if(
+            latest.version % 1000 = 0 AND terms.term > 0 AND latest.pd > 0,
+            latest.expected_loss * (1 - pow(1 - latest.pd, 12 / terms.term)) / latest.pd,
+            latest.expected_loss
+        ) AS expected_loss_12m
+    FROM loan_latest_score AS latest FINAL
+    LEFT JOIN
+    (
+        SELECT loan_id, any(term_months) AS term FROM scored_events GROUP BY loan_id
+    ) AS terms ON terms.loan_id = latest.loan_id
+)
+GROUP BY band, grade, addr_state;

@@ -202,3 +202,57 @@ def test_roll_rates_count_each_loan_between_consecutive_month_ends(
     assert all(0.0 <= r <= 1.0 for r in rows.column("rate").to_pylist())
     # the cure shows as a roll back to current
     assert view[(date(2024, 3, 1), "1-29", "current")] == 1
+
+
+def test_current_expected_loss_is_on_a_12_month_horizon(store: Store) -> None:
+    """A loan scored only at origination (a lifetime PD over 36 months) counts its 12-month
+    share; a loan with a live (12-month) score counts as stored."""
+    at = datetime(2024, 3, 1, tzinfo=UTC)
+    common = {"event_time": at, "band": "high", "grade": "C", "addr_state": "TX",
+              "exposure": 10_000.0, "model_version": "v"}  # fmt: skip
+    store.insert_arrow(
+        "scored_events",
+        pa.Table.from_pylist(
+            [
+                {
+                    **common,
+                    "event_id": "a1",
+                    "loan_id": "ORIG",
+                    "pd": 0.30,
+                    "expected_loss": 1350.0,
+                    "term_months": 36,
+                },
+                {
+                    **common,
+                    "event_id": "a2",
+                    "loan_id": "LIVE",
+                    "pd": 0.30,
+                    "expected_loss": 1350.0,
+                    "term_months": 36,
+                },
+            ]
+        ),
+    )
+    store.insert_arrow(
+        "repayment_scores",
+        pa.Table.from_pylist(
+            [
+                {
+                    **common,
+                    "event_id": "r1",
+                    "loan_id": "LIVE",
+                    "installment_number": 1,
+                    "event_time": at + timedelta(days=30),
+                    "pd": 0.05,
+                    "expected_loss": 225.0,
+                    "term_months": 36,
+                }
+            ]
+        ),
+    )
+    [row] = store.query_arrow(
+        "SELECT sum(expected_loss) AS el, sum(loans) AS loans FROM expected_loss_current"
+    ).to_pylist()
+    twelve_month = 1 - (1 - 0.30) ** (12 / 36)
+    assert row["loans"] == 2
+    assert row["el"] == pytest.approx(1350.0 * twelve_month / 0.30 + 225.0)

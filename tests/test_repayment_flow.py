@@ -188,25 +188,44 @@ def test_roll_rates_are_shares_of_month_end_transitions(
     assert rolled and min(rolled) < 1.0
 
 
-def test_expected_loss_by_segment_equals_the_latest_scores(mixed_store: str) -> None:
-    direct = query_rows(
-        mixed_store,
-        "SELECT band, sum(expected_loss) AS el, count() AS loans FROM ("
-        " SELECT loan_id, argMax(band, (event_time, n)) AS band,"
-        " argMax(expected_loss, (event_time, n)) AS expected_loss FROM ("
-        " SELECT loan_id, event_time, 0 AS n, band, expected_loss FROM scored_events"
-        " UNION ALL SELECT loan_id, event_time, installment_number AS n, band, expected_loss"
-        " FROM repayment_scores)"
-        " GROUP BY loan_id) GROUP BY band ORDER BY band",
+def latest_12m_expected_loss(store: str) -> dict[str, tuple[str, float]]:
+    """Each loan's band and 12-month expected loss from its latest score, in Python: a live
+    score as stored; an origination (lifetime) PD over the term converted to 12 months."""
+    rows = query_rows(
+        store,
+        "SELECT loan_id, event_time, 0 AS n, band, pd, expected_loss, term_months"
+        " FROM scored_events UNION ALL"
+        " SELECT loan_id, event_time, installment_number AS n, band, pd, expected_loss,"
+        " term_months FROM repayment_scores",
     )
+    latest: dict[str, dict] = {}
+    for row in rows:
+        key = (row["event_time"], row["n"])
+        if row["loan_id"] not in latest or key > latest[row["loan_id"]]["key"]:
+            latest[row["loan_id"]] = {**row, "key": key}
+    out = {}
+    for loan, row in latest.items():
+        el = row["expected_loss"]
+        if row["n"] == 0 and row["pd"] > 0:
+            el *= (1 - (1 - row["pd"]) ** (12 / row["term_months"])) / row["pd"]
+        out[loan] = (row["band"], el)
+    return out
+
+
+def test_expected_loss_is_on_one_12_month_horizon(mixed_store: str) -> None:
+    direct: dict[str, list[float]] = defaultdict(list)
+    for band, el in latest_12m_expected_loss(mixed_store).values():
+        direct[band].append(el)
     view = query_rows(
         mixed_store,
         "SELECT band, sum(expected_loss) AS el, sum(loans) AS loans FROM expected_loss_current"
         " GROUP BY band ORDER BY band",
     )
-    assert [(r["band"], r["loans"]) for r in view] == [(r["band"], r["loans"]) for r in direct]
-    for got, want in zip(view, direct, strict=True):
-        assert got["el"] == pytest.approx(want["el"])
+    assert [(r["band"], r["loans"]) for r in view] == sorted(
+        (band, len(els)) for band, els in direct.items()
+    )
+    for r in view:
+        assert r["el"] == pytest.approx(sum(direct[r["band"]]))
 
 
 def _loan_of(line: bytes) -> str:

@@ -97,22 +97,26 @@ LABEL_DEFINITION = (
 DEFAULT_SEED = 42
 MODEL_PARAMS: dict[str, Any] = {"C": 1.0}
 # The direction each feature may move the live PD (training/monotone.py): more days past due,
-# arrears, misses or balance never lower it; more on-time or fully paid installments never
-# raise it. paid_amount_cv_6 is not used: a catch-up payment raises it, so it would make a cure
-# look worse than staying behind. months_on_book may go either way.
+# arrears, recent misses or balance never lower it; more on-time payments, more paid or more
+# months on book never raise it. The model is Markov-like, as collections read a loan: its
+# position now and its misses of the last three installments, adjusted by the origination score.
+# Not used (0): features that remember a cured miss for 6, 12 installments or for good
+# (worst_days_past_due, missed_last_6/12, full_on_time_share_6), which kept a cured loan's PD
+# several times its pre-miss level long after the cure, and paid_amount_cv_6, which a catch-up
+# payment raises, making a cure look worse than staying behind.
 FEATURE_SIGNS: dict[str, Sign] = {
     "days_past_due": 1,
-    "worst_days_past_due": 1,
+    "worst_days_past_due": 0,
     "installments_in_arrears": 1,
     "missed_last_3": 1,
-    "missed_last_6": 1,
-    "missed_last_12": 1,
+    "missed_last_6": 0,
+    "missed_last_12": 0,
     "on_time_ratio": -1,
     "paid_to_due_ratio": -1,
     "outstanding_balance": 1,
     "balance_share": 1,
     "months_on_book": -1,
-    "full_on_time_share_6": -1,
+    "full_on_time_share_6": 0,
     "paid_amount_cv_6": 0,
     "origination_pd_logit": 1,
 }

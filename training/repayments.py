@@ -148,7 +148,7 @@ class Transition:
 # of 60+-day delinquent loans current six months later); tests/test_repayments.py recomputes
 # them.
 BAD_TRANSITIONS: Mapping[int, Transition] = {
-    1: Transition(cure=0.22, stay=0.13, roll=0.65),
+    1: Transition(cure=0.12, stay=0.18, roll=0.70),
     2: Transition(cure=0.14, stay=0.08, roll=0.78),
     3: Transition(cure=0.07, stay=0.05, roll=0.88),
 }
@@ -157,8 +157,8 @@ BAD_REDEFAULT_HAZARD = 0.35
 # Good loans (real outcome: paid) miss an installment now and then (a failed direct debit, a
 # changed bank account) and always cure: at each later due date they pay everything with
 # GOOD_CURE, else the installment due only; they never roll past one installment behind.
-GOOD_MISS_RATE = 0.002
-GOOD_CURE = 0.75
+GOOD_MISS_RATE = 0.003
+GOOD_CURE = 0.85
 
 
 @dataclass(frozen=True)
