@@ -285,7 +285,8 @@ def test_card_has_the_contract_fields(
     assert card["version"] == behaviour_export_report.path.name
     assert card["version"].endswith("-behaviour-lr")
     assert card["kind"] == "behaviour"
-    assert card["model_type"] == "logistic_regression"
+    assert card["model_type"] == "sign_constrained_logistic_regression"
+    assert card["params"]["feature_signs"]["days_past_due"] == 1
     assert card["feature_names"] == list(BEHAVIOUR_FEATURE_NAMES)
     assert card["onnx"] == card["onnx"] | {
         "input": "features",
