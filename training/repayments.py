@@ -77,6 +77,7 @@ from __future__ import annotations
 import heapq
 import math
 import random
+from collections import defaultdict
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
@@ -159,6 +160,7 @@ BAD_REDEFAULT_HAZARD = 0.35
 # GOOD_CURE, else the installment due only; they never roll past one installment behind.
 GOOD_MISS_RATE = 0.003
 GOOD_CURE = 0.85
+_GOOD_STEP = Transition(cure=GOOD_CURE, stay=1.0 - GOOD_CURE, roll=0.0)
 
 
 @dataclass(frozen=True)
@@ -206,27 +208,21 @@ def arrears_paths(
     dist: dict[_ArrearsState, float] = {start: 1.0}
     out = [dist]
     for _ in range(steps):
-        nxt: dict[_ArrearsState, float] = {}
-
-        def add(state: _ArrearsState, p: float, into: dict[_ArrearsState, float] = nxt) -> None:
-            into[state] = into.get(state, 0.0) + p
-
+        nxt: dict[_ArrearsState, float] = defaultdict(float)
         for (behind, _open), p in dist.items():
             if behind >= UNPAID_BEFORE_CHARGE_OFF:
-                add((behind, True), p)
+                nxt[(behind, True)] += p
             elif behind == 0:
                 again = BAD_REDEFAULT_HAZARD if bad else GOOD_MISS_RATE
-                add((1, True), p * again)
-                add((0, False), p * (1.0 - again))
-            elif bad:
-                t = BAD_TRANSITIONS[behind]
-                add((0, False), p * t.cure)
-                add((behind, False), p * t.stay)
-                add((behind + 1, True), p * t.roll)
+                nxt[(1, True)] += p * again
+                nxt[(0, False)] += p * (1.0 - again)
             else:
-                add((0, False), p * GOOD_CURE)
-                add((behind, False), p * (1.0 - GOOD_CURE))
-        dist = nxt
+                step = BAD_TRANSITIONS[behind] if bad else _GOOD_STEP
+                nxt[(0, False)] += p * step.cure
+                nxt[(behind, False)] += p * step.stay
+                if step.roll:
+                    nxt[(behind + 1, True)] += p * step.roll
+        dist = dict(nxt)
         out.append(dist)
     return out
 
@@ -356,11 +352,8 @@ def repayment_history(
         pay_date: date | None = due
         if behind:
             draw = rng.random()
-            if bad:
-                step = BAD_TRANSITIONS[behind]
-                cure, stay = step.cure, step.stay
-            else:
-                cure, stay = GOOD_CURE, 1.0 - GOOD_CURE
+            step = BAD_TRANSITIONS[behind] if bad else _GOOD_STEP
+            cure, stay = step.cure, step.stay
             if draw < cure:
                 paid, behind, arrears = round(arrears + amount_due, 2), 0, 0.0
             elif draw < cure + stay:
