@@ -16,8 +16,8 @@ DROP TABLE IF EXISTS loan_month_state_mv;
 DROP TABLE IF EXISTS loan_month_state;
 
 -- One row per loan and month end, from the month the loan was originated through the month of
--- its last repayment event, for month ends on or before the latest event in the store (months
--- still under way have no end yet). At a month end the loan's position uses the events dated
+-- its last repayment event. The month under way (its end after the latest event in the store)
+-- is read on the latest event's date instead: month-to-date. At a month end the loan's position uses the events dated
 -- on or before it (the latest event per installment, so a correction replaces what it
 -- corrects): payments go to the oldest installment first, so days past due count from the due
 -- date of the oldest installment the payments do not cover (installment n falls due n calendar
@@ -98,12 +98,11 @@ FROM
     GROUP BY loan_id
 )
 ARRAY JOIN
-    arrayFilter(
-        d -> d <= data_as_of,
-        arrayMap(
-            i -> toLastDayOfMonth(addMonths(toStartOfMonth(origination_date), toInt32(i))),
-            range(toUInt32(dateDiff('month', origination_date, least(last_event, data_as_of)) + 1))
-        )
+    arrayMap(
+        i -> least(
+            toLastDayOfMonth(addMonths(toStartOfMonth(origination_date), toInt32(i))), data_as_of
+        ),
+        range(toUInt32(dateDiff('month', origination_date, least(last_event, data_as_of)) + 1))
     ) AS month_end;
 
 -- Delinquency buckets over time: loans, balances and expected loss per bucket at each month's

@@ -127,9 +127,8 @@ def direct_positions(
     for loan_id, (app, events) in loans.items():
         ordered = sorted(events, key=lambda e: (e.event_time, e.installment_number))
         last = max(e.event_time.date() for e in events)
-        for end in _month_ends(app.event_time.date(), min(last, as_of)):
-            if end > as_of:
-                continue
+        for month_end in _month_ends(app.event_time.date(), min(last, as_of)):
+            end = min(month_end, as_of)  # the month under way: as of the latest event
             state = open_loan(app, 0.05)
             for event in ordered:
                 if event.event_time.date() <= end:
@@ -171,7 +170,9 @@ def test_a_loan_paying_late_every_month_is_never_current_at_a_month_end(
     store: Store, hand_loans: dict
 ) -> None:
     got = view_positions(store)
-    late = sorted((end, v) for (loan, end), v in got.items() if loan == "LATE")
+    # installment 6 is paid on 8 August, the latest event: August is read on that day
+    assert got[("LATE", date(2024, 8, 8))][0] == 0
+    late = sorted((end, v) for (loan, end), v in got.items() if loan == "LATE" and end.day != 8)
     # January: nothing due yet. From February on, the month's installment is unpaid at its end.
     assert late[0][1][0] == 0
     assert [v[2] for _, v in late[1:]] == ["1-29"] * (len(late) - 1)
@@ -189,13 +190,14 @@ def test_a_month_without_events_still_has_a_position(store: Store, hand_loans: d
 def test_roll_rates_count_each_loan_between_consecutive_month_ends(
     store: Store, hand_loans: dict
 ) -> None:
-    got = view_positions(store)
+    by_month = {
+        (loan, end.replace(day=1)): v[2] for (loan, end), v in view_positions(store).items()
+    }
     moves: Counter[tuple[date, str, str]] = Counter()
-    for (loan, end), (_, _, bucket) in got.items():
-        following = add_months(end.replace(day=1), 1)
-        nxt = add_months(following, 1) - timedelta(days=1)
-        if (loan, nxt) in got:
-            moves[(end.replace(day=1), bucket, got[(loan, nxt)][2])] += 1
+    for (loan, month), bucket in by_month.items():
+        following = (loan, add_months(month, 1))
+        if following in by_month:
+            moves[(month, bucket, by_month[following])] += 1
     rows = store.query_arrow("SELECT month, from_bucket, to_bucket, loans, rate FROM roll_rates")
     view = {(r["month"], r["from_bucket"], r["to_bucket"]): r["loans"] for r in rows.to_pylist()}
     assert view == dict(moves)
