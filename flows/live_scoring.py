@@ -74,6 +74,7 @@ class LiveScorer:
         received_us = np.fromiter([r.received_us for r in repaid], np.int64, n)
         source_ms = np.fromiter([r.source_ms for r in repaid], np.int64, n)
         buckets = np.searchsorted(_BUCKET_EDGES, matrix[:, _DPD], side="right")
+        states = [o.state for o in observed]
         columns: dict[str, pa.Array] = {
             "event_id": pa.array([e.event_id for e in events], pa.string()),
             "loan_id": pa.array([e.loan_id for e in events], pa.string()),
@@ -89,7 +90,7 @@ class LiveScorer:
             "origination_model_version": pa.array(
                 [s.origination_version for s in segments], pa.string()
             ),
-            "origination_pd": pa.array([o.state.origination_pd for o in observed], pa.float64()),
+            "origination_pd": pa.array([s.origination_pd for s in states], pa.float64()),
             "pd": pa.array(pd, pa.float64()),
             "band": pa.array(band_names(pd, self._bands), pa.string()),
             "exposure": pa.array(balance, pa.float64()),
@@ -99,6 +100,11 @@ class LiveScorer:
             "sub_grade": pa.array([s.sub_grade for s in segments], pa.string()),
             "addr_state": pa.array([s.addr_state for s in segments], pa.string()),
             "reason_codes": self.model.reason_codes(matrix, self._reasons),
+            # the loan's schedule, from which the views compute month-end positions
+            "origination_date": pa.array([s.origination_date for s in states], pa.date32()),
+            "term_months": pa.array([s.term_months for s in states], pa.uint16()),
+            "installment": pa.array([s.installment for s in states], pa.float64()),
+            "funded_amnt": pa.array([s.funded_amnt for s in states], pa.float64()),
         }
         for j, name in enumerate(BEHAVIOUR_FEATURE_NAMES):
             columns[name] = pa.array(matrix[:, j], pa.float64())

@@ -102,8 +102,8 @@ BEHAVIOUR_FEATURES: tuple[BehaviourFeature, ...] = (
     ),
     BehaviourFeature(
         "installments_in_arrears",
-        "max(0, installment * installments due before as_of - total paid) / installment; 0 "
-        "once the balance is 0",
+        "max(0, installment * installments due on or before as_of - total paid) / installment "
+        "(owed on as_of, today's installment included); 0 once the balance is 0",
     ),
     BehaviourFeature("missed_last_3", "installments with nothing paid among the last 3 recorded"),
     BehaviourFeature("missed_last_6", "installments with nothing paid among the last 6 recorded"),
@@ -587,17 +587,18 @@ def behaviour_features(state: LoanState, as_of: date) -> tuple[float, ...]:
     term = state.term_months
     dues = state.due_days
     day = as_of.toordinal()
-    # installments due on or before as_of (months_on_book while within the schedule), and those
-    # due strictly before it: one falling due today is not in arrears yet, as for days past due
+    # installments due on or before as_of (months_on_book while within the schedule): what the
+    # borrower owes on as_of, today's installment included, so a loan one behind that paid one
+    # installment today still owes one
     months = bisect_right(dues, day) - 1
     if months >= term:
         # the schedule has ended: every installment is due; count months on the calendar
-        past_due = term - 1 if term and dues[term] == day else term
+        due_now = term
         months = months_on_book(origination, as_of)
     elif months > 0:
-        past_due = months - 1 if dues[months] == day else months
+        due_now = months
     else:
-        months = past_due = 0
+        months = due_now = 0
     if balance <= CENT:
         dpd = 0
         arrears = 0.0
@@ -610,7 +611,7 @@ def behaviour_features(state: LoanState, as_of: date) -> tuple[float, ...]:
                 dpd = 0
         else:
             dpd = _dpd(state, day, total_paid, balance)
-        owed = installment * past_due - total_paid
+        owed = installment * due_now - total_paid
         arrears = owed / installment if owed > 0 else 0.0
 
     outcomes = state.outcomes

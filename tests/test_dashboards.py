@@ -473,8 +473,7 @@ def test_ops_panels_count_what_the_sink_wrote(db: Store) -> None:
 def _month_states(db: Store) -> dict[tuple[str, str], str]:
     """Each loan's bucket at each month's end, straight from the monthly states."""
     rows = db.query_arrow(
-        "SELECT formatDateTime(month, '%Y-%m') AS period, loan_id, dpd_bucket"
-        " FROM loan_month_state FINAL"
+        "SELECT formatDateTime(month, '%Y-%m') AS period, loan_id, dpd_bucket FROM loan_month_end"
     ).to_pylist()
     return {(r["period"], r["loan_id"]): r["dpd_bucket"] for r in rows}
 
@@ -530,12 +529,29 @@ def test_roll_rates_follow_each_loan_from_one_month_to_the_next(db: Store) -> No
     assert keys == sorted(keys, reverse=True)
 
 
+# Each loan's latest score with a 12-month expected loss: origination (lifetime) PDs converted
+# over the application's term, as migration 0040 documents.
+_LATEST_12M = """(
+    SELECT l.band AS band, l.grade AS grade,
+           if(s.n = 0, l.expected_loss * (1 - pow(1 - l.pd, 12 / s.term_months)) / l.pd,
+              l.expected_loss) AS expected_loss
+    FROM loan_latest_score AS l FINAL
+    INNER JOIN (
+        SELECT loan_id, argMax(n, (event_time, n)) AS n, any(term_months) AS term_months FROM (
+            SELECT loan_id, event_time, 0 AS n, term_months FROM scored_events
+            UNION ALL SELECT loan_id, event_time, installment_number, term_months
+            FROM repayment_scores)
+        GROUP BY loan_id
+    ) AS s ON s.loan_id = l.loan_id
+)"""
+
+
 def test_current_expected_loss_follows_the_variables(db: Store) -> None:
     everything = _panel_table(db, "Current expected loss by band")
     bands = everything.column("band").to_pylist()
     assert bands == [b for b in DEFAULT_BAND_NAMES if b in bands] and len(bands) > 1
     assert sum(everything.column("expected_loss").to_pylist()) == pytest.approx(
-        _direct(db, "SELECT sum(expected_loss) FROM loan_latest_score FINAL")
+        _direct(db, f"SELECT sum(expected_loss) FROM {_LATEST_12M}")
     )
     picked = {"grade": Selection.of("B", "C"), "band": Selection.of("high", "very_high")}
     some = _panel_table(db, "Current expected loss by band", picked)
@@ -544,5 +560,5 @@ def test_current_expected_loss_follows_the_variables(db: Store) -> None:
     shown = sum(some.column("expected_loss").to_pylist())
     assert shown > 0
     assert shown == pytest.approx(
-        _direct(db, f"SELECT sum(expected_loss) FROM loan_latest_score FINAL WHERE {where}")
+        _direct(db, f"SELECT sum(expected_loss) FROM {_LATEST_12M} WHERE {where}")
     )

@@ -254,8 +254,8 @@ def test_missed_installments_roll_through_the_buckets() -> None:
     f = features(state, as_of)
     assert f["missed_last_3"] == 3
     assert f["missed_last_6"] == f["missed_last_12"] == 4
-    # 5 installments fell due before as_of (the 6th falls due on it), one was paid
-    assert f["installments_in_arrears"] == pytest.approx(5 - 1)
+    # 6 installments fell due on or before as_of (the 6th on it), one was paid
+    assert f["installments_in_arrears"] == pytest.approx(6 - 1)
     assert f["worst_days_past_due"] == (as_of - due2).days
     # missed installments leave the principal where it was
     assert f["outstanding_balance"] == SCHEDULE[0][4]
@@ -452,10 +452,10 @@ def reference_features(state: LoanState, as_of: date) -> tuple[float, ...]:
     dpd = reference_dpd(state, as_of, paid_total, balance)
     arrears = 0.0
     if balance > CENT:
-        due_before = sum(
-            1 for n in range(1, state.term_months + 1) if due_date(origination, n) < as_of
+        due_by = sum(
+            1 for n in range(1, state.term_months + 1) if due_date(origination, n) <= as_of
         )
-        owed = installment * due_before - paid_total
+        owed = installment * due_by - paid_total
         arrears = owed / installment if owed > 0 else 0.0
     outcomes = "".join(rec[4] for rec in state.recent)
     assert outcomes == state.outcomes

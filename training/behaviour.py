@@ -68,8 +68,8 @@ from flows.loan_state import (
 )
 from flows.model import ModelError, ScoringModel, load_model
 from training import metrics
-from training.candidates import logistic_regression
 from training.dataset import SOURCE, LendingClub, loan_id_for
+from training.monotone import Sign, fit_sign_constrained
 from training.repayments import (
     DEFAULT_MONTHS,
     Calibration,
@@ -79,11 +79,13 @@ from training.repayments import (
 )
 from training.replay import ReplayPlan, application_events
 
-HORIZON_MONTHS = 6
+# One horizon for every PD the system stores: 12 months (the origination PD, a lifetime
+# probability, is converted to it where the two meet; docs/behaviour.md).
+HORIZON_MONTHS = 12
 DEFAULT_DAYS_PAST_DUE = 90
-# The loans are issued over one calendar year, so observations span about two years of
-# calendar months and the split can hold whole later months out.
-ISSUE_START = datetime(2016, 1, 1, tzinfo=UTC)
+# The loans are issued over two calendar years, so with a 12-month label window the training
+# months (whose labels close before the test months start) still hold a third of the data.
+ISSUE_START = datetime(2015, 1, 1, tzinfo=UTC)
 ISSUE_END = datetime(2017, 1, 1, tzinfo=UTC)
 TRAIN_SHARE = 0.7
 LABEL_DEFINITION = (
@@ -94,6 +96,30 @@ LABEL_DEFINITION = (
 )
 DEFAULT_SEED = 42
 MODEL_PARAMS: dict[str, Any] = {"C": 1.0}
+# The direction each feature may move the live PD (training/monotone.py): more days past due,
+# arrears, recent misses or balance never lower it; more on-time payments, more paid or more
+# months on book never raise it. The model is Markov-like, as collections read a loan: its
+# position now and its misses of the last three installments, adjusted by the origination score.
+# Not used (0): features that remember a cured miss for 6, 12 installments or for good
+# (worst_days_past_due, missed_last_6/12, full_on_time_share_6), which kept a cured loan's PD
+# several times its pre-miss level long after the cure, and paid_amount_cv_6, which a catch-up
+# payment raises, making a cure look worse than staying behind.
+FEATURE_SIGNS: dict[str, Sign] = {
+    "days_past_due": 1,
+    "worst_days_past_due": 0,
+    "installments_in_arrears": 1,
+    "missed_last_3": 1,
+    "missed_last_6": 0,
+    "missed_last_12": 0,
+    "on_time_ratio": -1,
+    "paid_to_due_ratio": -1,
+    "outstanding_balance": 1,
+    "balance_share": 1,
+    "months_on_book": -1,
+    "full_on_time_share_6": 0,
+    "paid_amount_cv_6": 0,
+    "origination_pd_logit": 1,
+}
 # Installment terms are 36 or 60 months; the outcome window has to fit in the shorter one.
 MAX_MONTHS = 36 - HORIZON_MONTHS - 1
 
@@ -381,8 +407,9 @@ def train_behaviour(
     for name, y in (("train", y_train), ("test", y_test)):
         if y.min() == y.max():
             raise BehaviourError(f"the {name} months hold only one class: too few loans")
-    model = logistic_regression(MODEL_PARAMS, seed)
-    model.fit(x_train, y_train)
+    model = fit_sign_constrained(
+        x_train, y_train, BEHAVIOUR_FEATURE_NAMES, FEATURE_SIGNS, c=MODEL_PARAMS["C"]
+    )
     p_test = model.predict_proba(x_test)[:, 1]
     p_train = model.predict_proba(x_train)[:, 1]
     origination_test_pd = obs.origination_pd[test_mask]
@@ -430,5 +457,5 @@ def train_behaviour(
         seed=seed,
         training_seconds=time.perf_counter() - started,
         trained_at=trained_at.isoformat(timespec="seconds").replace("+00:00", "Z"),
-        params=dict(MODEL_PARAMS),
+        params={**MODEL_PARAMS, "feature_signs": FEATURE_SIGNS},
     )

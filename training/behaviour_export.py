@@ -53,7 +53,7 @@ def build_behaviour_card(
         "kind": "behaviour",
         "created_at": iso_utc(created_at),
         "trained_at": result.trained_at,
-        "model_type": "logistic_regression",
+        "model_type": "sign_constrained_logistic_regression",
         "params": result.params,
         "feature_names": list(BEHAVIOUR_FEATURE_NAMES),
         "features": [{"name": f.name, "formula": f.formula} for f in BEHAVIOUR_FEATURES],

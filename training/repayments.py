@@ -12,14 +12,20 @@ Paths
       paid 1-29 days late (uniform, always before the next due date), or, with probability
       ``partial_rate``, short-paid (30-90 % of what is due) and caught up with the next
       installment. Each installment, with probability ``prepay_hazard``, the borrower pays the
-      loan off instead (LendingClub's early "Fully Paid" loans).
-    * Bad loans behave like good ones until an onset installment drawn uniformly over the first
-      ``onset_months`` months (``onset = floor(U * onset_months) + 1``), never prepaying. Half of
-      them pay the installment before the onset 1-15 days late (:data:`STRESS_SHARE`). From the
-      onset on, every installment is missed, except that with probability
-      :data:`TOKEN_PAYMENT_SHARE` a token 10-30 % of it is paid on the due date; after
-      :data:`UNPAID_BEFORE_CHARGE_OFF` unpaid installments the loan is charged off and its
-      events stop. Days past due thus climb through the grace period, 30, 60 and 90+ days.
+      loan off instead (LendingClub's early "Fully Paid" loans). With :data:`GOOD_MISS_RATE` an
+      installment is missed (a failed direct debit); at each later due date the loan then pays
+      everything owed with :data:`GOOD_CURE`, else the installment due only (it stays one
+      behind). Good loans never roll further.
+    * Bad loans behave like good ones (without misses or prepayment) until an onset
+      installment drawn uniformly over the first ``onset_months`` months (``onset =
+      floor(U * onset_months) + 1``). Half of them pay the installment before the onset 1-15
+      days late (:data:`STRESS_SHARE`). The onset installment is missed (with probability
+      :data:`TOKEN_PAYMENT_SHARE` a token 10-30 % of it is paid on the due date). From then on
+      the loan is a Markov chain on installments behind (:data:`BAD_TRANSITIONS`): at each due
+      date it cures (pays everything owed), stays behind (pays the installment due) or rolls
+      (pays nothing or a token). A cured bad loan misses again with
+      :data:`BAD_REDEFAULT_HAZARD` per installment. At :data:`UNPAID_BEFORE_CHARGE_OFF`
+      installments behind (120 days) it is charged off and its events stop.
 
 Events: one :class:`~flows.events.LoanRepayment` per installment, ``event_id``
 ``rep-<loan_id>-<n>``. A paid or short-paid installment's event time is its payment date; a
@@ -37,18 +43,23 @@ Calibration
     2018-06-30, is the one date where that holds for every issue day). Its ``loan_status``
     counts at that date are the targets (:data:`OPENINTRO_STATUS_COUNTS`).
 
-    Four rates are free; each is solved in closed form from one target share by
-    :func:`calibrate`, with the snapshot ``u`` days into the current installment's cycle, ``u``
-    uniform on 0-29 (issue days are spread over the month):
+    The transition shares are fixed (docs/repayments.md gives their source). Four rates are
+    free; each is solved in closed form from one target share by :func:`calibrate`, with the
+    snapshot ``u`` days into the current installment's cycle, ``u`` uniform on 0-29 (issue days
+    are spread over the month). The arrears chains enter through :func:`arrears_paths`, the
+    exact distribution of a loan's arrears ``j`` due dates after its first miss:
 
     * ``prepay_hazard`` q: Fully Paid = good * sum_h w_h (1 - (1 - q)^h), solved by bisection
       (w_h the openintro share with h installments due, good the LendingClub good share).
-    * ``onset_months`` T: a bad loan is 31+ days past due at h installments due when its onset
-      is at most h - 1, so Late (31-120) + Charged Off = bad * sum_h w_h (h - 1) / T.
+    * ``onset_months`` T: a bad loan whose first miss was j installments before the
+      snapshot's is 31+ days past due (or charged off) with the chain's probability
+      ``late_j``, so Late (31-120) + Charged Off = bad / T * sum_h w_h sum_{j<h} late_j + the
+      good loans' misses still behind, solved for T.
     * ``late_rate`` and ``partial_rate``: one 2x2 linear system. A loan is in the grace period
       (1-15 days) or late 16-30 days at the snapshot when its current installment is still
-      unpaid: a late payment of L days shows u in [1, L - 1]; a short payment, u >= 1; a bad
-      loan at its onset installment, u >= 1; a stressed installment before the onset, u in
+      unpaid: a late payment of L days shows u in [1, L - 1]; a short payment, u >= 1; a loan
+      whose first unpaid installment is the current one (the chain's "open" state), u >= 1; a
+      stressed installment before the onset, u in
       [1, L - 1] with L in 1-15. Each share is the exposed population times the expected number
       of such u over 30.
 
@@ -66,6 +77,7 @@ from __future__ import annotations
 import heapq
 import math
 import random
+from collections import defaultdict
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
@@ -93,8 +105,12 @@ STRESS_SHARE = 0.5
 STRESS_LATE_DAYS = (1, 15)
 TOKEN_PAYMENT_SHARE = 0.2
 TOKEN_FRACTION = (0.1, 0.3)
+# Closed-end retail loans are charged off at 120 days past due (FFIEC Uniform Retail Credit
+# Classification policy; LendingClub: "typically ... 120 days or more past due"): four unpaid
+# installments.
 UNPAID_BEFORE_CHARGE_OFF = 4
 CYCLE_DAYS = 30
+
 
 # openintro loans_full_schema: loan_status counts and, per issue month, installments due at the
 # observation (Jan-2018 -> 5, Feb-2018 -> 4, Mar-2018 -> 3); openintro_targets() recomputes both.
@@ -113,6 +129,38 @@ ISSUE_END = datetime(2018, 4, 1, tzinfo=UTC)
 
 _ENCODER = msgspec.json.Encoder()
 _APPLICATION = msgspec.json.Decoder(LoanApplication)
+
+
+@dataclass(frozen=True)
+class Transition:
+    """What a loan ``behind`` installments in arrears does at its next due date (shares sum
+    to 1): pays everything owed (cure), pays the installment due only (stays behind), or pays
+    nothing or a token (rolls one installment further behind)."""
+
+    cure: float
+    stay: float
+    roll: float
+
+
+# Bad loans in arrears, by installments behind (1: 30-59 days past due at the next due date,
+# 2: 60-89, 3: 90-119; a fourth unpaid installment is the charge-off). Chosen so the chain's
+# six-month shares back to current match the published six-month roll-rate matrix of US
+# unsecured consumer instalment loans quoted in docs/repayments.md (20.9 % of 30-day and 7.0 %
+# of 60+-day delinquent loans current six months later); tests/test_repayments.py recomputes
+# them.
+BAD_TRANSITIONS: Mapping[int, Transition] = {
+    1: Transition(cure=0.12, stay=0.18, roll=0.70),
+    2: Transition(cure=0.14, stay=0.08, roll=0.78),
+    3: Transition(cure=0.07, stay=0.05, roll=0.88),
+}
+# A bad loan that cured misses again with this probability at each later due date.
+BAD_REDEFAULT_HAZARD = 0.35
+# Good loans (real outcome: paid) miss an installment now and then (a failed direct debit, a
+# changed bank account) and always cure: at each later due date they pay everything with
+# GOOD_CURE, else the installment due only; they never roll past one installment behind.
+GOOD_MISS_RATE = 0.003
+GOOD_CURE = 0.85
+_GOOD_STEP = Transition(cure=GOOD_CURE, stay=1.0 - GOOD_CURE, roll=0.0)
 
 
 @dataclass(frozen=True)
@@ -143,6 +191,64 @@ def _uniform_mean(low: int, high: int, f: Callable[[int], float]) -> float:
     return sum(f(v) for v in values) / len(values)
 
 
+# A loan in arrears at a due date: (installments behind, whether the installment just due is
+# among the unpaid). "Open" is (1, True): days past due count from that installment, 0-29.
+_ArrearsState = tuple[int, bool]
+
+
+def arrears_paths(
+    bad: bool, steps: int, start: _ArrearsState = (1, True)
+) -> list[dict[_ArrearsState, float]]:
+    """Distribution of the arrears state at 0 .. ``steps`` due dates after ``start`` (by
+    default a first missed installment), under the bad or good loans' transitions.
+
+    ``(0, False)`` is current, ``(4, True)`` charged off (absorbing); a cured bad loan misses
+    again with :data:`BAD_REDEFAULT_HAZARD`, a cured good one with :data:`GOOD_MISS_RATE`.
+    """
+    dist: dict[_ArrearsState, float] = {start: 1.0}
+    out = [dist]
+    for _ in range(steps):
+        nxt: dict[_ArrearsState, float] = defaultdict(float)
+        for (behind, _open), p in dist.items():
+            if behind >= UNPAID_BEFORE_CHARGE_OFF:
+                nxt[(behind, True)] += p
+            elif behind == 0:
+                again = BAD_REDEFAULT_HAZARD if bad else GOOD_MISS_RATE
+                nxt[(1, True)] += p * again
+                nxt[(0, False)] += p * (1.0 - again)
+            else:
+                step = BAD_TRANSITIONS[behind] if bad else _GOOD_STEP
+                nxt[(0, False)] += p * step.cure
+                nxt[(behind, False)] += p * step.stay
+                if step.roll:
+                    nxt[(behind + 1, True)] += p * step.roll
+        dist = dict(nxt)
+        out.append(dist)
+    return out
+
+
+def six_month_cure_share(behind: int) -> float:
+    """The chance a bad loan ``behind`` installments in arrears is current six due dates later
+    (compared with the published six-month roll rates in docs/repayments.md)."""
+    return arrears_paths(True, 6, (behind, True))[6].get((0, False), 0.0)
+
+
+def _path_shares(bad: bool, w: Mapping[int, float]) -> tuple[float, float]:
+    """``(open, late)``: over the snapshot's installments due ``h`` (weights ``w``), the sum
+    over a first miss at each installment 1..h of the chance the loan is open (1-29 days past
+    due) or 31+ days past due / charged off at the snapshot."""
+    paths = arrears_paths(bad, max(w))
+    open_sum = late_sum = 0.0
+    for h, wh in w.items():
+        for j in range(h):  # the first miss j installments before the snapshot's
+            for (behind, is_open), p in paths[j].items():
+                if behind == 1 and is_open:
+                    open_sum += wh * p
+                elif behind >= 1:
+                    late_sum += wh * p
+    return open_sum, late_sum
+
+
 def calibrate(
     bad_share: float,
     targets: Mapping[str, int] = OPENINTRO_STATUS_COUNTS,
@@ -155,8 +261,15 @@ def calibrate(
     w = {h: n / loans for h, n in months_on_book.items()}
     good = 1.0 - bad_share
 
+    bad_open, bad_late = _path_shares(True, w)
+    good_open, good_late = _path_shares(False, w)
+    good_open *= good * GOOD_MISS_RATE
+    good_late *= good * GOOD_MISS_RATE
     delinquent = share["Late (31-120 days)"] + share["Charged Off"]
-    onset = bad_share * sum(wh * (h - 1) for h, wh in w.items()) / delinquent
+    if delinquent <= good_late:
+        raise ValueError("targets cannot be met: good loans' arrears alone exceed 31+ days")
+    # a bad loan's first miss falls on each installment 1..onset_months with 1 / onset_months
+    onset = bad_share * bad_late / (delinquent - good_late)
 
     def paid_off(q: float) -> float:
         return good * sum(wh * (1.0 - (1.0 - q) ** h) for h, wh in w.items())
@@ -172,13 +285,14 @@ def calibrate(
     late_grace = _uniform_mean(*LATE_DAYS, lambda d: min(d - 1, 15)) / u
     late_16 = _uniform_mean(*LATE_DAYS, lambda d: max(d - 16, 0)) / u
     stress_grace = _uniform_mean(*STRESS_LATE_DAYS, lambda d: d - 1) / u
-    # an unpaid installment (short-paid, or a bad loan's onset) is 1-15 or 16-29 days past due
+    # an unpaid installment (short-paid, or a first miss) is 1-15 or 16-29 days past due
     open_grace, open_16 = 15 / u, 14 / u
     exposed = sum(
         wh * (good * (1.0 - q) ** h + bad_share * max(0.0, 1.0 - h / onset)) for h, wh in w.items()
     )
-    bad_grace = bad_share * (open_grace + STRESS_SHARE * stress_grace) / onset
-    bad_16 = bad_share * open_16 / onset
+    open_loans = bad_share * bad_open / onset + good_open
+    bad_grace = open_loans * open_grace + bad_share * STRESS_SHARE * stress_grace / onset
+    bad_16 = open_loans * open_16
     # exposed * (late_rate * late_grace + partial_rate * open_grace) = grace - bad_grace, etc.
     a11, a12, b1 = exposed * late_grace, exposed * open_grace, share["In Grace Period"] - bad_grace
     a21, a22, b2 = exposed * late_16, exposed * open_16, share["Late (16-30 days)"] - bad_16
@@ -227,24 +341,41 @@ def repayment_history(
     balance = round(app.funded_amnt, 2)
     unpaid_interest = 0.0
     shortfall = 0.0
-    unpaid_run = 0
+    # installments behind, and what they still owe (dues less any token payments)
+    behind = 0
+    arrears = 0.0
     events: list[dict[str, object]] = []
     for n in range(1, min(months, app.term_months) + 1):
         due = due_date(origination, n)
         amount_due = schedule[n - 1][1]
         unpaid_interest = round(unpaid_interest + balance * monthly_rate, 2)
         pay_date: date | None = due
-        if bad and n >= onset:
-            if rng.random() < TOKEN_PAYMENT_SHARE:
-                paid = round(amount_due * rng.uniform(*TOKEN_FRACTION), 2)
+        if behind:
+            draw = rng.random()
+            step = BAD_TRANSITIONS[behind] if bad else _GOOD_STEP
+            cure, stay = step.cure, step.stay
+            if draw < cure:
+                paid, behind, arrears = round(arrears + amount_due, 2), 0, 0.0
+            elif draw < cure + stay:
+                paid = amount_due
             else:
-                paid, pay_date = 0.0, None
-            unpaid_run += 1
+                paid = _unpaid(rng, amount_due, token=bad)
+                pay_date = due if paid > 0.0 else None
+                behind += 1
+                arrears = round(arrears + amount_due - paid, 2)
+        elif bad and n >= onset and (n == onset or rng.random() < BAD_REDEFAULT_HAZARD):
+            # the first miss at the onset; after a cure, misses again at the redefault hazard
+            paid = _unpaid(rng, amount_due, token=True)
+            pay_date = due if paid > 0.0 else None
+            behind, arrears = 1, round(amount_due - paid, 2)
         elif shortfall > 0.0:
             # last month's short payment is caught up with this one, on time
             paid, shortfall = round(amount_due + shortfall, 2), 0.0
         elif not bad and rng.random() < cal.prepay_hazard:
             paid = round(unpaid_interest + balance, 2)
+        elif not bad and rng.random() < GOOD_MISS_RATE:
+            paid, pay_date = 0.0, None
+            behind, arrears = 1, amount_due
         else:
             paid = amount_due
             # the last possible late day keeps the payment before the next due date
@@ -281,9 +412,17 @@ def repayment_history(
                 "outstanding_balance": balance,
             }
         )
-        if balance <= CENT or unpaid_run >= UNPAID_BEFORE_CHARGE_OFF:
+        if balance <= CENT or behind >= UNPAID_BEFORE_CHARGE_OFF:
             break  # paid off, or charged off: the servicer bills nothing more
     return events
+
+
+def _unpaid(rng: random.Random, amount_due: float, *, token: bool) -> float:
+    """What is paid of an installment left unpaid: nothing, or (``token``: bad loans) with
+    :data:`TOKEN_PAYMENT_SHARE` a token 10-30 % of it, paid on the due date."""
+    if token and rng.random() < TOKEN_PAYMENT_SHARE:
+        return round(amount_due * rng.uniform(*TOKEN_FRACTION), 2)
+    return 0.0
 
 
 def _row_number(loan_id: str) -> int:

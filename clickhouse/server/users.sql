@@ -50,7 +50,7 @@ GRANT SELECT ON ${database}.drift_psi TO riskctl_analyst_role;
 GRANT SELECT ON ${database}.delinquency_monthly TO riskctl_analyst_role;
 GRANT SELECT ON ${database}.roll_rates TO riskctl_analyst_role;
 GRANT SELECT ON ${database}.expected_loss_current TO riskctl_analyst_role;
-GRANT SELECT ON ${database}.loan_month_state TO riskctl_analyst_role;
+GRANT SELECT ON ${database}.loan_month_end TO riskctl_analyst_role;
 GRANT SELECT ON system.settings TO riskctl_analyst_role;
 
 -- Read-only with bounded queries. Grafana's plugin sets max_execution_time on every query,
