@@ -52,7 +52,7 @@ ORDER BY indexOf(['current', '1-29', '30-59', '60-89', '90+'], dpd_bucket)
 
 WATCHLIST_SQL = """
 SELECT loan_id, round(pd, 4) AS pd, band, exposure, round(expected_loss) AS expected_loss,
-       sub_grade, addr_state, reason_texts
+       sub_grade, addr_state, reason_codes, reason_texts
 FROM watchlist
 WHERE {band:String} = '' OR band = {band:String}
 LIMIT {limit:UInt32}
@@ -75,7 +75,7 @@ COLUMNS = {
     "sub_grade": Column("grade"),
     "addr_state": Column("state"),
     "reason_codes": Column("top reason", first_only=True),
-    "reason_texts": Column("top reason", first_only=True),
+    "reason_texts": Column("reasons", wide_only=True),
 }
 
 

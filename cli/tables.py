@@ -57,6 +57,8 @@ class Column:
     kind: Kind | None = None
     # A list column shows its first item and how many more in narrow tables, all items in wide.
     first_only: bool = False
+    # Shown only in wide tables (long texts that cannot fit 80 columns); CSV and JSON keep it.
+    wide_only: bool = False
 
 
 def _scalar(value: Any) -> str:
@@ -95,6 +97,8 @@ def rich_table(
     """A table that fits 80 columns (text wraps inside its column, never cut) or, with ``wide``,
     full column names and every value on one line."""
     columns = columns or {}
+    hidden = {n for n, c in columns.items() if c.wide_only and not wide}
+    keep = [i for i, n in enumerate(result.names) if n not in hidden]
     table = Table(
         title=title,
         header_style="bold",
@@ -102,7 +106,8 @@ def rich_table(
         padding=(0, 0) if not wide else (0, 1),
         show_edge=wide,
     )
-    for index, name in enumerate(result.names):
+    for index in keep:
+        name = result.names[index]
         known = columns.get(name)
         header = name if wide or known is None else known.header
         table.add_column(
@@ -112,9 +117,7 @@ def rich_table(
             no_wrap=wide,
         )
     for row in result.rows:
-        table.add_row(
-            *(cell(v, columns.get(n), wide) for n, v in zip(result.names, row, strict=True))
-        )
+        table.add_row(*(cell(row[i], columns.get(result.names[i]), wide) for i in keep))
     return table
 
 

@@ -319,6 +319,7 @@ def list_command(
                     "version": info.version,
                     "created_at": info.created_at,
                     "kind": info.kind or info.model_type,
+                    "model_type": info.model_type,
                     "test_auc": info.test_auc,
                     "current": info.current,
                 }
@@ -328,6 +329,7 @@ def list_command(
         columns = {
             "created_at": Column("created"),
             "kind": Column("kind"),
+            "model_type": Column("type", wide_only=True),
             "test_auc": Column("test AUC"),
             "current": Column("current", Kind.mark),
         }

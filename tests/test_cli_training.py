@@ -99,7 +99,7 @@ APPLICANT = {
 
 def _score(home: Path, loan: dict[str, object], *extra: str) -> dict[str, object]:
     result = runner.invoke(
-        app, ["score", "--json", json.dumps(loan), "--home", str(home), "--as-json", *extra]
+        app, ["score", "--json", json.dumps(loan), "--home", str(home), "--format", "json", *extra]
     )
     assert result.exit_code == 0, result.output
     return json.loads(result.stdout)

@@ -61,9 +61,13 @@ BOOK_WINDOW = TimeRange(BOOK_START - timedelta(days=1), WINDOW.end)
 # the due date the payment, or for a missed one the report, happens).
 EVERY_BUCKET_ORIGINATION = datetime(2025, 3, 10, 9, 0, tzinfo=UTC)
 EVERY_BUCKET_PLAN = [(1.0, 0), (0.5, 10), (1.0, 0), (0.0, 40), (0.0, 40), (0.0, 45)]
-# Its month-end buckets: on time; 10 days behind on a short payment; caught up; then 40, ~70
-# and ~105 days past the first missed due date.
-EVERY_BUCKET_STATES = ["current", "1-29", "current", "30-59", "60-89", "90+"]
+# Its positions at each month's end, from the schedule and the payments made by then: the
+# origination month and the first installment current; 21 days behind on a short payment;
+# caught up; then 21, ~52, ~82 and ~113 days past the first missed due date (a miss is a
+# position at month end whenever it is reported).
+EVERY_BUCKET_STATES = [
+    "current", "current", "1-29", "current", "1-29", "30-59", "60-89", "90+"
+]  # fmt: skip
 BUCKETS = ["current", "1-29", "30-59", "60-89", "90+"]
 # Panels over monthly repayment states; they are checked over the whole book's range.
 BOOK_PANELS = {"Delinquency buckets over time", "Roll rates month to month"}
