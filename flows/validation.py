@@ -34,6 +34,9 @@ REASONS = (
     "too_deep",
 )
 
+# What a dead letter keeps of an oversized payload.
+OVERSIZED_PREFIX_BYTES = 4096
+
 # Events are flat objects; anything nested deeper is not an event, and a parser recursing
 # thousands of levels down would exhaust the stack.
 MAX_DEPTH = 32
@@ -144,9 +147,22 @@ def _decode(
     return event  # type: ignore[no-any-return]
 
 
+def oversized_letter(
+    origin: str, prefix: bytes, length: int, sha256_hex: str, max_bytes: int
+) -> DeadLetter:
+    """The dead letter of a payload over the limit: only a bounded prefix is kept, with the
+    whole payload's length and SHA-256, so that neither memory nor the table holds it whole."""
+    kept = prefix[:OVERSIZED_PREFIX_BYTES]
+    detail = (
+        f"payload of {length} bytes exceeds {max_bytes}; sha256 {sha256_hex}; "
+        f"first {len(kept)} bytes kept"
+    )
+    return DeadLetter(origin, "oversized", detail, kept)
+
+
 def _oversized(payload: bytes, origin: str, max_bytes: int) -> DeadLetter:
-    detail = f"payload of {len(payload)} bytes exceeds {max_bytes}"
-    return DeadLetter(origin, "oversized", detail, payload)
+    digest = hashlib.sha256(payload).hexdigest()
+    return oversized_letter(origin, payload, len(payload), digest, max_bytes)
 
 
 def decode_application(payload: bytes, origin: str, max_bytes: int) -> LoanApplication | DeadLetter:

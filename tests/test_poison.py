@@ -196,6 +196,7 @@ def poison_lines(good: list[bytes]) -> list[tuple[bytes, str]]:
         (json.dumps({**app, "event_id": "app-big", "funded_amnt": 10**400}).encode(),
          "out_of_range"),
         (b'{"event_type": "loan_repayment", "loan_id": "\xff\xfe"}', "invalid_utf8"),
+        (b'{"event_type": "loan_application", "note": "' + b"x" * 100_000 + b'"}', "oversized"),
     ]  # fmt: skip
 
 

@@ -4,6 +4,7 @@ the reasons come from the project's own checks, which agree with the typed decod
 from __future__ import annotations
 
 import copy
+import hashlib
 import json
 from typing import Any
 
@@ -15,7 +16,13 @@ from hypothesis import strategies as st
 from flows.events import LoanApplication, LoanRepayment, application_json_schema
 from flows.reasons import find_problem
 from flows.schema_publish import PUBLISHED, SCHEMA_DIR, normalized, render
-from flows.validation import REASONS, DeadLetter, decode_application, decode_event
+from flows.validation import (
+    OVERSIZED_PREFIX_BYTES,
+    REASONS,
+    DeadLetter,
+    decode_application,
+    decode_event,
+)
 from tests.test_features import BASE
 
 LIMIT = 16 * 1024
@@ -67,6 +74,7 @@ CORPUS: list[tuple[str, bytes, str]] = [
     ("id with spaces", event(loan_id="a b"), "invalid_value"),
     ("non-utf8 bytes", GOOD.replace(b'"CA"', b'"C\xff"'), "invalid_utf8"),
     ("oversized payload", event(note="x" * (LIMIT + 1)), "oversized"),
+    ("far oversized payload", event(note="x" * (50 * LIMIT)), "oversized"),
     ("deeply nested", event(note="x").replace(b'"x"', b"[" * 3000 + b"]" * 3000), "too_deep"),
     ("nested just too deep", event(note="x").replace(b'"x"', b"[" * 32 + b"]" * 32), "too_deep"),
     ("year 1850", event(event_time="1850-01-01T00:00:00Z"), "out_of_range"),
@@ -100,7 +108,13 @@ def test_bad_event_becomes_a_dead_letter_with_reason(
     result = decode_application(payload, f"test:{case}", LIMIT)
     assert isinstance(result, DeadLetter), case
     assert result.reason == reason, result.detail
-    assert result.payload == payload
+    # the exact bytes, but for an oversized payload: a bounded prefix, its length and hash
+    if reason == "oversized":
+        assert result.payload == payload[:OVERSIZED_PREFIX_BYTES]
+        digest = hashlib.sha256(payload).hexdigest()
+        assert f"payload of {len(payload)} bytes" in result.detail and digest in result.detail
+    else:
+        assert result.payload == payload
     assert result.detail
 
 
