@@ -7,6 +7,7 @@ from __future__ import annotations
 import hashlib
 import re
 from dataclasses import dataclass
+from datetime import date
 
 import msgspec
 
@@ -110,7 +111,11 @@ def depth_problem(payload: bytes) -> str | None:
     return f"nested {depth} levels deep, more than {MAX_DEPTH}" if depth > MAX_DEPTH else None
 
 
-def _outside(value: object, earliest: object, latest: object) -> bool:
+def _outside(value: date, earliest: date, latest: date) -> bool:
+    # Years strictly inside the bounds cannot leave them whatever the UTC offset: the attribute
+    # check spares the usual event an aware-datetime comparison (which converts offsets).
+    if earliest.year < value.year < latest.year - 1:
+        return False
     return not earliest <= value < latest  # type: ignore[operator]
 
 

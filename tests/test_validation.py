@@ -6,6 +6,7 @@ from __future__ import annotations
 import copy
 import hashlib
 import json
+from datetime import UTC, datetime, timedelta, timezone
 from typing import Any
 
 import msgspec
@@ -13,7 +14,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from flows.events import LoanApplication, LoanRepayment, application_json_schema
+from flows.events import EARLIEST, LATEST, LoanApplication, LoanRepayment, application_json_schema
 from flows.reasons import find_problem
 from flows.schema_publish import PUBLISHED, SCHEMA_DIR, normalized, render
 from flows.validation import (
@@ -22,6 +23,7 @@ from flows.validation import (
     DeadLetter,
     decode_application,
     decode_event,
+    time_problem,
 )
 from tests.test_features import BASE
 
@@ -291,3 +293,19 @@ def test_schema_requires_the_identifying_fields() -> None:
     required = set(schema["$defs"]["LoanApplication"]["required"])  # type: ignore[index]
     assert {"event_id", "loan_id", "borrower_id", "event_time", "funded_amnt"} <= required
     assert msgspec.json.decode(GOOD)["schema_version"] == 1
+
+
+OFFSETS = st.sampled_from([UTC, timezone(timedelta(hours=14)), timezone(-timedelta(hours=12))])
+NEAR_EDGES = st.sampled_from([datetime(1970, 1, 1), datetime(2100, 1, 1)]).flatmap(
+    lambda edge: st.datetimes(
+        min_value=edge - timedelta(days=2), max_value=edge + timedelta(days=2), timezones=OFFSETS
+    )
+)
+
+
+@given(moment=st.datetimes(timezones=OFFSETS) | NEAR_EDGES)
+def test_the_quick_year_check_agrees_with_the_exact_bounds(moment: datetime) -> None:
+    app = msgspec.structs.replace(
+        msgspec.convert(json.loads(GOOD), LoanApplication), event_time=moment
+    )
+    assert (time_problem(app) is None) == (EARLIEST <= moment < LATEST)
