@@ -35,6 +35,10 @@ REASONS = (
     "too_deep",
 )
 
+# Reasons validation finds again from a dead letter's stored payload (a rebuild re-validates
+# those); an oversized payload is stored as a prefix only, so its reason is kept as stored.
+REDERIVABLE = frozenset(REASONS) - {"oversized"}
+
 # What a dead letter keeps of an oversized payload.
 OVERSIZED_PREFIX_BYTES = 4096
 

@@ -14,9 +14,11 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from flows.archive.restore import _items
 from flows.events import EARLIEST, LATEST, LoanApplication, LoanRepayment, application_json_schema
 from flows.reasons import find_problem
 from flows.schema_publish import PUBLISHED, SCHEMA_DIR, normalized, render
+from flows.scoring import dead_letter_table
 from flows.validation import (
     OVERSIZED_PREFIX_BYTES,
     REASONS,
@@ -309,3 +311,15 @@ def test_the_quick_year_check_agrees_with_the_exact_bounds(moment: datetime) -> 
         msgspec.convert(json.loads(GOOD), LoanApplication), event_time=moment
     )
     assert (time_problem(app) is None) == (EARLIEST <= moment < LATEST)
+
+
+def test_a_rebuild_keeps_the_reason_of_a_payload_stored_as_a_prefix() -> None:
+    # A rebuild re-validates dead letters from their stored bytes; an oversized one holds a
+    # prefix only, which would otherwise come back as malformed JSON.
+    letters = [
+        decode_application(event(note="x" * (2 * LIMIT)), "file:a:1", LIMIT),
+        decode_application(b"{", "file:a:2", LIMIT),
+    ]
+    table = dead_letter_table(letters, datetime(2024, 1, 1, tzinfo=UTC))  # type: ignore[arg-type]
+    items = _items(table, "dead_letters")
+    assert [(i.error.reason if i.error else None) for i in items] == ["oversized", None]
