@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Annotated
 
 import typer
@@ -53,20 +54,16 @@ def demo(
         console.rule(
             f"replaying {events:,} real loans" + (" with repayments" if repayments else "")
         )
-        path = cfg.home / "demo" / "events.jsonl"
-        path.parent.mkdir(parents=True, exist_ok=True)
-        data = load_lending_club()
-        if repayments:
-            # Histories run 12 months past origination: start early enough to end about now.
-            start = datetime.now(UTC) - timedelta(days=366)
-            plan = ReplayPlan(max_events=events, corrupt_share=corrupt, start=start)
-            stream = mixed_events(data, plan, months=12)
+        # One file per choice of events: a rerun replays the very same bytes, so the store skips
+        # every event (a regenerated stream has new times, which would be other content under
+        # the same ids: conflicting duplicates).
+        kind = "-repayments" if repayments else ""
+        path = cfg.home / "demo" / f"events-{events}{kind}-{corrupt:g}.jsonl"
+        if path.exists():
+            console.print(f"replaying the events of an earlier demo run from {path}")
         else:
-            stream = application_events(data, ReplayPlan(max_events=events, corrupt_share=corrupt))
-        with path.open("wb") as sink:
-            for payload in stream:
-                sink.write(payload + b"\n")
-        console.print(f"events written to {path}")
+            _write_events(path, events, corrupt, repayments)
+            console.print(f"events written to {path}")
         stats = score_files([path], cfg, workers=1, label="scoring")
         console.print(summary_table(stats))
         if stats.duplicates:
@@ -84,6 +81,23 @@ def demo(
 def where_line(cfg: Settings) -> str:
     """Where the demo wrote, the store's password redacted."""
     return f"store: {parse_store_url(cfg.store).redacted()}    models: {cfg.models_dir}"
+
+
+def _write_events(path: Path, events: int, corrupt: float, repayments: bool) -> None:
+    data = load_lending_club()
+    if repayments:
+        # Histories run 12 months past origination: start early enough to end about now.
+        start = datetime.now(UTC) - timedelta(days=366)
+        plan = ReplayPlan(max_events=events, corrupt_share=corrupt, start=start)
+        stream = mixed_events(data, plan, months=12)
+    else:
+        stream = application_events(data, ReplayPlan(max_events=events, corrupt_share=corrupt))
+    path.parent.mkdir(parents=True, exist_ok=True)
+    partial = path.with_suffix(".partial")
+    with partial.open("wb") as sink:
+        for payload in stream:
+            sink.write(payload + b"\n")
+    partial.replace(path)  # complete or absent: an interrupted demo writes it again
 
 
 def register(app: typer.Typer) -> None:

@@ -112,7 +112,8 @@ def run_files(
     options: RunOptions | None = None,
 ) -> RunStats:
     """Score every event in ``paths`` into the settings' store; returns this run's counters."""
-    return run_source(JsonLinesSource(paths, settings.batch_size), settings, model, options)
+    source = JsonLinesSource(paths, settings.batch_size, max_bytes=settings.max_payload_bytes)
+    return run_source(source, settings, model, options)
 
 
 def run_kafka(

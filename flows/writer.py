@@ -13,14 +13,19 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import TypeVar
 
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from flows.duplicates import split_conflicts
 from flows.errors import RiskctlError
 from flows.scoring import ScoredBatch
 from flows.store.base import Store, StoreUnavailable
+
+_NO_ROWS = pa.table({})
+T = TypeVar("T")
 
 TARGETS = (
     ("raw_events", "event_id", "raw"),
@@ -107,8 +112,11 @@ class IdempotentWriter:
             return WriteResult(0, 0, 0, 0)
         fresh_counts: dict[str, int] = {}
         offered: dict[str, int] = {}
+        conflicts = _NO_ROWS
         for table_name, key, attr in TARGETS:
             parts = [t for t in (getattr(b, attr) for b in batches) if t.num_rows]
+            if attr == "dead" and conflicts.num_rows:
+                parts.append(conflicts)
             if not parts:
                 offered[attr] = fresh_counts[attr] = 0
                 continue
@@ -118,6 +126,11 @@ class IdempotentWriter:
             if data.num_rows == 0:
                 fresh_counts[attr] = 0
                 continue
+            if attr == "raw":
+                # Found before raw_events is written: the table holds each id's first content.
+                data, conflicts = self._with_retry(
+                    lambda d=data: split_conflicts(self._connected(), d)
+                )
             data = first_occurrences(data, key)
             inserted = self._with_retry(
                 lambda t=table_name, k=key, d=data: self._insert_new(t, k, d)
@@ -125,7 +138,10 @@ class IdempotentWriter:
             fresh_counts[attr] = inserted
         # repeats the per-loan state recognised were read too, and are skipped
         repeats = sum(b.skipped for b in batches)
-        sent = offered["scored"] + offered["repayments"] + offered["dead"] + repeats
+        # A conflicting duplicate was counted already, by its score row or as a repeat; as a
+        # dead letter it moves from skipped to dead-lettered.
+        dead_offered = offered["dead"] - conflicts.num_rows
+        sent = offered["scored"] + offered["repayments"] + dead_offered + repeats
         scored = fresh_counts["scored"] + fresh_counts["repayments"]
         result = WriteResult(
             sent=sent,
@@ -172,7 +188,7 @@ class IdempotentWriter:
             self._store = self._open_store()
         return self._store
 
-    def _with_retry(self, action: Callable[[], int]) -> int:
+    def _with_retry(self, action: Callable[[], T]) -> T:
         deadline = time.monotonic() + self._retry.deadline_s
         backoff = self._retry.initial_backoff_s
         while True:

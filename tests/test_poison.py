@@ -10,15 +10,18 @@ from itertools import pairwise
 from pathlib import Path
 
 import msgspec
+import numpy as np
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from flows.connectors.loan_state_step import LoanBookLogic
 from flows.events import LATEST, LoanApplication, LoanRepayment
+from flows.features import FEATURE_NAMES
 from flows.jobs import RunOptions, run_files, run_kafka
 from flows.loan_book import STATE_ERROR, LoanBook, LoanEvent, Opened, Repaid
 from flows.model import ScoringModel, load_live_model
+from flows.scoring import BatchScorer, RawBatch
 from flows.settings import Settings
 from flows.validation import REASONS, DeadLetter, decode_event
 from tests.conftest import query_rows
@@ -196,6 +199,7 @@ def poison_lines(good: list[bytes]) -> list[tuple[bytes, str]]:
         (json.dumps({**app, "event_id": "app-big", "funded_amnt": 10**400}).encode(),
          "out_of_range"),
         (b'{"event_type": "loan_repayment", "loan_id": "\xff\xfe"}', "invalid_utf8"),
+        (b'{"event_type": "loan_application", "note": "' + b"x" * 100_000 + b'"}', "oversized"),
     ]  # fmt: skip
 
 
@@ -267,3 +271,43 @@ def test_poison_on_kafka_is_dead_lettered_and_its_offset_moves_on(
         "SELECT (SELECT count() FROM scored_events) + (SELECT count() FROM repayment_scores) AS n",
     )
     assert row["n"] == len(good_lines)
+
+
+@st.composite
+def extreme_application(draw: st.DrawFn) -> bytes:
+    """Applications valid by the schema with values anywhere in their ranges."""
+    count = st.none() | st.integers(0, 1000)
+    money = st.none() | AMOUNTS
+    percent = st.none() | st.floats(min_value=0, max_value=1000)
+    document = {
+        **BASE,
+        "event_time": draw(TIMES),
+        "funded_amnt": draw(st.floats(min_value=1e-9, max_value=1e7)),
+        "term_months": draw(st.sampled_from([36, 60])),
+        "int_rate": draw(st.floats(min_value=0, max_value=100)),
+        "annual_inc": draw(AMOUNTS),
+        "emp_length_years": draw(st.none() | st.integers(0, 10)),
+        "revol_util": draw(percent),
+        "all_util": draw(percent),
+        "total_bal_il": draw(money),
+        "delinq_amnt": draw(money),
+        "total_il_high_credit_limit": draw(money),
+        **{name: draw(count) for name in ("delinq_2yrs", "inq_last_6mths", "acc_now_delinq",
+                                          "open_il_6m", "inq_fi", "num_il_tl")},
+    }  # fmt: skip
+    return msgspec.json.encode(document)
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(payloads=st.lists(extreme_application() | event_like(), min_size=1, max_size=20))
+def test_scoring_step_never_raises_on_any_batch(model: ScoringModel, payloads: list[bytes]) -> None:
+    # with the per-loan state on, as it is whenever a behavioural model exists: repayments
+    # pass on to the state step (without one, a repayment stops the flow by design)
+    scorer = BatchScorer(model, Settings(), track_loans=True)
+    batch = scorer(RawBatch([f"fuzz:{i}" for i in range(len(payloads))], payloads))
+    repaid = sum(isinstance(e, Repaid) for e in batch.loan_events)
+    assert batch.scored.num_rows + batch.dead.num_rows + repaid == len(payloads)
+    pd = batch.scored.column("pd").to_numpy()
+    assert ((pd >= 0) & (pd <= 1)).all()
+    for name in FEATURE_NAMES:  # NaN stands for a missing bureau field, imputed by the model
+        assert not np.isinf(batch.scored.column(name).to_numpy()).any(), name

@@ -4,7 +4,9 @@ the reasons come from the project's own checks, which agree with the typed decod
 from __future__ import annotations
 
 import copy
+import hashlib
 import json
+from datetime import UTC, datetime, timedelta, timezone
 from typing import Any
 
 import msgspec
@@ -12,10 +14,19 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from flows.events import LoanApplication, LoanRepayment, application_json_schema
+from flows.archive.restore import _items
+from flows.events import EARLIEST, LATEST, LoanApplication, LoanRepayment, application_json_schema
 from flows.reasons import find_problem
 from flows.schema_publish import PUBLISHED, SCHEMA_DIR, normalized, render
-from flows.validation import REASONS, DeadLetter, decode_application, decode_event
+from flows.scoring import dead_letter_table
+from flows.validation import (
+    OVERSIZED_PREFIX_BYTES,
+    REASONS,
+    DeadLetter,
+    decode_application,
+    decode_event,
+    time_problem,
+)
 from tests.test_features import BASE
 
 LIMIT = 16 * 1024
@@ -67,6 +78,7 @@ CORPUS: list[tuple[str, bytes, str]] = [
     ("id with spaces", event(loan_id="a b"), "invalid_value"),
     ("non-utf8 bytes", GOOD.replace(b'"CA"', b'"C\xff"'), "invalid_utf8"),
     ("oversized payload", event(note="x" * (LIMIT + 1)), "oversized"),
+    ("far oversized payload", event(note="x" * (50 * LIMIT)), "oversized"),
     ("deeply nested", event(note="x").replace(b'"x"', b"[" * 3000 + b"]" * 3000), "too_deep"),
     ("nested just too deep", event(note="x").replace(b'"x"', b"[" * 32 + b"]" * 32), "too_deep"),
     ("year 1850", event(event_time="1850-01-01T00:00:00Z"), "out_of_range"),
@@ -100,7 +112,13 @@ def test_bad_event_becomes_a_dead_letter_with_reason(
     result = decode_application(payload, f"test:{case}", LIMIT)
     assert isinstance(result, DeadLetter), case
     assert result.reason == reason, result.detail
-    assert result.payload == payload
+    # the exact bytes, but for an oversized payload: a bounded prefix, its length and hash
+    if reason == "oversized":
+        assert result.payload == payload[:OVERSIZED_PREFIX_BYTES]
+        digest = hashlib.sha256(payload).hexdigest()
+        assert f"payload of {len(payload)} bytes" in result.detail and digest in result.detail
+    else:
+        assert result.payload == payload
     assert result.detail
 
 
@@ -277,3 +295,31 @@ def test_schema_requires_the_identifying_fields() -> None:
     required = set(schema["$defs"]["LoanApplication"]["required"])  # type: ignore[index]
     assert {"event_id", "loan_id", "borrower_id", "event_time", "funded_amnt"} <= required
     assert msgspec.json.decode(GOOD)["schema_version"] == 1
+
+
+OFFSETS = st.sampled_from([UTC, timezone(timedelta(hours=14)), timezone(-timedelta(hours=12))])
+NEAR_EDGES = st.sampled_from([datetime(1970, 1, 1), datetime(2100, 1, 1)]).flatmap(
+    lambda edge: st.datetimes(
+        min_value=edge - timedelta(days=2), max_value=edge + timedelta(days=2), timezones=OFFSETS
+    )
+)
+
+
+@given(moment=st.datetimes(timezones=OFFSETS) | NEAR_EDGES)
+def test_the_quick_year_check_agrees_with_the_exact_bounds(moment: datetime) -> None:
+    app = msgspec.structs.replace(
+        msgspec.convert(json.loads(GOOD), LoanApplication), event_time=moment
+    )
+    assert (time_problem(app) is None) == (EARLIEST <= moment < LATEST)
+
+
+def test_a_rebuild_keeps_the_reason_of_a_payload_stored_as_a_prefix() -> None:
+    # A rebuild re-validates dead letters from their stored bytes; an oversized one holds a
+    # prefix only, which would otherwise come back as malformed JSON.
+    letters = [
+        decode_application(event(note="x" * (2 * LIMIT)), "file:a:1", LIMIT),
+        decode_application(b"{", "file:a:2", LIMIT),
+    ]
+    table = dead_letter_table(letters, datetime(2024, 1, 1, tzinfo=UTC))  # type: ignore[arg-type]
+    items = _items(table, "dead_letters")
+    assert [(i.error.reason if i.error else None) for i in items] == ["oversized", None]

@@ -17,8 +17,10 @@ GRANT INSERT ON ${database}.repayment_scores TO riskctl_writer_role;
 GRANT INSERT ON ${database}.ops_batches TO riskctl_writer_role;
 GRANT INSERT ON ${database}.ops_consumer_lag TO riskctl_writer_role;
 -- Replays must not add rows twice: before inserting, the writer asks which keys are stored,
--- so it reads the key columns, and only those.
+-- so it reads the key columns, and only those (and raw events' content hashes, which tell a
+-- repeat from a conflicting duplicate).
 GRANT SELECT(event_id) ON ${database}.raw_events TO riskctl_writer_role;
+GRANT SELECT(content_hash) ON ${database}.raw_events TO riskctl_writer_role;
 GRANT SELECT(event_id) ON ${database}.scored_events TO riskctl_writer_role;
 GRANT SELECT(dead_letter_id) ON ${database}.dead_letters TO riskctl_writer_role;
 GRANT SELECT(event_id) ON ${database}.repayment_scores TO riskctl_writer_role;

@@ -38,7 +38,7 @@ from flows.jobs import RunOptions, run_source
 from flows.model import ScoringModel
 from flows.scoring import RawBatch
 from flows.settings import Settings
-from flows.validation import REASONS, DeadLetter
+from flows.validation import REDERIVABLE, DeadLetter
 from flows.writer import RunStats
 
 SOURCE_NAME = "archive"
@@ -136,7 +136,7 @@ def _items(table: pa.Table, dataset: str) -> list[_Item]:
     raw = [base64.b64decode(b) for b in table.column("payload_base64").to_pylist()]
     items = []
     for r, o, p, reason, detail in zip(received, origins, raw, reasons, details, strict=True):
-        passed = None if reason in REASONS else DeadLetter(o, reason, detail, p)
+        passed = None if reason in REDERIVABLE else DeadLetter(o, reason, detail, p)
         items.append(_Item(r, o, p, r // 1000, passed))
     return items
 

@@ -83,6 +83,14 @@ class EmbeddedStore:
         )
         return found.column(0).combine_chunks().cast(pa.string())
 
+    def stored_values(self, table: str, key: str, column: str, keys: pa.Array) -> pa.Table:
+        probe = pa.table({"k": keys})  # noqa: F841 - read by chDB's Python() from this frame
+        return self._run(
+            f"SELECT {key}, any({column}) AS {column} FROM {table} "
+            f"WHERE {key} IN (SELECT k FROM Python(probe)) GROUP BY {key}",
+            "ArrowTable",
+        )
+
     def close(self) -> None:
         self._session.close()
 

@@ -105,6 +105,13 @@ class ServerStore:
         )
         return found.column(0).combine_chunks().cast(pa.string())
 
+    def stored_values(self, table: str, key: str, column: str, keys: pa.Array) -> pa.Table:
+        return self.query_arrow(
+            f"SELECT {key}, any({column}) AS {column} FROM {table} "
+            f"WHERE {key} IN {{keys:Array(String)}} GROUP BY {key}",
+            {"keys": keys.to_pylist()},
+        )
+
     def close(self) -> None:
         self._client.close()
 
