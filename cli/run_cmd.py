@@ -6,6 +6,7 @@ import json
 import socket
 import subprocess
 import sys
+from collections.abc import Callable
 from datetime import timedelta
 from enum import StrEnum
 from pathlib import Path
@@ -48,7 +49,13 @@ def count_lines(paths: list[Path]) -> int:
     return total
 
 
-def score_files(paths: list[Path], cfg: Settings, workers: int, label: str) -> RunStats:
+def score_files(
+    paths: list[Path],
+    cfg: Settings,
+    workers: int,
+    label: str,
+    on_write: Callable[[RunStats], None] = lambda _stats: None,
+) -> RunStats:
     """Run the dataflow over ``paths`` with a progress bar; returns the run's counters."""
     model = load_model(cfg.models_dir)
     live_model = load_live_model(cfg.models_dir)
@@ -64,11 +71,12 @@ def score_files(paths: list[Path], cfg: Settings, workers: int, label: str) -> R
     ) as progress:
         task = progress.add_task(label, total=total, rate="")
 
-        def on_write(stats: RunStats) -> None:
+        def progressed(stats: RunStats) -> None:
             rate = stats.sent / stats.elapsed_s if stats.elapsed_s else 0.0
             progress.update(task, completed=stats.sent, rate=f"{rate:,.0f} ev/s")
+            on_write(stats)
 
-        options = RunOptions(workers=workers, on_write=on_write, live_model=live_model)
+        options = RunOptions(workers=workers, on_write=progressed, live_model=live_model)
         return run_files(paths, cfg, model, options)
 
 
@@ -191,10 +199,10 @@ def run(
                 "ClickHouse server (--store http://user:password@host:8123/db), or use --workers"
             )
         if source is Source.file and not (recovery_dir or processes > 1 or addresses):
-            stats = score_files(inputs or [], cfg, workers, "scoring")
-            if log_batches:
-                _log_batch(stats)
+            log = _log_batch if log_batches else lambda _stats: None
+            stats = score_files(inputs or [], cfg, workers, "scoring", on_write=log)
             console.print(summary_table(stats))
+            _end_of_stop(stats)
             return
         cluster, peers = _cluster(processes, process_id, addresses)
         children = [subprocess.Popen([sys.argv[0], *args]) for args in peers]
@@ -217,6 +225,21 @@ def run(
             for child in children:
                 child.wait()
         console.print(summary_table(stats))
+        _end_of_stop(stats)
+
+
+def _end_of_stop(stats: RunStats) -> None:
+    """After a signal stopped the run: one line, and the exit a shell expects (0 for SIGTERM,
+    the service managers' stop; 130 for SIGINT, as for Ctrl-C)."""
+    if stats.stopped_by is None:
+        return
+    err_console.print(
+        f"stopped by {stats.stopped_by}: everything read was stored; run again to continue",
+        highlight=False,
+        soft_wrap=True,
+    )
+    if stats.stopped_by == "SIGINT":
+        raise typer.Exit(130)
 
 
 def register(app: typer.Typer) -> None:

@@ -5,12 +5,14 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from bytewax.connectors.kafka import KafkaSink
-from bytewax.inputs import Source
+from bytewax.inputs import FixedPartitionedSource
 
 from flows.connectors.file_source import JsonLinesSource
 from flows.connectors.kafka_input import kafka_batches
+from flows.connectors.stoppable import StoppableSource, StopRequest
 from flows.connectors.store_sink import StoreSink
 from flows.dataflow import Inputs, build_flow, source_input
 from flows.errors import RiskctlError
@@ -50,7 +52,7 @@ def ensure_schema(store_url: str) -> int:
 
 
 def _run(
-    inputs: Inputs,
+    inputs: Callable[[StopRequest], Inputs],
     settings: Settings,
     model: ScoringModel,
     options: RunOptions,
@@ -67,9 +69,10 @@ def _run(
     if options.cluster is None or options.cluster.process_id == 0:
         ensure_schema(settings.store)
     stats = RunStats()
+    stop = StopRequest()
     kafka = settings.kafka
     flow = build_flow(
-        inputs,
+        inputs(stop),
         StoreSink(
             settings.store,
             stats,
@@ -88,12 +91,19 @@ def _run(
         else None,
         flow_id=flow_id,
     )
-    run(flow, workers=options.workers, recovery=options.recovery, cluster=options.cluster)
+    run(
+        flow,
+        workers=options.workers,
+        recovery=options.recovery,
+        cluster=options.cluster,
+        stop=stop,
+    )
+    stats.stopped_by = stop.reason
     return stats
 
 
 def run_source(
-    source: Source[RawBatch],
+    source: FixedPartitionedSource[RawBatch, Any],
     settings: Settings,
     model: ScoringModel,
     options: RunOptions | None = None,
@@ -101,7 +111,10 @@ def run_source(
     flow_id: str = "riskctl",
 ) -> RunStats:
     """Score everything a raw-batch source yields into the settings' store."""
-    inputs = source_input(source)
+
+    def inputs(stop: StopRequest) -> Inputs:
+        return source_input(StoppableSource(source, stop))
+
     return _run(inputs, settings, model, options or RunOptions(), kafka_out=False, flow_id=flow_id)
 
 
@@ -131,5 +144,8 @@ def run_kafka(
     topics = [kafka.applications_topic]
     if options.live_model is not None:
         topics.append(kafka.repayments_topic)
-    inputs: Inputs = lambda flow: kafka_batches(flow, kafka, topics, tail=not until_end)  # noqa: E731
+
+    def inputs(stop: StopRequest) -> Inputs:
+        return lambda flow: kafka_batches(flow, kafka, topics, tail=not until_end, stop=stop)
+
     return _run(inputs, settings, model, options, kafka_out=True)

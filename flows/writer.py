@@ -64,6 +64,8 @@ class RunStats:
     duplicates: int = 0
     store_retries: int = 0
     pending_repayments: int = 0
+    # the signal (or other cause) that ended the run before its inputs did
+    stopped_by: str | None = None
     started: float = field(default_factory=time.perf_counter)
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
 

@@ -24,6 +24,7 @@ from bytewax.inputs import StatefulSourcePartition
 from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaException, Message, TopicPartition
 from confluent_kafka import KafkaError as ConsumerError
 
+from flows.connectors.stoppable import StoppableSource, StopRequest
 from flows.scoring import RawBatch
 from flows.settings import KafkaSettings
 from flows.validation import DeadLetter
@@ -153,10 +154,16 @@ class MicroBatchKafkaSource(KafkaSource):
 
 
 def kafka_batches(
-    flow: Dataflow, kafka: KafkaSettings, topics: list[str], *, tail: bool = True
+    flow: Dataflow,
+    kafka: KafkaSettings,
+    topics: list[str],
+    *,
+    tail: bool = True,
+    stop: StopRequest | None = None,
 ) -> Stream[RawBatch]:
-    """Read ``topics`` from the beginning (or the recovery snapshot) as micro-batches."""
+    """Read ``topics`` from the beginning (or the recovery snapshot) as micro-batches, until
+    their end (without ``tail``) or until ``stop`` is requested."""
     source = MicroBatchKafkaSource(
         kafka.brokers, topics, tail=tail, batch_size=kafka.consume_batch_size
     )
-    return op.input("kafka", flow, source)
+    return op.input("kafka", flow, StoppableSource(source, stop or StopRequest()))
