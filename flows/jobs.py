@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -12,6 +13,7 @@ from bytewax.inputs import FixedPartitionedSource
 
 from flows.connectors.file_source import JsonLinesSource
 from flows.connectors.kafka_input import kafka_batches
+from flows.connectors.loan_history import LoanHistory
 from flows.connectors.stoppable import StoppableSource, StopRequest
 from flows.connectors.store_sink import StoreSink
 from flows.dataflow import Inputs, build_flow, source_input
@@ -71,6 +73,12 @@ def _run(
     stats = RunStats()
     stop = StopRequest()
     kafka = settings.kafka
+    # Loans this run meets first are brought up to date from what earlier runs stored.
+    history = (
+        None
+        if options.live_model is None
+        else LoanHistory(lambda: options.store_factory(settings.store), datetime.now(UTC))
+    )
     flow = build_flow(
         inputs(stop),
         StoreSink(
@@ -90,14 +98,19 @@ def _run(
         if kafka_out
         else None,
         flow_id=flow_id,
+        history=history,
     )
-    run(
-        flow,
-        workers=options.workers,
-        recovery=options.recovery,
-        cluster=options.cluster,
-        stop=stop,
-    )
+    try:
+        run(
+            flow,
+            workers=options.workers,
+            recovery=options.recovery,
+            cluster=options.cluster,
+            stop=stop,
+        )
+    finally:
+        if history is not None:
+            history.close()
     stats.stopped_by = stop.reason
     return stats
 
