@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import socket
 import subprocess
 import sys
@@ -10,7 +11,7 @@ from collections.abc import Callable
 from datetime import timedelta
 from enum import StrEnum
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, NoReturn
 
 import typer
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
@@ -26,6 +27,7 @@ from cli.common import (
     settings,
     user_errors,
 )
+from flows.errors import RiskctlError
 from flows.jobs import RunOptions, run_files, run_kafka
 from flows.model import load_live_model, load_model
 from flows.runner import Cluster, Recovery
@@ -76,8 +78,21 @@ def score_files(
             progress.update(task, completed=stats.sent, rate=f"{rate:,.0f} ev/s")
             on_write(stats)
 
-        options = RunOptions(workers=workers, on_write=progressed, live_model=live_model)
+        options = RunOptions(
+            workers=workers,
+            on_write=progressed,
+            live_model=live_model,
+            on_store_failure=abort_run,
+        )
         return run_files(paths, cfg, model, options)
+
+
+def abort_run(error: RiskctlError) -> NoReturn:
+    """End the process on a store failure: one line, exit 1, before Bytewax could record the
+    epoch. Nothing unstored was acknowledged, so the next run reads it again; what a write left
+    half done, the store's journal completes then."""
+    os.write(2, f"error: {error}\n".encode(errors="replace"))
+    os._exit(1)
 
 
 def summary_table(stats: RunStats) -> Table:
@@ -214,6 +229,7 @@ def run(
             cluster=cluster,
             on_write=_log_batch if log_batches else lambda _stats: None,
             live_model=load_live_model(cfg.models_dir),
+            on_store_failure=abort_run,
         )
         model = load_model(cfg.models_dir)
         try:

@@ -8,10 +8,18 @@ from typing import Annotated
 
 import typer
 
-from cli.common import HomeOption, StoreOption, UsageError, console, settings, user_errors
+from cli.common import (
+    HomeOption,
+    StoreOption,
+    UsageError,
+    console,
+    fail,
+    settings,
+    user_errors,
+)
 from cli.tables import OutputFormat, rich_table, to_csv, to_json
 from flows.store import Store, open_store
-from flows.store.migrations import applied, discover, migrate
+from flows.store.migrations import applied, discover, migrate, missing_objects
 
 db_app = typer.Typer(help="Manage the ClickHouse schema.", no_args_is_help=True)
 
@@ -49,9 +57,12 @@ def db_status(home: HomeOption = None, store: StoreOption = None) -> None:
         url = settings(home, store).store
         with opened(url) as db:
             done = applied(db)
+            missing = missing_objects(db)
         for migration in discover():
             mark = "applied" if migration.version in done else "pending"
             console.print(f"{migration.path.name:40} {mark}")
+        if missing:
+            raise fail(f"tables or views missing: {', '.join(missing)}")
 
 
 def _print(result: object, fmt: OutputFormat, title: str | None = None) -> None:

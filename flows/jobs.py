@@ -12,7 +12,7 @@ from bytewax.connectors.kafka import KafkaSink
 from bytewax.inputs import FixedPartitionedSource
 
 from flows.connectors.file_source import JsonLinesSource
-from flows.connectors.kafka_input import kafka_batches
+from flows.connectors.kafka_input import check_brokers, kafka_batches
 from flows.connectors.loan_history import LoanHistory
 from flows.connectors.stoppable import StoppableSource, StopRequest
 from flows.connectors.store_sink import StoreSink
@@ -26,6 +26,9 @@ from flows.settings import Settings
 from flows.store import Store, open_store, parse_store_url
 from flows.store.migrations import migrate
 from flows.writer import RetryPolicy, RunStats
+
+# How long a Kafka run waits for the brokers to answer before it fails.
+KAFKA_CONNECT_TIMEOUT_S = 15.0
 
 
 class LayoutError(RiskctlError):
@@ -42,6 +45,8 @@ class RunOptions:
     store_factory: Callable[[str], Store] = open_store
     # The behavioural model: with it, repayments move per-loan state and get a live PD.
     live_model: ScoringModel | None = None
+    # Called with a store failure that ends the run, before it is raised into Bytewax.
+    on_store_failure: Callable[[RiskctlError], None] = lambda _error: None
 
 
 def ensure_schema(store_url: str) -> int:
@@ -77,7 +82,11 @@ def _run(
     history = (
         None
         if options.live_model is None
-        else LoanHistory(lambda: options.store_factory(settings.store), datetime.now(UTC))
+        else LoanHistory(
+            lambda: options.store_factory(settings.store),
+            datetime.now(UTC),
+            options.on_store_failure,
+        )
     )
     flow = build_flow(
         inputs(stop),
@@ -91,6 +100,7 @@ def _run(
             on_write=options.on_write,
             store_factory=options.store_factory,
             flow_id=flow_id,
+            on_failure=options.on_store_failure,
         ),
         BatchScorer(model, settings, track_loans=options.live_model is not None),
         live=None if options.live_model is None else LiveScorer(options.live_model, settings),
@@ -157,6 +167,7 @@ def run_kafka(
     topics = [kafka.applications_topic]
     if options.live_model is not None:
         topics.append(kafka.repayments_topic)
+    check_brokers(kafka.brokers, topics, KAFKA_CONNECT_TIMEOUT_S)
 
     def inputs(stop: StopRequest) -> Inputs:
         return lambda flow: kafka_batches(flow, kafka, topics, tail=not until_end, stop=stop)

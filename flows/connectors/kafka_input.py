@@ -14,6 +14,7 @@ dead-letter ids stable across replays.
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Sequence
 from datetime import UTC, datetime
 
@@ -25,6 +26,7 @@ from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaException, Message,
 from confluent_kafka import KafkaError as ConsumerError
 
 from flows.connectors.stoppable import StoppableSource, StopRequest
+from flows.errors import RiskctlError
 from flows.scoring import RawBatch
 from flows.settings import KafkaSettings
 from flows.validation import DeadLetter
@@ -151,6 +153,39 @@ class MicroBatchKafkaSource(KafkaSource):
             raise ValueError(f"recovery data names topic {topic!r}, not one this flow reads")
         offset = OFFSET_BEGINNING if resume_state is None else resume_state
         return _BatchPartition(dict(self._config), topic, int(index), offset, self._size)
+
+
+# librdkafka reports every failed connection attempt on stderr; the run reports the outcome once.
+_QUIET = logging.getLogger("riskctl.kafka.probe")
+_QUIET.addHandler(logging.NullHandler())
+_QUIET.propagate = False
+
+
+class BrokersUnavailable(RiskctlError):
+    """The brokers did not answer, or lack a topic the flow reads."""
+
+
+def check_brokers(brokers: str, topics: list[str], timeout_s: float) -> None:
+    """Fail within ``timeout_s`` unless the brokers answer and hold every one of ``topics``.
+
+    Without this, a flow against a dead broker waits for it forever (librdkafka retries)."""
+    consumer = Consumer(
+        {"bootstrap.servers": brokers, "group.id": "riskctl-probe", "logger": _QUIET}
+    )
+    try:
+        metadata = consumer.list_topics(timeout=timeout_s)
+    except KafkaException as exc:
+        raise BrokersUnavailable(
+            f"Kafka at {brokers} did not answer within {timeout_s:.0f}s ({exc.args[0]})"
+        ) from exc
+    finally:
+        consumer.close()
+    missing = [t for t in topics if t not in metadata.topics]
+    if missing:
+        raise BrokersUnavailable(
+            f"Kafka at {brokers} has no topic {', '.join(missing)}; "
+            "create them with `riskctl topics create`"
+        )
 
 
 def kafka_batches(

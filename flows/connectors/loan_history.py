@@ -2,9 +2,10 @@
 the events the store already holds for it, so repayments find applications that an earlier
 run (another file, or a run without a recovery directory) stored.
 
-The state step reads the store only for loans it has not met, in one query per batch of them,
-and only events received before this run began: this run's own rows (which the sink may write
-before the state step sees them) are never mistaken for history. Replaying history observes
+The state step reads the store only for loans it has not met that the store held before this
+run began, in one query per batch of them, and only events received before then: this run's
+own rows (which the sink may write before the state step sees them) are never taken for
+history. Replaying history observes
 again only repayments that have no live score yet (the state step died before scoring them, or
 they waited for an application that arrives now); the rest are applied silently.
 """
@@ -19,6 +20,7 @@ import pyarrow as pa
 from bytewax.operators import StatefulBatchLogic
 
 from flows.connectors.loan_state_step import BookSnapshot, LoanBookLogic
+from flows.errors import RiskctlError
 from flows.events import LoanApplication, LoanRepayment
 from flows.loan_book import LoanEvent, Observation, Opened, Repaid
 from flows.store import Store
@@ -46,32 +48,66 @@ def _literal(value: str) -> str:
 
 def history_sql(loan_ids: list[str], before: datetime) -> str:
     ids = "(" + ", ".join(map(_literal, loan_ids)) + ")"
-    moment = f"toDateTime64({before.timestamp():.6f}, 6, 'UTC')"
-    return _HISTORY_SQL.format(ids=ids, before=moment)
+    return _HISTORY_SQL.format(ids=ids, before=_moment(before))
 
 
 class LoanHistory:
-    """Events stored before ``before``, per loan; shared by the workers of one process."""
+    """Events stored before ``before``, per loan; shared by the workers of one process.
 
-    def __init__(self, open_store: Callable[[], Store], before: datetime) -> None:
+    The ids of the loans stored before are read once, at the first need, so a run into a store
+    without them (or meeting only new loans) asks nothing more; memory grows with their count.
+    A store that fails here goes to ``on_failure`` first, like the sink's failures.
+    """
+
+    def __init__(
+        self,
+        open_store: Callable[[], Store],
+        before: datetime,
+        on_failure: Callable[[RiskctlError], None] = lambda _error: None,
+    ) -> None:
         self._open_store = open_store
         self._before = before
+        self._on_failure = on_failure
         self._store: Store | None = None
+        self._stored: set[str] | None = None
         self._lock = threading.Lock()
 
-    def events(self, loan_ids: list[str]) -> tuple[list[LoanEvent], set[str]]:
+    def events(self, loan_ids: set[str]) -> tuple[list[LoanEvent], set[str]]:
         """The loans' stored events in arrival order, and the ids of those not yet observed."""
-        with self._lock:
-            if self._store is None:
-                self._store = self._open_store()
-            rows = self._store.query_arrow(history_sql(loan_ids, self._before))
+        try:
+            with self._lock:
+                store = self._connected()
+                if self._stored is None:
+                    self._stored = set(
+                        store.query_arrow(stored_loans_sql(self._before)).column(0).to_pylist()
+                    )
+                wanted = sorted(loan_ids & self._stored)
+                if not wanted:
+                    return [], set()
+                rows = store.query_arrow(history_sql(wanted, self._before))
+        except RiskctlError as exc:
+            self._on_failure(exc)
+            raise
         return history_events(rows)
+
+    def _connected(self) -> Store:
+        if self._store is None:
+            self._store = self._open_store()
+        return self._store
 
     def close(self) -> None:
         with self._lock:
             if self._store is not None:
                 self._store.close()
                 self._store = None
+
+
+def _moment(before: datetime) -> str:
+    return f"toDateTime64({before.timestamp():.6f}, 6, 'UTC')"
+
+
+def stored_loans_sql(before: datetime) -> str:
+    return f"SELECT DISTINCT loan_id FROM raw_events WHERE received_at < {_moment(before)}"
 
 
 def history_events(rows: pa.Table) -> tuple[list[LoanEvent], set[str]]:
@@ -112,7 +148,7 @@ class HistoryBookLogic(
         out: list[tuple[list[Observation], int]] = []
         if new:
             self._met |= new
-            history, unobserved = self._history.events(sorted(new))
+            history, unobserved = self._history.events(new)
             if history:
                 # Applied before the inner step counts waiting repayments: those stored as
                 # waiting were counted by the run that read them.
