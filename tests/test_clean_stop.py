@@ -19,7 +19,7 @@ import pytest
 from flows.jobs import run_files
 from flows.model import ScoringModel
 from flows.settings import Settings
-from tests.test_crash_consistency import assert_same, fingerprint, journal_rows
+from tests.store_compare import assert_same, fingerprint, journal_rows
 from training.dataset import LendingClub
 from training.replay import ReplayPlan, application_events
 
