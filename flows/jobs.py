@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -148,7 +149,21 @@ def run_files(
     options: RunOptions | None = None,
 ) -> RunStats:
     """Score every event in ``paths`` into the settings' store; returns this run's counters."""
+    options = options or RunOptions()
+    if options.recovery is not None:
+        options = replace(options, recovery=files_recovery(options.recovery, paths))
     return run_source(JsonLinesSource(paths, settings.batch_size), settings, model, options)
+
+
+def files_recovery(recovery: Recovery, paths: list[Path]) -> Recovery:
+    """The recovery snapshots of one set of input files, apart from other sets' snapshots.
+
+    Bytewax resumes a source only with every partition (file name) it snapshotted, so a run
+    over other files could not use the same directory; loan state made by runs over other files
+    reaches this one through the store (see flows.connectors.loan_history)."""
+    names = "\0".join(sorted(path.name for path in paths))
+    digest = hashlib.sha256(names.encode()).hexdigest()[:16]
+    return replace(recovery, directory=recovery.directory / f"files-{digest}")
 
 
 def run_kafka(

@@ -6,6 +6,7 @@ the same live scores and month states as one run over everything.
 
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -13,6 +14,7 @@ import pytest
 
 from flows.jobs import RunOptions, run_files
 from flows.model import ScoringModel, load_live_model
+from flows.runner import Recovery
 from flows.settings import Settings
 from flows.validation import is_repayment
 from tests.conftest import query_rows
@@ -38,7 +40,9 @@ def write(path: Path, lines: list[bytes]) -> Path:
     return path
 
 
-@pytest.mark.parametrize("repayments_first", [False, True])
+@pytest.mark.parametrize(
+    ("repayments_first", "recovery"), [(False, False), (True, False), (False, True)]
+)
 def test_a_loan_split_over_two_file_runs_scores_as_one_run(
     settings: Settings,
     model: ScoringModel,
@@ -46,9 +50,13 @@ def test_a_loan_split_over_two_file_runs_scores_as_one_run(
     lines: list[bytes],
     tmp_path: Path,
     repayments_first: bool,
+    recovery: bool,
 ) -> None:
+    """With a recovery directory too: the second run's other file resumes nothing of the
+    first's snapshots (Bytewax stopped such a run before, on its routing map)."""
     live_model = load_live_model(behaviour_model_home / "models")
     options = RunOptions(live_model=live_model)
+    split_options = replace(options, recovery=Recovery(tmp_path / "recovery") if recovery else None)
     repayments = [x for x in lines if is_repayment(x)]
     applications = [x for x in lines if not is_repayment(x)]
     whole = run_files([write(tmp_path / "all.jsonl", lines)], settings, model, options)
@@ -58,8 +66,8 @@ def test_a_loan_split_over_two_file_runs_scores_as_one_run(
     parts = [applications, repayments]
     if repayments_first:
         parts.reverse()
-    first = run_files([write(tmp_path / "first.jsonl", parts[0])], split, model, options)
-    second = run_files([write(tmp_path / "second.jsonl", parts[1])], split, model, options)
+    first = run_files([write(tmp_path / "first.jsonl", parts[0])], split, model, split_options)
+    second = run_files([write(tmp_path / "second.jsonl", parts[1])], split, model, split_options)
     if repayments_first:
         assert first.pending_repayments == len(repayments)
         assert second.pending_repayments == -len(repayments)
