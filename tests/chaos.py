@@ -102,7 +102,7 @@ def plan_disturbances(rng: random.Random, max_batches: int) -> list[Disturbance]
 
 
 def follow(command: list[str], env: dict[str, str], disturbance: Disturbance | None) -> int:
-    """Run one process; signal it after its n-th written batch. Returns its exit code."""
+    """Run one process; signal it after its n-th written batch. Returns how many it wrote."""
     process = subprocess.Popen(
         command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env
     )
@@ -133,7 +133,7 @@ def follow(command: list[str], env: dict[str, str], disturbance: Disturbance | N
         disturbance.landed = disturbance.landed and process.returncode == expected
     elif process.returncode != 0:
         raise RuntimeError(f"the final run failed ({process.returncode}): {error.strip()}")
-    return process.returncode
+    return seen
 
 
 def compare(reference: str, disturbed: str, report: ChaosReport) -> None:
@@ -161,9 +161,11 @@ def chaos(
     home: Path,
     workdir: Path,
     brokers: str | None = None,
-    max_batches: int = 40,
+    max_batches: int | None = None,
     batch_size: int = 2000,
 ) -> ChaosReport:
+    """``max_batches``: the latest written batch a signal may follow; by default a fifth of the
+    undisturbed run's, so that all four land before the stream's end."""
     workdir.mkdir(parents=True, exist_ok=True)
     events = workdir / "mixed.jsonl"
     report = ChaosReport(source, write_events(events, loans, seed))
@@ -194,8 +196,9 @@ def chaos(
         disturbed_args = []
     reference = f"chdb://{workdir / 'reference'}"
     disturbed = f"chdb://{workdir / 'disturbed'}"
-    follow([*base, "--store", reference], env, None)
-    for disturbance in plan_disturbances(random.Random(seed), max_batches):
+    written = follow([*base, "--store", reference], env, None)
+    latest = max_batches or max(1, written // 5)
+    for disturbance in plan_disturbances(random.Random(seed), latest):
         report.disturbances.append(disturbance)
         follow([*base, "--store", disturbed, *disturbed_args], env, disturbance)
     follow([*base, "--store", disturbed, *disturbed_args], env, None)
@@ -211,7 +214,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--home", type=Path, default=Path(".riskctl"))
     parser.add_argument("--workdir", type=Path, default=Path(".riskctl/chaos"))
     parser.add_argument("--brokers", default=os.environ.get("KAFKA_BOOTSTRAP"))
-    parser.add_argument("--max-batches", type=int, default=40)
+    parser.add_argument("--max-batches", type=int, default=None)
     parser.add_argument("--batch-size", type=int, default=2000)
     args = parser.parse_args(argv)
     workdir = args.workdir / f"{args.source}-{args.seed}-{uuid.uuid4().hex[:6]}"
