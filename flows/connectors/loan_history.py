@@ -5,9 +5,9 @@ run (another file, or a run without a recovery directory) stored.
 The state step reads the store only for loans it has not met that the store held before this
 run began, in one query per batch of them, and only events received before then: this run's
 own rows (which the sink may write before the state step sees them) are never taken for
-history. Replaying history observes
-again only repayments that have no live score yet (the state step died before scoring them, or
-they waited for an application that arrives now); the rest are applied silently.
+history. Replaying history observes again only repayments that have no live score yet (the
+state step died before scoring them, or they waited for an application that arrives now); the
+rest are applied silently.
 """
 
 from __future__ import annotations
