@@ -83,7 +83,9 @@ def test_a_store_directory_deleted_mid_run_ends_it_with_one_line(
     try:
         for line in process.stdout:
             if line.startswith("{"):
-                shutil.rmtree(directory)
+                # Moved away in one step (the run keeps writing files into it), then deleted.
+                directory.rename(tmp_path / "deleted")
+                shutil.rmtree(tmp_path / "deleted", ignore_errors=True)
                 break
         deleted_at = time.monotonic()
         _out, err = process.communicate(timeout=TIMEOUT_S)

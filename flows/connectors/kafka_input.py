@@ -47,15 +47,12 @@ def to_raw_batch(topic: str, partition: int, messages: Sequence[Message]) -> tup
     dead: list[DeadLetter] = []
     at_end = False
     next_offset = -1
-    received_at = datetime.now(UTC)
     for m in messages:  # one pass: this runs for every message
         offset = m.offset()
+        if offset is None or offset < 0:  # an error not tied to a message
+            offset = -1
         error = m.error()
         at = f"{prefix}{offset}"
-        if offset is None or offset < 0:  # an error not tied to a message: no position
-            offset = -1
-            # its own origin (and so dead-letter id): it is not read again after a restart
-            at = f"{prefix}error@{received_at.timestamp():.3f}:{len(dead)}"
         if error is not None:
             if error.code() == ConsumerError._PARTITION_EOF:
                 at_end = True
@@ -70,7 +67,7 @@ def to_raw_batch(topic: str, partition: int, messages: Sequence[Message]) -> tup
     batch = RawBatch(
         origins=origins,
         payloads=payloads,
-        received_at=received_at,
+        received_at=datetime.now(UTC),
         source="kafka",
         source_ms=stamps,
         positions={(topic, partition): next_offset} if next_offset >= 0 else {},
