@@ -3,13 +3,15 @@
 from __future__ import annotations
 
 import json
+import os
 import socket
 import subprocess
 import sys
+from collections.abc import Callable
 from datetime import timedelta
 from enum import StrEnum
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, NoReturn
 
 import typer
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
@@ -26,6 +28,7 @@ from cli.common import (
     settings,
     user_errors,
 )
+from flows.errors import RiskctlError
 from flows.jobs import RunOptions, run_files, run_kafka
 from flows.kafka_admin import list_topics
 from flows.model import load_live_model, load_model
@@ -50,7 +53,13 @@ def count_lines(paths: list[Path]) -> int:
     return total
 
 
-def score_files(paths: list[Path], cfg: Settings, workers: int, label: str) -> RunStats:
+def score_files(
+    paths: list[Path],
+    cfg: Settings,
+    workers: int,
+    label: str,
+    on_write: Callable[[RunStats], None] = lambda _stats: None,
+) -> RunStats:
     """Run the dataflow over ``paths`` with a progress bar; returns the run's counters."""
     model = load_model(cfg.models_dir, kind=cfg.model_kind)
     live_model = load_live_model(cfg.models_dir)
@@ -66,12 +75,26 @@ def score_files(paths: list[Path], cfg: Settings, workers: int, label: str) -> R
     ) as progress:
         task = progress.add_task(label, total=total, rate="")
 
-        def on_write(stats: RunStats) -> None:
+        def progressed(stats: RunStats) -> None:
             rate = stats.sent / stats.elapsed_s if stats.elapsed_s else 0.0
             progress.update(task, completed=stats.sent, rate=f"{rate:,.0f} ev/s")
+            on_write(stats)
 
-        options = RunOptions(workers=workers, on_write=on_write, live_model=live_model)
+        options = RunOptions(
+            workers=workers,
+            on_write=progressed,
+            live_model=live_model,
+            on_store_failure=abort_run,
+        )
         return run_files(paths, cfg, model, options)
+
+
+def abort_run(error: RiskctlError) -> NoReturn:
+    """End the process on a store failure: one line, exit 1, before Bytewax could record the
+    epoch. Nothing unstored was acknowledged, so the next run reads it again; what a write left
+    half done, the store's journal completes then."""
+    os.write(2, f"error: {error}\n".encode(errors="replace"))
+    os._exit(1)
 
 
 def summary_table(stats: RunStats) -> Table:
@@ -206,10 +229,10 @@ def run(
             # Bytewax's Kafka source would wait on an absent broker, logging every retry.
             list_topics(cfg.kafka.brokers)
         if source is Source.file and not (recovery_dir or processes > 1 or addresses):
-            stats = score_files(inputs or [], cfg, workers, "scoring")
-            if log_batches:
-                _log_batch(stats)
+            log = _log_batch if log_batches else lambda _stats: None
+            stats = score_files(inputs or [], cfg, workers, "scoring", on_write=log)
             console.print(summary_table(stats))
+            _end_of_stop(stats)
             return
         cluster, peers = _cluster(processes, process_id, addresses)
         children = [subprocess.Popen([sys.argv[0], *args]) for args in peers]
@@ -221,6 +244,7 @@ def run(
             cluster=cluster,
             on_write=_log_batch if log_batches else lambda _stats: None,
             live_model=load_live_model(cfg.models_dir),
+            on_store_failure=abort_run,
         )
         model = load_model(cfg.models_dir, kind=cfg.model_kind)
         try:
@@ -232,6 +256,21 @@ def run(
             for child in children:
                 child.wait()
         console.print(summary_table(stats))
+        _end_of_stop(stats)
+
+
+def _end_of_stop(stats: RunStats) -> None:
+    """After a signal stopped the run: one line, and the exit a shell expects (0 for SIGTERM,
+    the service managers' stop; 130 for SIGINT, as for Ctrl-C)."""
+    if stats.stopped_by is None:
+        return
+    err_console.print(
+        f"stopped by {stats.stopped_by}: everything read was stored; run again to continue",
+        highlight=False,
+        soft_wrap=True,
+    )
+    if stats.stopped_by == "SIGINT":
+        raise typer.Exit(130)
 
 
 def register(app: typer.Typer) -> None:

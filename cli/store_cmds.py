@@ -8,12 +8,12 @@ from typing import Annotated
 
 import typer
 
-from cli.common import HomeOption, StoreOption, UsageError, console, settings, user_errors
+from cli.common import HomeOption, StoreOption, UsageError, console, fail, settings, user_errors
 from cli.portfolio import COLUMNS, watchlist_result
 from cli.sql_results import StatementError, one_statement, query_result
 from cli.tables import FormatOption, OutputFormat, WideOption, emit
 from flows.store import Store, open_store
-from flows.store.migrations import applied, discover, migrate
+from flows.store.migrations import applied, discover, migrate, missing_objects
 
 db_app = typer.Typer(help="Manage the ClickHouse schema.", no_args_is_help=True)
 
@@ -51,9 +51,12 @@ def db_status(home: HomeOption = None, store: StoreOption = None) -> None:
         url = settings(home, store).store
         with opened(url) as db:
             done = applied(db)
+            missing = missing_objects(db)
         for migration in discover():
             mark = "applied" if migration.version in done else "pending"
             console.print(f"{migration.path.name:40} {mark}")
+        if missing:
+            raise fail(f"tables or views missing: {', '.join(missing)}")
 
 
 def sql(

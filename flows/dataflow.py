@@ -13,6 +13,7 @@ from bytewax.inputs import Source
 from bytewax.outputs import Sink
 
 from flows.connectors.dead_letter_topic import dead_letter_messages
+from flows.connectors.loan_history import HistoryBookLogic, LoanHistory
 from flows.connectors.loan_state_step import BookOutcome, LoanBookLogic
 from flows.loan_book import shard_events
 from flows.scoring import RawBatch, ScoredBatch
@@ -44,6 +45,7 @@ def build_flow(
     live: Callable[[list[BookOutcome]], list[ScoredBatch]] | None = None,
     dead_letter_sink: Sink[KafkaSinkMessage[bytes, bytes]] | None = None,
     flow_id: str = "riskctl",
+    history: LoanHistory | None = None,
 ) -> Dataflow:
     flow = Dataflow(flow_id)
     scored = op.map("score", inputs(flow), score)
@@ -51,7 +53,11 @@ def build_flow(
         # Repayments move per-loan state, keyed by a shard of the loan id so that one loan's
         # events always meet the same state, on whichever worker owns the shard.
         work = op.flat_map("shard", scored, lambda batch: shard_events(batch.loan_events))
-        observed = op.stateful_batch("loans", work, LoanBookLogic)
+        observed = op.stateful_batch(
+            "loans",
+            work,
+            LoanBookLogic if history is None else lambda resume: HistoryBookLogic(resume, history),  # type: ignore[arg-type]
+        )
         # Every shard's observations that arrive together are scored in one ONNX call.
         lived = op.flat_map_batch("live_pd", op.key_rm("unshard", observed), live)
         scored = op.merge("all_scores", scored, lived)

@@ -1,10 +1,11 @@
 """Write scored batches to the store exactly once per key, retrying while the store is down.
 
 Bytewax delivers at least once: after a crash it replays everything since the last snapshot.
-Before each insert the writer drops rows whose key is already in the target table (and
-repeats within the batch), so a replayed batch adds nothing and the materialized views, which
-fire on inserted rows, count each event once. The scored table goes last: its keys are what
-the sink's own statistics and the views trust.
+The writer drops rows whose key the target table already holds (and repeats within the batch),
+so a replayed batch adds nothing and the materialized views, which fire on inserted rows, count
+each event once. What remains goes through the store's journal (:mod:`flows.store.journal`):
+recorded whole, then inserted table by table under deduplication tokens, so a crash between
+or inside those inserts is completed, not skipped, when the next writer connects.
 """
 
 from __future__ import annotations
@@ -22,10 +23,11 @@ import pyarrow.compute as pc
 from flows.duplicates import split_conflicts
 from flows.errors import RiskctlError
 from flows.scoring import ScoredBatch
+from flows.store import journal
 from flows.store.base import Store, StoreUnavailable
 
 _NO_ROWS = pa.table({})
-T = TypeVar("T")
+_T = TypeVar("_T")
 
 TARGETS = (
     ("raw_events", "event_id", "raw"),
@@ -64,6 +66,8 @@ class RunStats:
     duplicates: int = 0
     store_retries: int = 0
     pending_repayments: int = 0
+    # the signal (or other cause) that ended the run before its inputs did
+    stopped_by: str | None = None
     started: float = field(default_factory=time.perf_counter)
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
 
@@ -110,44 +114,46 @@ class IdempotentWriter:
     def write(self, batches: list[ScoredBatch]) -> WriteResult:
         if not batches:
             return WriteResult(0, 0, 0, 0)
-        fresh_counts: dict[str, int] = {}
         offered: dict[str, int] = {}
+        candidates: dict[str, tuple[str, pa.Table]] = {}
         conflicts = _NO_ROWS
         for table_name, key, attr in TARGETS:
             parts = [t for t in (getattr(b, attr) for b in batches) if t.num_rows]
             if attr == "dead" and conflicts.num_rows:
                 parts.append(conflicts)
+            offered[attr] = sum(t.num_rows for t in parts)
             if not parts:
-                offered[attr] = fresh_counts[attr] = 0
                 continue
             # One contiguous chunk per column: chDB reads many small chunks far more slowly.
             data = pa.concat_tables(parts).combine_chunks() if len(parts) > 1 else parts[0]
-            offered[attr] = data.num_rows
-            if data.num_rows == 0:
-                fresh_counts[attr] = 0
-                continue
             if attr == "raw":
                 # Found before raw_events is written: the table holds each id's first content.
                 data, conflicts = self._with_retry(
                     lambda d=data: split_conflicts(self._connected(), d)
                 )
-            data = first_occurrences(data, key)
-            inserted = self._with_retry(
-                lambda t=table_name, k=key, d=data: self._insert_new(t, k, d)
-            )
-            fresh_counts[attr] = inserted
+            if data.num_rows:
+                candidates[table_name] = (key, first_occurrences(data, key))
+        entry = self._with_retry(lambda: self._fresh(candidates))
+        if entry.tables:
+            # Journal first, tables after: see flows.store.journal for why this survives a crash.
+            self._with_retry(lambda: journal.record(self._connected(), entry))
+            self._with_retry(lambda: journal.apply(self._connected(), entry))
+        fresh = {
+            attr: entry.tables[name].num_rows if name in entry.tables else 0
+            for name, _key, attr in TARGETS
+        }
         # repeats the per-loan state recognised were read too, and are skipped
         repeats = sum(b.skipped for b in batches)
         # A conflicting duplicate was counted already, by its score row or as a repeat; as a
         # dead letter it moves from skipped to dead-lettered.
         dead_offered = offered["dead"] - conflicts.num_rows
         sent = offered["scored"] + offered["repayments"] + dead_offered + repeats
-        scored = fresh_counts["scored"] + fresh_counts["repayments"]
+        scored = fresh["scored"] + fresh["repayments"]
         result = WriteResult(
             sent=sent,
             scored=scored,
-            dead_lettered=fresh_counts["dead"],
-            duplicates=sent - scored - fresh_counts["dead"],
+            dead_lettered=fresh["dead"],
+            duplicates=sent - scored - fresh["dead"],
         )
         self._stats.add(
             pending_repayments=sum(b.pending_repayments for b in batches),
@@ -176,19 +182,29 @@ class IdempotentWriter:
             self._store.close()
             self._store = None
 
-    def _insert_new(self, table: str, key: str, data: pa.Table) -> int:
+    def _fresh(self, candidates: dict[str, tuple[str, pa.Table]]) -> journal.Entry:
+        """The rows of each table whose keys it does not hold yet, as one journal entry."""
         store = self._connected()
-        present = store.existing_keys(table, key, data.column(key).combine_chunks())
-        data = without_keys(data, key, present)
-        store.insert_arrow(table, data)
-        return data.num_rows
+        tables: dict[str, pa.Table] = {}
+        for table, (key, data) in candidates.items():
+            present = store.existing_keys(table, key, data.column(key).combine_chunks())
+            tables[table] = without_keys(data, key, present)
+        return journal.Entry.new(tables)
 
     def _connected(self) -> Store:
+        """The open store; on (re)connecting, first complete whatever an earlier write left
+        half done, so that the key checks after it see every write whole."""
         if self._store is None:
-            self._store = self._open_store()
+            store = self._open_store()
+            try:
+                journal.complete_pending(store)
+            except BaseException:
+                store.close()
+                raise
+            self._store = store
         return self._store
 
-    def _with_retry(self, action: Callable[[], T]) -> T:
+    def _with_retry(self, action: Callable[[], _T]) -> _T:
         deadline = time.monotonic() + self._retry.deadline_s
         backoff = self._retry.initial_backoff_s
         while True:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import replace
+from datetime import UTC, datetime
 from pathlib import Path
 
 import msgspec
@@ -17,6 +18,7 @@ from flows.model import ScoringModel
 from flows.settings import Settings
 from tests.conftest import query_rows
 from training.matrix import application_matrix
+from training.replay import ReplayPlan, application_events
 
 
 def test_sent_equals_scored_plus_dead_lettered(
@@ -120,3 +122,22 @@ def test_stream_pd_equals_batch_scoring_of_the_same_features(
     expected = model.predict_pd(matrix)
     got = np.array([stored[a.event_id] for a in apps])
     np.testing.assert_allclose(got, expected, rtol=0, atol=1e-12)
+
+
+def test_a_regenerated_file_adds_no_dead_letters_again(
+    settings: Settings, model: ScoringModel, lending_club, tmp_path: Path
+) -> None:
+    """The demo rewrites its file with new event times each run: the broken lines' bytes
+    change, their positions do not, and each position is dead-lettered once."""
+    path = tmp_path / "events.jsonl"
+    for start in (datetime(2024, 1, 1, tzinfo=UTC), datetime(2024, 3, 1, tzinfo=UTC)):
+        plan = ReplayPlan(max_events=1000, seed=5, corrupt_share=0.05, start=start)
+        path.write_bytes(b"".join(e + b"\n" for e in application_events(lending_club, plan)))
+        stats = run_files([path], settings, model)
+    assert stats.dead_lettered == 0 and stats.duplicates == stats.sent > 1000
+    [row] = query_rows(
+        settings.store,
+        "SELECT (SELECT count() FROM dead_letters) AS dead,"
+        " (SELECT sum(dead_letters) FROM dead_letters_minute) AS in_view",
+    )
+    assert row["dead"] == row["in_view"] == stats.sent - 1000

@@ -14,6 +14,7 @@ dead-letter ids stable across replays.
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Sequence
 from datetime import UTC, datetime
 
@@ -24,6 +25,8 @@ from bytewax.inputs import StatefulSourcePartition
 from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaException, Message, TopicPartition
 from confluent_kafka import KafkaError as ConsumerError
 
+from flows.connectors.stoppable import StoppableSource, StopRequest
+from flows.errors import RiskctlError
 from flows.scoring import RawBatch
 from flows.settings import KafkaSettings
 from flows.validation import DeadLetter
@@ -49,15 +52,14 @@ def to_raw_batch(topic: str, partition: int, messages: Sequence[Message]) -> tup
         if offset is None or offset < 0:  # an error not tied to a message
             offset = -1
         error = m.error()
+        at = f"{prefix}{offset}"
         if error is not None:
             if error.code() == ConsumerError._PARTITION_EOF:
                 at_end = True
                 break
-            dead.append(
-                DeadLetter(f"{prefix}{offset}", "kafka_error", str(error), m.value() or b"")
-            )
+            dead.append(DeadLetter(at, "kafka_error", str(error), m.value() or b""))
         else:
-            origins.append(f"{prefix}{offset}")
+            origins.append(at)
             payloads.append(m.value() or b"")
             stamps.append(m.timestamp()[1])
         if offset >= 0:
@@ -150,11 +152,50 @@ class MicroBatchKafkaSource(KafkaSource):
         return _BatchPartition(dict(self._config), topic, int(index), offset, self._size)
 
 
+# librdkafka reports every failed connection attempt on stderr; the run reports the outcome once.
+_QUIET = logging.getLogger("riskctl.kafka.probe")
+_QUIET.addHandler(logging.NullHandler())
+_QUIET.propagate = False
+
+
+class BrokersUnavailable(RiskctlError):
+    """The brokers did not answer, or lack a topic the flow reads."""
+
+
+def check_brokers(brokers: str, topics: list[str], timeout_s: float) -> None:
+    """Fail within ``timeout_s`` unless the brokers answer and hold every one of ``topics``.
+
+    Without this, a flow against a dead broker waits for it forever (librdkafka retries)."""
+    consumer = Consumer(
+        {"bootstrap.servers": brokers, "group.id": "riskctl-probe", "logger": _QUIET}
+    )
+    try:
+        metadata = consumer.list_topics(timeout=timeout_s)
+    except KafkaException as exc:
+        raise BrokersUnavailable(
+            f"Kafka at {brokers} did not answer within {timeout_s:.0f}s ({exc.args[0]})"
+        ) from exc
+    finally:
+        consumer.close()
+    missing = [t for t in topics if t not in metadata.topics]
+    if missing:
+        raise BrokersUnavailable(
+            f"Kafka at {brokers} has no topic {', '.join(missing)}; "
+            "create them with `riskctl topics create`"
+        )
+
+
 def kafka_batches(
-    flow: Dataflow, kafka: KafkaSettings, topics: list[str], *, tail: bool = True
+    flow: Dataflow,
+    kafka: KafkaSettings,
+    topics: list[str],
+    *,
+    tail: bool = True,
+    stop: StopRequest | None = None,
 ) -> Stream[RawBatch]:
-    """Read ``topics`` from the beginning (or the recovery snapshot) as micro-batches."""
+    """Read ``topics`` from the beginning (or the recovery snapshot) as micro-batches, until
+    their end (without ``tail``) or until ``stop`` is requested."""
     source = MicroBatchKafkaSource(
         kafka.brokers, topics, tail=tail, batch_size=kafka.consume_batch_size
     )
-    return op.input("kafka", flow, source)
+    return op.input("kafka", flow, StoppableSource(source, stop or StopRequest()))

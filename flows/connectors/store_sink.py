@@ -15,6 +15,7 @@ from collections.abc import Callable
 
 from bytewax.outputs import FixedPartitionedSink, StatefulSinkPartition
 
+from flows.errors import RiskctlError
 from flows.ops import LagProbe, batch_row, lag_rows
 from flows.scoring import Positions, ScoredBatch
 from flows.store import Store, open_store
@@ -113,7 +114,9 @@ class _StorePartition(StatefulSinkPartition[ScoredBatch, None]):
         worker: int,
         lag_probe: LagProbe | None,
         on_write: Callable[[RunStats], None],
+        on_failure: Callable[[RiskctlError], None],
     ) -> None:
+        self._on_failure = on_failure
         self._writer = writer
         self._flow_id = flow_id
         self._worker = worker
@@ -123,15 +126,27 @@ class _StorePartition(StatefulSinkPartition[ScoredBatch, None]):
         self._background = BackgroundWriter(self._write)
 
     def write_batch(self, values: list[ScoredBatch]) -> None:
-        self._background.submit(values)
+        try:
+            self._background.submit(values)
+        except RiskctlError as exc:
+            self._on_failure(exc)
+            raise
 
     def snapshot(self) -> None:
-        self._background.flush()
+        # Returning lets Bytewax record the epoch as done; after a failed write it never may.
+        try:
+            self._background.flush()
+        except RiskctlError as exc:
+            self._on_failure(exc)
+            raise
 
     def close(self) -> None:
         try:
             self._background.close()
             self._record_lag(force=True)
+        except RiskctlError as exc:
+            self._on_failure(exc)
+            raise
         finally:
             self._writer.close()
             if self._lag_probe is not None:
@@ -173,7 +188,11 @@ class StoreSink(FixedPartitionedSink[ScoredBatch, None]):
         kafka_brokers: str | None = None,
         on_write: Callable[[RunStats], None] = lambda _stats: None,
         store_factory: Callable[[str], Store] = open_store,
+        on_failure: Callable[[RiskctlError], None] = lambda _error: None,
     ) -> None:
+        """``on_failure`` sees a write that failed for good before it is raised into Bytewax
+        (the command line ends the process there, with one line)."""
+        self._on_failure = on_failure
         self._url = store_url
         self._stats = stats
         self._partitions = partitions
@@ -189,4 +208,6 @@ class StoreSink(FixedPartitionedSink[ScoredBatch, None]):
     def build_part(self, step_id: str, for_part: str, resume_state: None) -> _StorePartition:
         writer = IdempotentWriter(lambda: self._store_factory(self._url), self._stats, self._retry)
         probe = LagProbe(self._kafka_brokers) if self._kafka_brokers else None
-        return _StorePartition(writer, self._flow_id, int(for_part), probe, self._on_write)
+        return _StorePartition(
+            writer, self._flow_id, int(for_part), probe, self._on_write, self._on_failure
+        )

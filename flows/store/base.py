@@ -17,6 +17,17 @@ class StoreUnavailable(StoreError):
     """The store cannot be reached or is locked; the same call may succeed later."""
 
 
+def dedup_settings(token: str) -> dict[str, str]:
+    """Insert settings that make ``token`` identify the insert, for the table and its views."""
+    if not token.replace(":", "").replace("_", "").isalnum():
+        raise StoreError(f"insert token {token!r} must be letters, digits, ':' and '_'")
+    return {
+        "insert_deduplicate": "1",
+        "insert_deduplication_token": token,
+        "deduplicate_blocks_in_dependent_materialized_views": "1",
+    }
+
+
 class Store(Protocol):
     """A ClickHouse database: the embedded chDB engine or a server over HTTP."""
 
@@ -44,8 +55,12 @@ class Store(Protocol):
         """Refuse every later write, DDL or file access on this connection (``readonly=1``)."""
         ...
 
-    def insert_arrow(self, table: str, data: pa.Table) -> None:
-        """Insert an Arrow table whose column names match the target table's."""
+    def insert_arrow(self, table: str, data: pa.Table, *, token: str | None = None) -> None:
+        """Insert an Arrow table whose column names match the target table's.
+
+        With ``token``, a second insert under the same token is skipped by the table and by
+        each materialized view fed from it, separately (see :mod:`flows.store.journal`).
+        """
         ...
 
     def existing_keys(self, table: str, column: str, keys: pa.Array) -> pa.Array:

@@ -11,7 +11,7 @@ from typing import Any
 import pyarrow as pa
 from chdb import session as chdb_session
 
-from flows.store.base import StoreError, StoreUnavailable
+from flows.store.base import StoreError, StoreUnavailable, dedup_settings
 from flows.store.url import StoreURL
 
 
@@ -64,12 +64,23 @@ class EmbeddedStore:
         # ClickHouse refuses to change it back.
         self.command("SET readonly = 1")
 
-    def insert_arrow(self, table: str, data: pa.Table) -> None:
+    def insert_arrow(self, table: str, data: pa.Table, *, token: str | None = None) -> None:
         if data.num_rows == 0:
             return
         columns = ", ".join(f"`{name}`" for name in data.column_names)
+        settings = (
+            ""
+            if token is None
+            else " SETTINGS "
+            + ", ".join(
+                f"{name} = {value}" if value.isdigit() else f"{name} = '{value}'"
+                for name, value in dedup_settings(token).items()
+            )
+        )
         # chDB's Python() table function reads the Arrow table from this frame's locals.
-        self._run(f"INSERT INTO {table} ({columns}) SELECT {columns} FROM Python(data)", "CSV")
+        self._run(
+            f"INSERT INTO {table} ({columns}) SELECT {columns} FROM Python(data){settings}", "CSV"
+        )
 
     def existing_keys(self, table: str, column: str, keys: pa.Array) -> pa.Array:
         if not len(keys):

@@ -53,6 +53,49 @@ class Migration:
         return [part.strip() for part in parts if part.strip()]
 
 
+_CREATED = re.compile(
+    r"^\s*CREATE\s+(?:TABLE|(?:MATERIALIZED\s+)?VIEW)\s+(?:IF\s+NOT\s+EXISTS\s+)?`?(\w+)`?",
+    re.IGNORECASE,
+)
+_DROPPED = re.compile(r"^\s*DROP\s+(?:TABLE|VIEW)\s+(?:IF\s+EXISTS\s+)?`?(\w+)`?", re.IGNORECASE)
+
+
+def expected_objects(migrations: list[Migration]) -> set[str]:
+    """Tables and views that ``migrations``, applied in order, leave in the database."""
+    objects: set[str] = set()
+    for migration in migrations:
+        for statement in migration.statements():
+            if created := _CREATED.match(statement):
+                objects.add(created.group(1))
+            elif dropped := _DROPPED.match(statement):
+                objects.discard(dropped.group(1))
+    return objects
+
+
+def missing_objects(store: Store, directory: Path = MIGRATIONS_DIR) -> list[str]:
+    """Tables and views the applied migrations created that the database no longer has."""
+    done = applied(store)
+    expected = expected_objects([m for m in discover(directory) if m.version in done])
+    present = store.query_arrow(
+        "SELECT name FROM system.tables WHERE database = currentDatabase()"
+    ).column(0)
+    return sorted(expected - set(present.to_pylist()))
+
+
+class SchemaDamaged(StoreError):
+    """Applied migrations created tables or views that are gone: not up to date, not fixable by
+    migrating again (the rows they held are lost)."""
+
+
+def check_objects(store: Store, directory: Path = MIGRATIONS_DIR) -> None:
+    missing = missing_objects(store, directory)
+    if missing:
+        raise SchemaDamaged(
+            f"the schema in {store.description} lacks {', '.join(missing)}, which applied "
+            "migrations created; restore the store (riskctl replay --from-s3) or use a new one"
+        )
+
+
 def discover(directory: Path = MIGRATIONS_DIR) -> list[Migration]:
     if not directory.is_dir():
         raise StoreError(f"migrations directory not found: {directory}")
@@ -106,4 +149,5 @@ def migrate(store: Store, directory: Path = MIGRATIONS_DIR) -> list[Migration]:
             ),
         )
         newly.append(migration)
+    check_objects(store, directory)
     return newly

@@ -12,7 +12,7 @@ import clickhouse_connect
 import pyarrow as pa
 from clickhouse_connect.driver.exceptions import DatabaseError, OperationalError, ProgrammingError
 
-from flows.store.base import StoreError, StoreUnavailable
+from flows.store.base import StoreError, StoreUnavailable, dedup_settings
 from flows.store.url import StoreURL
 
 # clickhouse-connect logs each failed request before raising it; the caller reports the raised
@@ -92,9 +92,13 @@ class ServerStore:
         elif setting is None or setting.value == "0":
             raise StoreError(f"{self._url.redacted()}: cannot make the connection read-only")
 
-    def insert_arrow(self, table: str, data: pa.Table) -> None:
-        if data.num_rows:
+    def insert_arrow(self, table: str, data: pa.Table, *, token: str | None = None) -> None:
+        if not data.num_rows:
+            return
+        if token is None:
             self._call(self._client.insert_arrow, table, data)
+            return
+        self._call(self._client.insert_arrow, table, data, settings=dedup_settings(token))
 
     def existing_keys(self, table: str, column: str, keys: pa.Array) -> pa.Array:
         if not len(keys):

@@ -1,0 +1,163 @@
+"""Loan state that outlives a run: a loan first met by this run's state step is rebuilt from
+the events the store already holds for it, so repayments find applications that an earlier
+run (another file, or a run without a recovery directory) stored.
+
+The state step reads the store only for loans it has not met that the store held before this
+run began, in one query per batch of them, and only events received before then: this run's
+own rows (which the sink may write before the state step sees them) are never taken for
+history. Replaying history observes again only repayments that have no live score yet (the
+state step died before scoring them, or they waited for an application that arrives now); the
+rest are applied silently.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable
+from datetime import datetime
+
+import pyarrow as pa
+from bytewax.operators import StatefulBatchLogic
+
+from flows.connectors.loan_state_step import BookSnapshot, LoanBookLogic
+from flows.errors import RiskctlError
+from flows.events import LoanApplication, LoanRepayment
+from flows.loan_book import LoanEvent, Observation, Opened, Repaid
+from flows.store import Store
+from flows.validation import decode_event
+
+_HISTORY_SQL = """
+SELECT r.origin AS origin, r.payload AS payload,
+       toUnixTimestamp64Micro(r.received_at) AS received_us,
+       s.pd AS pd, s.model_version AS model_version,
+       r.event_id IN (SELECT event_id FROM repayment_scores WHERE loan_id IN {ids}) AS observed
+FROM (SELECT * FROM raw_events WHERE loan_id IN {ids} AND received_at < {before}
+      ORDER BY received_at LIMIT 1 BY event_id) AS r
+LEFT JOIN (SELECT event_id, any(pd) AS pd, any(model_version) AS model_version
+           FROM scored_events WHERE loan_id IN {ids} GROUP BY event_id) AS s
+    ON s.event_id = r.event_id
+ORDER BY received_us, r.event_time, r.event_id
+SETTINGS join_use_nulls = 1
+"""
+
+
+def _literal(value: str) -> str:
+    """A ClickHouse string literal: backslashes and quotes escaped, so any id is safe."""
+    return "'" + value.replace("\\", "\\\\").replace("'", "\\'") + "'"
+
+
+def history_sql(loan_ids: list[str], before: datetime) -> str:
+    ids = "(" + ", ".join(map(_literal, loan_ids)) + ")"
+    return _HISTORY_SQL.format(ids=ids, before=_moment(before))
+
+
+class LoanHistory:
+    """Events stored before ``before``, per loan; shared by the workers of one process.
+
+    The ids of the loans stored before are read once, at the first need, so a run into a store
+    without them (or meeting only new loans) asks nothing more; memory grows with their count.
+    A store that fails here goes to ``on_failure`` first, like the sink's failures.
+    """
+
+    def __init__(
+        self,
+        open_store: Callable[[], Store],
+        before: datetime,
+        on_failure: Callable[[RiskctlError], None] = lambda _error: None,
+    ) -> None:
+        self._open_store = open_store
+        self._before = before
+        self._on_failure = on_failure
+        self._store: Store | None = None
+        self._stored: set[str] | None = None
+        self._lock = threading.Lock()
+
+    def events(self, loan_ids: set[str]) -> tuple[list[LoanEvent], set[str]]:
+        """The loans' stored events in arrival order, and the ids of those not yet observed."""
+        try:
+            with self._lock:
+                store = self._connected()
+                if self._stored is None:
+                    self._stored = set(
+                        store.query_arrow(stored_loans_sql(self._before)).column(0).to_pylist()
+                    )
+                wanted = sorted(loan_ids & self._stored)
+                if not wanted:
+                    return [], set()
+                rows = store.query_arrow(history_sql(wanted, self._before))
+        except RiskctlError as exc:
+            self._on_failure(exc)
+            raise
+        return history_events(rows)
+
+    def _connected(self) -> Store:
+        if self._store is None:
+            self._store = self._open_store()
+        return self._store
+
+    def close(self) -> None:
+        with self._lock:
+            if self._store is not None:
+                self._store.close()
+                self._store = None
+
+
+def _moment(before: datetime) -> str:
+    return f"toDateTime64({before.timestamp():.6f}, 6, 'UTC')"
+
+
+def stored_loans_sql(before: datetime) -> str:
+    return f"SELECT DISTINCT loan_id FROM raw_events WHERE received_at < {_moment(before)}"
+
+
+def history_events(rows: pa.Table) -> tuple[list[LoanEvent], set[str]]:
+    events: list[LoanEvent] = []
+    unobserved: set[str] = set()
+    for row in rows.to_pylist():
+        # Stored rows passed validation when they arrived; decoding cannot fail on them now.
+        event = decode_event(row["payload"].encode(), row["origin"], 1 << 62)
+        if type(event) is LoanApplication:
+            if row["pd"] is not None:
+                events.append(Opened(event, row["pd"], row["model_version"]))
+        elif type(event) is LoanRepayment:
+            received = int(row["received_us"])
+            events.append(Repaid(event, row["origin"], received, received // 1000))
+            if not row["observed"]:
+                unobserved.add(event.event_id)
+    return events, unobserved
+
+
+class HistoryBookLogic(
+    StatefulBatchLogic[list[LoanEvent], tuple[list[Observation], int], BookSnapshot]
+):
+    """:class:`LoanBookLogic`, with each loan it meets first brought up to date from the store."""
+
+    def __init__(self, resume: BookSnapshot | None, history: LoanHistory) -> None:
+        self._inner = LoanBookLogic(resume)
+        self._history = history
+        self._met: set[str] = set(resume or ())
+
+    def on_batch(
+        self, values: list[list[LoanEvent]]
+    ) -> tuple[list[tuple[list[Observation], int]], bool]:
+        new = {
+            e.app.loan_id if type(e) is Opened else e.event.loan_id  # type: ignore[union-attr]
+            for events in values
+            for e in events
+        } - self._met
+        out: list[tuple[list[Observation], int]] = []
+        if new:
+            self._met |= new
+            history, unobserved = self._history.events(new)
+            if history:
+                # Applied before the inner step counts waiting repayments: those stored as
+                # waiting were counted by the run that read them.
+                observed = self._inner.book.apply(history)
+                again = [o for o in observed if o.repaid.event.event_id in unobserved]
+                if again:
+                    out.append((again, 0))
+        inner, retain = self._inner.on_batch(values)
+        return out + inner, retain
+
+    def snapshot(self) -> BookSnapshot:
+        return self._inner.snapshot()

@@ -1,0 +1,82 @@
+"""A loan's state outlives a file run: repayments in a later run (another file, no recovery
+directory) find the applications an earlier run stored, and repayments that waited in an
+earlier run are scored when their application arrives in a later one. Either split ends with
+the same live scores and month states as one run over everything.
+"""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from datetime import UTC, datetime
+from pathlib import Path
+
+import pytest
+
+from flows.jobs import RunOptions, run_files
+from flows.model import ScoringModel, load_live_model
+from flows.runner import Recovery
+from flows.settings import Settings
+from flows.validation import is_repayment
+from tests.conftest import query_rows
+from training.dataset import LendingClub
+from training.repayments import mixed_events
+from training.replay import ReplayPlan
+
+SCORES = (
+    "SELECT event_id, pd, origination_pd, days_past_due, outstanding_balance, expected_loss,"
+    " dpd_bucket FROM repayment_scores FINAL ORDER BY event_id"
+)
+MONTHS = "SELECT month, loan_id, dpd_bucket, balance FROM loan_month_state FINAL ORDER BY ALL"
+
+
+@pytest.fixture(scope="module")
+def lines(lending_club: LendingClub) -> list[bytes]:
+    plan = ReplayPlan(max_events=300, seed=21, start=datetime(2024, 2, 5, tzinfo=UTC))
+    return list(mixed_events(lending_club, plan, months=6))
+
+
+def write(path: Path, lines: list[bytes]) -> Path:
+    path.write_bytes(b"".join(line + b"\n" for line in lines))
+    return path
+
+
+@pytest.mark.parametrize(
+    ("repayments_first", "recovery"), [(False, False), (True, False), (False, True)]
+)
+def test_a_loan_split_over_two_file_runs_scores_as_one_run(
+    settings: Settings,
+    model: ScoringModel,
+    behaviour_model_home: Path,
+    lines: list[bytes],
+    tmp_path: Path,
+    repayments_first: bool,
+    recovery: bool,
+) -> None:
+    """With a recovery directory too: the second run's other file resumes nothing of the
+    first's snapshots (Bytewax stopped such a run before, on its routing map)."""
+    live_model = load_live_model(behaviour_model_home / "models")
+    options = RunOptions(live_model=live_model)
+    split_options = replace(options, recovery=Recovery(tmp_path / "recovery") if recovery else None)
+    repayments = [x for x in lines if is_repayment(x)]
+    applications = [x for x in lines if not is_repayment(x)]
+    whole = run_files([write(tmp_path / "all.jsonl", lines)], settings, model, options)
+    assert whole.pending_repayments == 0 and len(repayments) > 5 * len(applications)
+
+    split = settings.with_overrides(store_url=f"chdb://{tmp_path / 'split'}")
+    parts = [applications, repayments]
+    if repayments_first:
+        parts.reverse()
+    first = run_files([write(tmp_path / "first.jsonl", parts[0])], split, model, split_options)
+    second = run_files([write(tmp_path / "second.jsonl", parts[1])], split, model, split_options)
+    if repayments_first:
+        assert first.pending_repayments == len(repayments)
+        assert second.pending_repayments == -len(repayments)
+    else:
+        assert first.pending_repayments == second.pending_repayments == 0
+    assert first.sent + second.sent + first.pending_repayments + second.pending_repayments == len(
+        lines
+    )
+    for sql in (SCORES, MONTHS):
+        assert query_rows(split.store, sql) == query_rows(settings.store, sql)
+    [row] = query_rows(split.store, "SELECT count() AS n FROM repayment_scores")
+    assert row["n"] == len(repayments)
