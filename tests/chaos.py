@@ -44,8 +44,8 @@ COMPARE = {
     "dead_letters": "SELECT dead_letter_id, reason FROM dead_letters FINAL ORDER BY ALL",
     "repayment_scores": "SELECT event_id, pd, days_past_due, worst_days_past_due,"
     " outstanding_balance, expected_loss, dpd_bucket FROM repayment_scores FINAL ORDER BY event_id",
-    "loan_month_state": "SELECT month, loan_id, version, dpd_bucket, days_past_due, balance, pd,"
-    " expected_loss FROM loan_month_state FINAL ORDER BY month, loan_id",
+    "loan_month_end": "SELECT month, loan_id, dpd_bucket, days_past_due, balance,"
+    " round(expected_loss, 6) AS el FROM loan_month_end ORDER BY month, loan_id",
     "watchlist": "SELECT loan_id, pd, band, event_time FROM watchlist ORDER BY loan_id",
     "delinquency_monthly": "SELECT month, dpd_bucket, loans, round(balance, 2) AS balance,"
     " round(expected_loss, 4) AS el FROM delinquency_monthly ORDER BY ALL",

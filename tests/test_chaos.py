@@ -33,5 +33,5 @@ def test_kills_and_a_stop_at_random_points_end_equal_to_an_undisturbed_run(
     assert [d.signal for d in report.disturbances].count("SIGKILL") == 3
     assert all(d.landed for d in report.disturbances), report.disturbances
     assert report.mismatches == []
-    assert report.compared["loan_month_state"] > 3000
+    assert report.compared["loan_month_end"] > 3000
     assert report.compared["repayment_scores"] > 3000

@@ -68,15 +68,24 @@ def test_the_writer_may_insert_into_exactly_what_the_sink_writes() -> None:
     writer = grants("riskctl_writer_role")
     inserts = {table for table, privileges in writer.items() if "INSERT" in privileges}
     sink_tables = {f"riskctl.{table}" for table, _, _ in TARGETS}
-    assert inserts == sink_tables | {"riskctl.ops_batches", "riskctl.ops_consumer_lag"}
-    # For skipping stored keys it reads the key columns and nothing else of the data, but for
-    # raw events' content hashes (a repeat or a conflicting duplicate).
-    also = {"raw_events": {"SELECT(content_hash)"}}
+    journal = "riskctl.sink_journal"
+    assert inserts == sink_tables | {"riskctl.ops_batches", "riskctl.ops_consumer_lag", journal}
+    # For skipping stored keys it reads the key columns (and raw events' content hashes, a
+    # repeat or a conflicting duplicate); to rebuild the state of a loan first met in a run,
+    # that loan's raw events and its scores' ids, PDs and model versions.
+    also = {
+        "raw_events": {"SELECT(content_hash)", "SELECT"},
+        "scored_events": {"SELECT(loan_id)", "SELECT(pd)", "SELECT(model_version)"},
+        "repayment_scores": {"SELECT(loan_id)"},
+    }
     for table, key, _ in TARGETS:
         expected = {"INSERT", f"SELECT({key})"} | also.get(table, set())
         assert writer[f"riskctl.{table}"] == expected
     assert writer["riskctl.schema_migrations"] == {"SELECT", "CREATE TABLE"}
-    assert not any("ALL" in p or "ALTER" in p or "DROP" in p for p in set().union(*writer.values()))
+    # Its journal's partitions are dropped once applied; nothing else may be altered or dropped.
+    assert writer[journal] == {"INSERT", "SELECT", "ALTER DELETE"}
+    others = set().union(*(p for t, p in writer.items() if t != journal))
+    assert not any("ALL" in p or "ALTER" in p or "DROP" in p for p in others)
 
 
 def test_the_analyst_reads_every_dashboard_table_and_nothing_raw() -> None:

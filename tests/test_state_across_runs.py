@@ -26,7 +26,7 @@ SCORES = (
     "SELECT event_id, pd, origination_pd, days_past_due, outstanding_balance, expected_loss,"
     " dpd_bucket FROM repayment_scores FINAL ORDER BY event_id"
 )
-MONTHS = "SELECT month, loan_id, dpd_bucket, balance FROM loan_month_state FINAL ORDER BY ALL"
+MONTHS = "SELECT month, loan_id, dpd_bucket, balance FROM loan_month_end ORDER BY ALL"
 
 
 @pytest.fixture(scope="module")

@@ -24,6 +24,16 @@ GRANT SELECT(content_hash) ON ${database}.raw_events TO riskctl_writer_role;
 GRANT SELECT(event_id) ON ${database}.scored_events TO riskctl_writer_role;
 GRANT SELECT(dead_letter_id) ON ${database}.dead_letters TO riskctl_writer_role;
 GRANT SELECT(event_id) ON ${database}.repayment_scores TO riskctl_writer_role;
+-- Each write is journaled whole before the tables get it, and its partition dropped after
+-- (flows/store/journal.py); a writer that reconnects reads what is left to complete it.
+GRANT INSERT, SELECT, ALTER DELETE ON ${database}.sink_journal TO riskctl_writer_role;
+-- The per-loan state step rebuilds a loan first met in this run from its stored events
+-- (flows/connectors/loan_history.py).
+GRANT SELECT ON ${database}.raw_events TO riskctl_writer_role;
+GRANT SELECT(loan_id) ON ${database}.scored_events TO riskctl_writer_role;
+GRANT SELECT(pd) ON ${database}.scored_events TO riskctl_writer_role;
+GRANT SELECT(model_version) ON ${database}.scored_events TO riskctl_writer_role;
+GRANT SELECT(loan_id) ON ${database}.repayment_scores TO riskctl_writer_role;
 -- Workers check on start that the schema is current: the migration ledger's CREATE TABLE IF
 -- NOT EXISTS (ClickHouse checks the grant even when the table exists) and its SELECT. A
 -- pending migration then fails for lack of DDL rights: migrations are the administrator's.
