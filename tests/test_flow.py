@@ -124,17 +124,21 @@ def test_stream_pd_equals_batch_scoring_of_the_same_features(
     np.testing.assert_allclose(got, expected, rtol=0, atol=1e-12)
 
 
-def test_a_regenerated_file_adds_no_dead_letters_again(
+def test_a_rerun_file_adds_no_dead_letters_again(
     settings: Settings, model: ScoringModel, lending_club, tmp_path: Path
 ) -> None:
-    """The demo rewrites its file with new event times each run: the broken lines' bytes
-    change, their positions do not, and each position is dead-lettered once."""
+    """The demo replays its saved file on every rerun: each broken line is dead-lettered once,
+    by its position, and the views count it once. (A file regenerated with new event times is
+    another matter: its events reuse ids with other content, conflicting duplicates.)"""
     path = tmp_path / "events.jsonl"
-    for start in (datetime(2024, 1, 1, tzinfo=UTC), datetime(2024, 3, 1, tzinfo=UTC)):
-        plan = ReplayPlan(max_events=1000, seed=5, corrupt_share=0.05, start=start)
-        path.write_bytes(b"".join(e + b"\n" for e in application_events(lending_club, plan)))
+    start = datetime(2024, 1, 1, tzinfo=UTC)
+    plan = ReplayPlan(max_events=1000, seed=5, corrupt_share=0.05, start=start)
+    path.write_bytes(b"".join(e + b"\n" for e in application_events(lending_club, plan)))
+    first = run_files([path], settings, model)
+    assert first.dead_lettered == first.sent - 1000 > 0
+    for _ in range(2):
         stats = run_files([path], settings, model)
-    assert stats.dead_lettered == 0 and stats.duplicates == stats.sent > 1000
+        assert stats.dead_lettered == 0 and stats.duplicates == stats.sent == first.sent
     [row] = query_rows(
         settings.store,
         "SELECT (SELECT count() FROM dead_letters) AS dead,"
