@@ -17,6 +17,7 @@ from datetime import datetime
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
+from flows.sql_literal import sql_string
 from flows.store import Store, StoreError
 
 FORMAT = "JSONCompactEachRowWithNamesAndTypes"
@@ -71,7 +72,8 @@ def one_statement(store: Store, sql: str) -> str:
     so ``SELECT 1; DROP TABLE t`` is rejected here before any of it runs.
     """
     try:
-        store.query_bytes("SELECT formatQuerySingleLine({q:String})", "TSV", {"q": sql})
+        # A literal, not a parameter: parameter values must escape newlines themselves.
+        store.query_bytes(f"SELECT formatQuerySingleLine({sql_string(sql)})", "TSV")
     except StoreError as exc:
         raise StatementError(f"not one SQL statement: {exc}") from exc
     return sql

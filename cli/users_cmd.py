@@ -18,6 +18,7 @@ import typer
 from cli.common import StoreOption, UsageError, console, settings, user_errors
 from flows.resources import package_dir
 from flows.secret import Secret, reveal
+from flows.sql_literal import sql_string
 from flows.store import Store, StoreError, open_store, parse_store_url
 
 USERS_SQL = package_dir("flows.sql") / "server" / "users.sql"
@@ -58,23 +59,6 @@ class Accounts:
     @property
     def secrets(self) -> tuple[str, str]:
         return (str(reveal(self.writer_password)), str(reveal(self.analyst_password)))
-
-
-_ESCAPES = {"\\": "\\\\", "'": "\\'", "\n": "\\n", "\r": "\\r", "\t": "\\t", "\0": "\\0"}
-
-
-def sql_string(value: str) -> str:
-    """A ClickHouse string literal holding exactly ``value``: backslashes, quotes and control
-    characters escaped, so nothing in it ends the literal, the line or the statement."""
-    return "'" + "".join(_escape(ch) for ch in value) + "'"
-
-
-def _escape(ch: str) -> str:
-    if ch in _ESCAPES:
-        return _ESCAPES[ch]
-    if ord(ch) < 0x20 or ch == "\x7f":
-        return f"\\x{ord(ch):02x}"
-    return ch
 
 
 def split_statements(text: str) -> list[str]:

@@ -234,3 +234,17 @@ def test_read_only_statements_of_every_kind_run(with_table: str) -> None:
         code, out = sql(with_table, statement, "-f", "json")
         assert code == 0, (statement, out)
         assert json.loads(out)
+
+
+@pytest.mark.parametrize(
+    "statement",
+    [
+        "SELECT\n  count() AS n\nFROM raw_events",
+        "SELECT count() AS n\r\n\tFROM raw_events -- a comment\n",
+        "SELECT count() AS n FROM raw_events WHERE 'it''s' != '\\\\'",
+    ],
+)
+def test_a_statement_over_several_lines_runs(with_table: str, statement: str) -> None:
+    code, out = sql(with_table, statement, "-f", "json")
+    assert code == 0, out
+    assert json.loads(out) == [{"n": 2}]

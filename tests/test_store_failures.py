@@ -123,3 +123,49 @@ def test_a_dead_broker_fails_the_run_with_one_line(settings: Settings) -> None:
     line = one_error_line(result.stderr)
     assert "Kafka at" in line and "did not answer" in line
     assert time.monotonic() - began < TIMEOUT_S
+
+
+# The disk filling up mid-run, on a small tmpfs in a mount namespace of the test's own (no root
+# needed where unprivileged user namespaces are allowed; CI runs as root): the first run ends
+# with one line and exit 1; after the disk grows, a rerun stores every event exactly once.
+DISK_FULL = """
+set -u
+mount -t tmpfs -o size=4m tmpfs "$DISK"
+"$@" --store "chdb://$DISK/store" 2>"$OUT/first.err" >/dev/null
+echo "$?" >"$OUT/first.rc"
+mount -o remount,size=256m "$DISK"
+"$@" --store "chdb://$DISK/store" >/dev/null 2>"$OUT/second.err"
+echo "$?" >"$OUT/second.rc"
+"$PY" -m cli.main sql "SELECT (SELECT count() FROM scored_events) AS scored,
+  (SELECT uniqExact(event_id) FROM scored_events) AS ids,
+  (SELECT sum(loans) FROM risk_band_minute) AS in_view" --format csv \
+  --home "$HOME_DIR" --store "chdb://$DISK/store" >"$OUT/counts.csv"
+"""
+
+
+def test_a_full_disk_ends_the_run_with_one_line_and_a_rerun_completes(
+    settings: Settings, lending_club: LendingClub, tmp_path: Path
+) -> None:
+    plan = ReplayPlan(max_events=20_000, seed=3, start=datetime(2024, 6, 1, tzinfo=UTC))
+    path = tmp_path / "events.jsonl"
+    path.write_bytes(b"".join(e + b"\n" for e in application_events(lending_club, plan)))
+    disk, out = tmp_path / "disk", tmp_path / "out"
+    disk.mkdir()
+    out.mkdir()
+    env = {
+        "DISK": str(disk), "OUT": str(out), "PY": sys.executable,
+        "HOME_DIR": str(settings.home), "PATH": "/usr/bin:/bin",
+    }  # fmt: skip
+    command = riskctl(settings, "run", "--input", str(path))
+    namespace = ["unshare", "--user", "--map-root-user", "--mount"]
+    done = subprocess.run(
+        [*namespace, "sh", "-c", DISK_FULL, "disk-full", *command],
+        env=env, capture_output=True, text=True, timeout=4 * TIMEOUT_S,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    assert (out / "first.rc").read_text().strip() == "1"
+    one_error_line((out / "first.err").read_text())
+    assert (out / "second.rc").read_text().strip() == "0", (out / "second.err").read_text()
+    header, values = (out / "counts.csv").read_text().splitlines()
+    assert header == "scored,ids,in_view"
+    assert values == "20000,20000,20000"
