@@ -16,11 +16,12 @@ from confluent_kafka import Consumer, TopicPartition
 from rich.table import Table
 
 from cli.common import BrokersOption, HomeOption, UsageError, console, settings, user_errors
+from flows.batches import ApplicationBatch, RawBatch
 from flows.events import LoanApplication
 from flows.jobs import RunOptions, ensure_schema, run_files, run_kafka
 from flows.kafka_admin import create_topics, event_messages, produce
 from flows.model import ScoringModel, load_live_model, load_model
-from flows.scoring import BatchScorer, RawBatch, ScoredBatch, feature_matrix
+from flows.scoring import BatchScorer, feature_matrix
 from flows.settings import KafkaSettings, Settings
 from flows.store import open_store
 from flows.validation import decode_application
@@ -213,7 +214,7 @@ def _stage_rates(
         ("ONNX PD (batched)", _rate(n, lambda: model.predict_pd(matrix))),
         ("reason codes", _rate(n, lambda: model.reason_codes(matrix, cfg.reason_codes))),
     ]
-    scored: list[ScoredBatch] = []
+    scored: list[ApplicationBatch] = []
     rows.append(
         ("batch scoring, all steps", _rate(n, lambda: scored.extend(scorer(b) for b in batches)))
     )

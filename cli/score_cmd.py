@@ -16,7 +16,8 @@ from cli.number_format import percent
 from cli.sql_results import Result
 from cli.tables import FormatOption, OutputFormat, to_csv
 from flows.model import load_model
-from flows.scoring import band_names, feature_matrix
+from flows.risk import band_names
+from flows.scoring import feature_matrix
 from flows.settings import MODEL_KINDS
 from flows.validation import DeadLetter, decode_application
 

@@ -12,11 +12,11 @@ from bytewax.dataflow import Dataflow, Stream
 from bytewax.inputs import Source
 from bytewax.outputs import Sink
 
+from flows.batches import ApplicationBatch, RawBatch, RepaymentBatch, ScoredBatch
 from flows.connectors.dead_letter_topic import dead_letter_messages
 from flows.connectors.loan_history import HistoryBookLogic, LoanHistory
 from flows.connectors.loan_state_step import BookOutcome, LoanBookLogic
 from flows.loan_book import shard_events
-from flows.scoring import RawBatch, ScoredBatch
 
 Inputs = Callable[[Dataflow], Stream[RawBatch]]
 
@@ -27,11 +27,8 @@ def source_input(source: Source[RawBatch]) -> Inputs:
 
 
 def route_key(batch: ScoredBatch) -> str:
-    for table, column in (
-        (batch.scored, "event_id"),
-        (batch.repayments, "event_id"),
-        (batch.dead, "dead_letter_id"),
-    ):
+    scores = batch.scored if isinstance(batch, ApplicationBatch) else batch.repayments
+    for table, column in ((scores, "event_id"), (batch.dead, "dead_letter_id")):
         if table.num_rows:
             return str(table.column(column)[0])
     return ""
@@ -40,9 +37,9 @@ def route_key(batch: ScoredBatch) -> str:
 def build_flow(
     inputs: Inputs,
     sink: Sink[tuple[str, ScoredBatch]],
-    score: Callable[[RawBatch], ScoredBatch],
+    score: Callable[[RawBatch], ApplicationBatch],
     *,
-    live: Callable[[list[BookOutcome]], list[ScoredBatch]] | None = None,
+    live: Callable[[list[BookOutcome]], list[RepaymentBatch]] | None = None,
     dead_letter_sink: Sink[KafkaSinkMessage[bytes, bytes]] | None = None,
     flow_id: str = "riskctl",
     history: LoanHistory | None = None,

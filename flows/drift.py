@@ -25,6 +25,7 @@ from typing import Any
 import numpy as np
 import pyarrow as pa
 
+from flows.batches import TS_MS
 from flows.errors import RiskctlError
 from flows.features import FEATURE_NAMES
 from flows.settings import DriftSettings
@@ -34,7 +35,6 @@ PSI_FLOOR = 1e-4
 STATUSES = ("ok", "watch", "alert")
 MISSING_BIN = -1
 _OTHER_MODEL_BIN = -2  # PD of rows scored by another model version: not comparable, dropped
-_TS_MS = pa.timestamp("ms", tz="UTC")
 
 
 class DriftError(RiskctlError):
@@ -367,9 +367,9 @@ class DriftResult:
         n = len(self.rows)
         return pa.table(
             {
-                "computed_at": pa.array([self.computed_at] * n, _TS_MS),
-                "window_start": pa.array([self.window.start] * n, _TS_MS),
-                "window_end": pa.array([self.window.end] * n, _TS_MS),
+                "computed_at": pa.array([self.computed_at] * n, TS_MS),
+                "window_start": pa.array([self.window.start] * n, TS_MS),
+                "window_end": pa.array([self.window.end] * n, TS_MS),
                 "model_version": pa.array([self.model_version] * n, pa.string()),
                 "kind": pa.array([r.kind for r in self.rows], pa.string()),
                 "feature": pa.array([r.name for r in self.rows], pa.string()),

@@ -15,7 +15,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from flows.scoring import dead_letter_table
+from flows.batches import dead_letter_table
 from flows.store.base import Store
 from flows.validation import DeadLetter
 

@@ -12,6 +12,7 @@ from typing import Any
 from bytewax.connectors.kafka import KafkaSink
 from bytewax.inputs import FixedPartitionedSource
 
+from flows.batches import RawBatch
 from flows.connectors.file_source import JsonLinesSource
 from flows.connectors.kafka_input import check_brokers, kafka_batches
 from flows.connectors.loan_history import LoanHistory
@@ -22,7 +23,7 @@ from flows.errors import RiskctlError
 from flows.live_scoring import LiveScorer
 from flows.model import ScoringModel
 from flows.runner import Cluster, Recovery, run
-from flows.scoring import BatchScorer, RawBatch
+from flows.scoring import BatchScorer
 from flows.settings import Settings
 from flows.store import Store, open_store, parse_store_url
 from flows.store.migrations import migrate

@@ -12,21 +12,22 @@ from itertools import chain
 import numpy as np
 import pyarrow as pa
 
-from flows.connectors.loan_state_step import BookOutcome
-from flows.loan_state import BEHAVIOUR_FEATURE_NAMES, dpd_bucket
-from flows.model import ModelError, ScoringModel
-from flows.scoring import (
-    ScoredBatch,
-    _constant,
-    _constant_time,
-    band_names,
+from flows.batches import (
+    NO_ROWS,
+    TS_MS,
+    TS_US,
+    RepaymentBatch,
+    constant,
+    constant_time,
     dead_letter_table,
     utc_ms,
 )
+from flows.connectors.loan_state_step import BookOutcome
+from flows.loan_state import BEHAVIOUR_FEATURE_NAMES, dpd_bucket
+from flows.model import ModelError, ScoringModel
+from flows.risk import risk_columns
 from flows.settings import Settings
 
-_TS_MS = pa.timestamp("ms", tz="UTC")
-_TS_US = pa.timestamp("us", tz="UTC")
 _DPD = BEHAVIOUR_FEATURE_NAMES.index("days_past_due")
 _BALANCE = BEHAVIOUR_FEATURE_NAMES.index("outstanding_balance")
 # dpd_bucket() vectorized: the lower bound of every bucket after "current".
@@ -41,20 +42,15 @@ class LiveScorer:
         self._lgd = settings.lgd
         self._reasons = settings.reason_codes
 
-    def __call__(self, work: list[BookOutcome]) -> list[ScoredBatch]:
+    def __call__(self, work: list[BookOutcome]) -> list[RepaymentBatch]:
         """Score the observations of several shards at once."""
         observed = [o for outcome in work for o in outcome.observed]
         pending_change = sum(outcome.pending_change for outcome in work)
         repeats = sum(outcome.repeats for outcome in work)
-        empty = pa.table({})
         dead = [d for outcome in work for d in outcome.dead]
-        dead_table = dead_letter_table(dead, datetime.now(UTC)) if dead else empty
+        dead_table = dead_letter_table(dead, datetime.now(UTC)) if dead else NO_ROWS
         if not observed:
-            return [
-                ScoredBatch(
-                    empty, empty, dead_table, pending_repayments=pending_change, skipped=repeats
-                )
-            ]
+            return [RepaymentBatch(NO_ROWS, dead_table, pending_change, repeats)]
         if self.model is None:
             # Failing here keeps the events: the flow stops before their offsets are committed.
             raise ModelError(
@@ -79,23 +75,19 @@ class LiveScorer:
             "event_id": pa.array([e.event_id for e in events], pa.string()),
             "loan_id": pa.array([e.loan_id for e in events], pa.string()),
             "event_time": utc_ms([e.event_time for e in events]),
-            "received_at": pa.array(received_us, _TS_US),
-            "source_time": pa.array(source_ms, _TS_MS),
-            "processed_at": _constant_time(datetime.now(UTC), n),
+            "received_at": pa.array(received_us, TS_US),
+            "source_time": pa.array(source_ms, TS_MS),
+            "processed_at": constant_time(datetime.now(UTC), n),
             "installment_number": pa.array([e.installment_number for e in events], pa.uint16()),
             "amount_due": pa.array([e.amount_due for e in events], pa.float64()),
             "amount_paid": pa.array([e.amount_paid for e in events], pa.float64()),
             "dpd_bucket": pa.array(_BUCKET_NAMES[buckets], pa.string()),
-            "model_version": _constant(self.model.version, n),
+            "model_version": constant(self.model.version, n),
             "origination_model_version": pa.array(
                 [s.origination_version for s in segments], pa.string()
             ),
             "origination_pd": pa.array([s.origination_pd for s in states], pa.float64()),
-            "pd": pa.array(pd, pa.float64()),
-            "band": pa.array(band_names(pd, self._bands), pa.string()),
-            "exposure": pa.array(balance, pa.float64()),
-            "lgd": pa.array(np.full(n, self._lgd), pa.float64()),
-            "expected_loss": pa.array(pd * balance * self._lgd, pa.float64()),
+            **risk_columns(pd, balance, self._bands, self._lgd),
             "grade": pa.array([s.grade for s in segments], pa.string()),
             "sub_grade": pa.array([s.sub_grade for s in segments], pa.string()),
             "addr_state": pa.array([s.addr_state for s in segments], pa.string()),
@@ -108,13 +100,4 @@ class LiveScorer:
         }
         for j, name in enumerate(BEHAVIOUR_FEATURE_NAMES):
             columns[name] = pa.array(matrix[:, j], pa.float64())
-        return [
-            ScoredBatch(
-                raw=empty,
-                scored=empty,
-                dead=dead_table,
-                repayments=pa.table(columns),
-                pending_repayments=pending_change,
-                skipped=repeats,
-            )
-        ]
+        return [RepaymentBatch(pa.table(columns), dead_table, pending_change, repeats)]

@@ -13,18 +13,16 @@ import numpy as np
 import pyarrow as pa
 from confluent_kafka import Consumer, KafkaException
 
+from flows.batches import TS_MS, ApplicationBatch, Positions, ScoredBatch, pending_change
 from flows.kafka_admin import high_watermarks
-from flows.scoring import Positions, ScoredBatch
 from flows.writer import WriteResult
-
-_TS_MS = pa.timestamp("ms", tz="UTC")
 
 
 def latency_ms(batches: list[ScoredBatch]) -> np.ndarray:
     """processed_at minus event_time for every scored row, in milliseconds."""
     parts = []
     for batch in batches:
-        if batch.scored.num_rows:
+        if type(batch) is ApplicationBatch and batch.scored.num_rows:
             processed = batch.scored.column("processed_at").to_numpy().astype("datetime64[us]")
             event = batch.scored.column("event_time").to_numpy().astype("datetime64[us]")
             parts.append((processed - event).astype(np.int64) / 1000.0)
@@ -40,18 +38,17 @@ def batch_row(
     )
     return pa.table(
         {
-            "written_at": pa.array([datetime.now(UTC)], _TS_MS),
+            "written_at": pa.array([datetime.now(UTC)], TS_MS),
             "flow_id": [flow_id],
             "worker": pa.array([worker], pa.uint16()),
-            "source": [batches[0].source if batches else ""],
+            # live scores carry no source of their own: the write's applications name it
+            "source": [next((b.source for b in batches if type(b) is ApplicationBatch), "")],
             "events_in": pa.array([result.sent], pa.uint32()),
             "scored": pa.array([result.scored], pa.uint32()),
             "dead_lettered": pa.array([result.dead_lettered], pa.uint32()),
             "duplicates": pa.array([result.duplicates], pa.uint32()),
             "write_ms": [write_ms],
-            "pending_repayments": pa.array(
-                [sum(b.pending_repayments for b in batches)], pa.int32()
-            ),
+            "pending_repayments": pa.array([pending_change(batches)], pa.int32()),
             "latency_p50_ms": [p50],
             "latency_p95_ms": [p95],
             "latency_p99_ms": [p99],
@@ -65,7 +62,7 @@ def lag_rows(flow_id: str, positions: Positions, marks: dict[tuple[str, int], in
     now = datetime.now(UTC)
     return pa.table(
         {
-            "measured_at": pa.array([now] * len(keys), _TS_MS),
+            "measured_at": pa.array([now] * len(keys), TS_MS),
             "flow_id": [flow_id] * len(keys),
             "topic": [topic for topic, _ in keys],
             "partition": pa.array([partition for _, partition in keys], pa.uint32()),

@@ -4,79 +4,30 @@ one ONNX call per batch, band, explain. Pure apart from the model; no Bytewax, n
 
 from __future__ import annotations
 
-import base64
-from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from itertools import chain
 
 import numpy as np
 import pyarrow as pa
 
+from flows.batches import (
+    TS_MS,
+    ApplicationBatch,
+    RawBatch,
+    constant,
+    constant_time,
+    dead_letter_table,
+    utc_ms,
+)
 from flows.events import LoanApplication, LoanRepayment
 from flows.features import FEATURE_NAMES, application_features
 from flows.loan_book import LoanEvent, Opened, Repaid
 from flows.model import ModelError, ScoringModel
-from flows.settings import Bands, Settings
+from flows.risk import risk_columns
+from flows.settings import Settings
 from flows.validation import DeadLetter, decode_event
 
-_TS_MS = pa.timestamp("ms", tz="UTC")
-_TS_US = pa.timestamp("us", tz="UTC")
-
-
-_EMPTY = pa.table({})
 _UNPRICED = "int_rate is required to follow a loan's repayments (a behavioural model is in use)"
-
-Positions = dict[tuple[str, int], int]  # (topic, partition) -> next offset to read
-
-
-@dataclass(frozen=True, slots=True)
-class RawBatch:
-    """Payloads read together by a source, with where each came from.
-
-    ``source_ms`` holds each payload's source timestamp (Kafka's, in ms) when the source has
-    one; ``errors`` are payloads the source itself could not deliver, already dead letters.
-    """
-
-    origins: list[str]
-    payloads: list[bytes]
-    received_at: datetime = field(default_factory=lambda: datetime.now(UTC))
-    source: str = "file"
-    source_ms: list[int] | None = None
-    positions: Positions = field(default_factory=dict)
-    errors: list[DeadLetter] = field(default_factory=list)
-
-    def __len__(self) -> int:
-        return len(self.payloads) + len(self.errors)
-
-
-@dataclass(frozen=True, slots=True)
-class ScoredBatch:
-    """Rows for the three core tables, plus where the source stood after this batch."""
-
-    raw: pa.Table
-    scored: pa.Table
-    dead: pa.Table
-    source: str = "file"
-    positions: Positions = field(default_factory=dict)
-    # for the per-loan state step; empty when the batch holds only applications
-    loan_events: list[LoanEvent] = field(default_factory=list)
-    # live scores of repayments, from the state step
-    repayments: pa.Table = field(default_factory=lambda: _EMPTY)
-    pending_repayments: int = 0
-    # repeats of events already applied to the per-loan state: read, and skipped
-    skipped: int = 0
-
-    @property
-    def sent(self) -> int:
-        rows = self.scored.num_rows + self.dead.num_rows + self.repayments.num_rows
-        return rows + self.skipped
-
-
-def band_names(pd: np.ndarray, bands: Bands) -> list[str]:
-    """Each PD's band: the first band whose upper threshold is above it."""
-    index = np.searchsorted(np.asarray(bands.thresholds), pd, side="right")
-    names = np.asarray(bands.names, dtype=object)
-    return names[index].tolist()
 
 
 def feature_matrix(apps: list[LoanApplication]) -> np.ndarray:
@@ -85,42 +36,6 @@ def feature_matrix(apps: list[LoanApplication]) -> np.ndarray:
     width = len(FEATURE_NAMES)
     flat = chain.from_iterable([application_features(app) for app in apps])
     return np.fromiter(flat, np.float64, len(apps) * width).reshape(len(apps), width)
-
-
-def dead_letter_table(dead: list[DeadLetter], received_at: datetime) -> pa.Table:
-    return pa.table(
-        {
-            "dead_letter_id": pa.array([d.dead_letter_id for d in dead], pa.string()),
-            "received_at": pa.array([received_at] * len(dead), _TS_US),
-            "origin": pa.array([d.origin for d in dead], pa.string()),
-            "reason": pa.array([d.reason for d in dead], pa.string()),
-            "detail": pa.array([d.detail for d in dead], pa.string()),
-            "payload": pa.array(
-                [d.payload.decode("utf-8", errors="replace") for d in dead], pa.string()
-            ),
-            "payload_base64": pa.array(
-                [base64.b64encode(d.payload).decode("ascii") for d in dead], pa.string()
-            ),
-        }
-    )
-
-
-def utc_ms(times: list[datetime]) -> pa.Array:
-    """Aware datetimes as UTC milliseconds. Inferring the type and then casting is ~5x faster
-    than asking Arrow for the target type up front, which converts each value through its
-    tzinfo; the instants are the same (each value's own offset is applied either way)."""
-    return pa.array(times).cast(_TS_MS, safe=False)
-
-
-def _constant_time(moment: datetime, n: int) -> pa.Array:
-    micros = int(moment.timestamp() * 1_000_000)
-    return pa.array(np.full(n, micros, dtype=np.int64), _TS_US)
-
-
-def _constant(value: str, n: int) -> pa.Array:
-    return pa.DictionaryArray.from_arrays(
-        pa.array(np.zeros(n, dtype=np.int32)), pa.array([value])
-    ).cast(pa.string())
 
 
 class BatchScorer:
@@ -142,7 +57,7 @@ class BatchScorer:
         self._max_bytes = settings.max_payload_bytes
         self._reasons = settings.reason_codes
 
-    def __call__(self, batch: RawBatch) -> ScoredBatch:
+    def __call__(self, batch: RawBatch) -> ApplicationBatch:
         valid: list[LoanApplication | LoanRepayment] = []
         origins: list[str] = []
         payloads: list[bytes] = []
@@ -180,7 +95,7 @@ class BatchScorer:
             raise ModelError(
                 "repayment events need a behavioural model; run `riskctl train-behaviour`"
             )
-        return ScoredBatch(
+        return ApplicationBatch(
             raw=raw.drop_columns(["source_time"]),
             scored=scored,
             dead=dead_letter_table(dead, batch.received_at),
@@ -206,18 +121,14 @@ class BatchScorer:
             "event_id": raw.column("event_id"),
             "loan_id": raw.column("loan_id"),
             "borrower_id": pa.array([a.borrower_id for a in apps], pa.string()),
-            "event_type": _constant("loan_application", n),
+            "event_type": constant("loan_application", n),
             "event_time": raw.column("event_time"),
             "received_at": raw.column("received_at"),
             "source_time": raw.column("source_time"),
-            "processed_at": _constant_time(datetime.now(UTC), n),
-            "model_version": _constant(self.model.version, n),
-            "model_kind": _constant(self.model.kind, n),
-            "pd": pa.array(pd, pa.float64()),
-            "band": pa.array(band_names(pd, self._bands), pa.string()),
-            "exposure": pa.array(exposure, pa.float64()),
-            "lgd": pa.array(np.full(n, self._lgd), pa.float64()),
-            "expected_loss": pa.array(pd * exposure * self._lgd, pa.float64()),
+            "processed_at": constant_time(datetime.now(UTC), n),
+            "model_version": constant(self.model.version, n),
+            "model_kind": constant(self.model.kind, n),
+            **risk_columns(pd, exposure, self._bands, self._lgd),
             "grade": pa.array([g[:1] for g in sub_grade], pa.string()),
             "sub_grade": pa.array(sub_grade, pa.string()),
             "addr_state": pa.array([a.addr_state for a in apps], pa.string()),
@@ -266,9 +177,9 @@ def raw_table(
     stamps: np.ndarray | None,
 ) -> pa.Table:
     """raw_events rows for the valid events, plus their source_time (dropped before storing)."""
-    received = _constant_time(received_at, len(valid))
+    received = constant_time(received_at, len(valid))
     if all(type(e) is LoanApplication for e in valid):
-        event_type = _constant("loan_application", len(valid))
+        event_type = constant("loan_application", len(valid))
     else:
         event_type = pa.array([e.event_type for e in valid], pa.string())
     return pa.table(
@@ -282,8 +193,8 @@ def raw_table(
             # Valid events decoded as UTF-8 JSON already. Built as strings directly: a cast
             # from binary costs ten times as much.
             "payload": pa.array(payloads, pa.string()),
-            "source_time": received.cast(_TS_MS, safe=False)
+            "source_time": received.cast(TS_MS, safe=False)
             if stamps is None
-            else pa.array(stamps, _TS_MS),
+            else pa.array(stamps, TS_MS),
         }
     )

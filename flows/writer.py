@@ -20,9 +20,9 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from flows.batches import ScoredBatch, pending_change
 from flows.duplicates import split_conflicts
 from flows.errors import RiskctlError
-from flows.scoring import ScoredBatch
 from flows.store import journal
 from flows.store.base import Store, StoreUnavailable
 
@@ -30,10 +30,10 @@ _NO_ROWS = pa.table({})
 _T = TypeVar("_T")
 
 TARGETS = (
-    ("raw_events", "event_id", "raw"),
-    ("dead_letters", "dead_letter_id", "dead"),
-    ("scored_events", "event_id", "scored"),
-    ("repayment_scores", "event_id", "repayments"),
+    ("raw_events", "event_id"),
+    ("dead_letters", "dead_letter_id"),
+    ("scored_events", "event_id"),
+    ("repayment_scores", "event_id"),
 )
 
 
@@ -114,19 +114,19 @@ class IdempotentWriter:
     def write(self, batches: list[ScoredBatch]) -> WriteResult:
         if not batches:
             return WriteResult(0, 0, 0, 0)
-        offered: dict[str, int] = {}
         candidates: dict[str, tuple[str, pa.Table]] = {}
         conflicts = _NO_ROWS
-        for table_name, key, attr in TARGETS:
-            parts = [t for t in (getattr(b, attr) for b in batches) if t.num_rows]
-            if attr == "dead" and conflicts.num_rows:
+        for table_name, key in TARGETS:
+            parts = [
+                t for b in batches if (t := b.tables.get(table_name)) is not None and t.num_rows
+            ]
+            if table_name == "dead_letters" and conflicts.num_rows:
                 parts.append(conflicts)
-            offered[attr] = sum(t.num_rows for t in parts)
             if not parts:
                 continue
             # One contiguous chunk per column: chDB reads many small chunks far more slowly.
             data = pa.concat_tables(parts).combine_chunks() if len(parts) > 1 else parts[0]
-            if attr == "raw":
+            if table_name == "raw_events":
                 # Found before raw_events is written: the table holds each id's first content.
                 data, conflicts = self._with_retry(
                     lambda d=data: split_conflicts(self._connected(), d)
@@ -139,24 +139,23 @@ class IdempotentWriter:
             self._with_retry(lambda: journal.record(self._connected(), entry))
             self._with_retry(lambda: journal.apply(self._connected(), entry))
         fresh = {
-            attr: entry.tables[name].num_rows if name in entry.tables else 0
-            for name, _key, attr in TARGETS
+            name: entry.tables[name].num_rows if name in entry.tables else 0
+            for name, _key in TARGETS
         }
-        # repeats the per-loan state recognised were read too, and are skipped
-        repeats = sum(b.skipped for b in batches)
-        # A conflicting duplicate was counted already, by its score row or as a repeat; as a
-        # dead letter it moves from skipped to dead-lettered.
-        dead_offered = offered["dead"] - conflicts.num_rows
-        sent = offered["scored"] + offered["repayments"] + dead_offered + repeats
-        scored = fresh["scored"] + fresh["repayments"]
+        # Every batch counts what it read: scores, dead letters and the repeats the per-loan
+        # state skipped. A conflicting duplicate was counted already, by its score row or as a
+        # repeat; as a dead letter it moves from skipped to dead-lettered.
+        sent = sum(b.sent for b in batches)
+        scored = fresh["scored_events"] + fresh["repayment_scores"]
+        dead_lettered = fresh["dead_letters"]
         result = WriteResult(
             sent=sent,
             scored=scored,
-            dead_lettered=fresh["dead"],
-            duplicates=sent - scored - fresh["dead"],
+            dead_lettered=dead_lettered,
+            duplicates=sent - scored - dead_lettered,
         )
         self._stats.add(
-            pending_repayments=sum(b.pending_repayments for b in batches),
+            pending_repayments=pending_change(batches),
             sent=result.sent,
             scored=result.scored,
             dead_lettered=result.dead_lettered,

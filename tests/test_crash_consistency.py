@@ -13,8 +13,9 @@ from typing import Any
 import pyarrow as pa
 import pytest
 
+from flows.batches import ApplicationBatch, RawBatch
 from flows.model import ScoringModel
-from flows.scoring import BatchScorer, RawBatch, ScoredBatch
+from flows.scoring import BatchScorer
 from flows.settings import Settings
 from flows.store import Store, StoreError, open_store
 from flows.store.migrations import migrate
@@ -54,7 +55,9 @@ class CrashingStore:
 
 
 @pytest.fixture
-def batch(settings: Settings, model: ScoringModel, events_file: Callable[..., Path]) -> ScoredBatch:
+def batch(
+    settings: Settings, model: ScoringModel, events_file: Callable[..., Path]
+) -> ApplicationBatch:
     lines = events_file(300, corrupt=0.1).read_bytes().splitlines()
     scored = BatchScorer(model, settings)(RawBatch([f"t:{i}" for i in range(len(lines))], lines))
     assert scored.raw.num_rows and scored.dead.num_rows and scored.scored.num_rows
@@ -70,7 +73,9 @@ def migrated(url: str) -> str:
     return url
 
 
-def write_once(url: str, batch: ScoredBatch, wrap: Callable[[Store], Store] = lambda s: s) -> None:
+def write_once(
+    url: str, batch: ApplicationBatch, wrap: Callable[[Store], Store] = lambda s: s
+) -> None:
     writer = IdempotentWriter(lambda: wrap(open_store(url)), RunStats())
     try:
         writer.write([batch])
@@ -79,7 +84,7 @@ def write_once(url: str, batch: ScoredBatch, wrap: Callable[[Store], Store] = la
 
 
 @pytest.fixture
-def reference(tmp_path: Path, batch: ScoredBatch) -> dict[str, dict[str, Any]]:
+def reference(tmp_path: Path, batch: ApplicationBatch) -> dict[str, dict[str, Any]]:
     url = migrated(f"chdb://{tmp_path / 'reference'}")
     write_once(url, batch)
     found = fingerprint(url)
@@ -90,7 +95,7 @@ def reference(tmp_path: Path, batch: ScoredBatch) -> dict[str, dict[str, Any]]:
 
 @pytest.mark.parametrize("crash_at", range(WRITES_PER_BATCH))
 def test_a_crash_between_the_writes_of_a_batch_is_completed_by_the_rerun(
-    tmp_path: Path, batch: ScoredBatch, reference: dict[str, dict[str, Any]], crash_at: int
+    tmp_path: Path, batch: ApplicationBatch, reference: dict[str, dict[str, Any]], crash_at: int
 ) -> None:
     url = migrated(f"chdb://{tmp_path / 'crashed'}")
     with pytest.raises(SimulatedCrash):
@@ -102,7 +107,7 @@ def test_a_crash_between_the_writes_of_a_batch_is_completed_by_the_rerun(
 
 @pytest.mark.parametrize("table", ["raw_events", "dead_letters", "scored_events"])
 def test_an_insert_whose_views_were_only_partly_fed_is_completed_by_the_rerun(
-    tmp_path: Path, batch: ScoredBatch, reference: dict[str, dict[str, Any]], table: str
+    tmp_path: Path, batch: ApplicationBatch, reference: dict[str, dict[str, Any]], table: str
 ) -> None:
     """A view that fails mid-insert leaves the table's part committed while some views have
     theirs and others not: what a kill -9 inside one INSERT leaves behind."""

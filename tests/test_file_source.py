@@ -10,8 +10,8 @@ from pathlib import Path
 
 import pytest
 
+from flows.batches import RawBatch, dead_letter_table
 from flows.connectors.file_source import JsonLinesSource
-from flows.scoring import RawBatch, dead_letter_table
 from flows.validation import OVERSIZED_PREFIX_BYTES
 
 LIMIT = 16 * 1024

@@ -15,13 +15,14 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from flows.batches import RawBatch
 from flows.connectors.loan_state_step import LoanBookLogic
 from flows.events import LATEST, LoanApplication, LoanRepayment
 from flows.features import FEATURE_NAMES
 from flows.jobs import RunOptions, run_files, run_kafka
 from flows.loan_book import STATE_ERROR, LoanBook, LoanEvent, Opened, Repaid
 from flows.model import ScoringModel, load_live_model
-from flows.scoring import BatchScorer, RawBatch
+from flows.scoring import BatchScorer
 from flows.settings import Settings
 from flows.validation import REASONS, DeadLetter, decode_event
 from tests.conftest import query_rows

@@ -15,10 +15,10 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from flows.archive.restore import _items
+from flows.batches import dead_letter_table
 from flows.events import EARLIEST, LATEST, LoanApplication, LoanRepayment, application_json_schema
 from flows.reasons import find_problem
 from flows.schema_publish import PUBLISHED, SCHEMA_DIR, normalized, render
-from flows.scoring import dead_letter_table
 from flows.validation import (
     OVERSIZED_PREFIX_BYTES,
     REASONS,

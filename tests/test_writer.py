@@ -10,9 +10,10 @@ from pathlib import Path
 import pyarrow as pa
 import pytest
 
+from flows.batches import ApplicationBatch, RawBatch
 from flows.connectors.store_sink import BackgroundWriter
 from flows.model import ScoringModel
-from flows.scoring import BatchScorer, RawBatch, ScoredBatch
+from flows.scoring import BatchScorer
 from flows.settings import Settings
 from flows.store import Store, StoreUnavailable, open_store
 from flows.store.migrations import migrate
@@ -20,7 +21,9 @@ from flows.writer import IdempotentWriter, RetryPolicy, RunStats, SinkDeadlineEx
 
 
 @pytest.fixture
-def batch(settings: Settings, model: ScoringModel, events_file: Callable[..., Path]) -> ScoredBatch:
+def batch(
+    settings: Settings, model: ScoringModel, events_file: Callable[..., Path]
+) -> ApplicationBatch:
     lines = events_file(200, corrupt=0.1).read_bytes().splitlines()
     return BatchScorer(model, settings)(RawBatch([f"t:{i}" for i in range(len(lines))], lines))
 
@@ -61,7 +64,7 @@ def prepared(url: str) -> None:
 
 
 def test_writing_the_same_batch_twice_stores_it_once(
-    settings: Settings, batch: ScoredBatch
+    settings: Settings, batch: ApplicationBatch
 ) -> None:
     prepared(settings.store)
     stats = RunStats()
@@ -76,7 +79,7 @@ def test_writing_the_same_batch_twice_stores_it_once(
 
 
 def test_an_outage_is_retried_until_the_store_is_back(
-    settings: Settings, batch: ScoredBatch
+    settings: Settings, batch: ApplicationBatch
 ) -> None:
     prepared(settings.store)
     flaky = FlakyStore(settings.store, outages=3)
@@ -91,7 +94,9 @@ def test_an_outage_is_retried_until_the_store_is_back(
     assert counts(settings.store) == (batch.scored.num_rows, batch.dead.num_rows)
 
 
-def test_the_deadline_fails_loudly_without_writing(settings: Settings, batch: ScoredBatch) -> None:
+def test_the_deadline_fails_loudly_without_writing(
+    settings: Settings, batch: ApplicationBatch
+) -> None:
     prepared(settings.store)
     writer = IdempotentWriter(
         FlakyStore(settings.store, outages=1000),
@@ -103,19 +108,19 @@ def test_the_deadline_fails_loudly_without_writing(settings: Settings, batch: Sc
     assert counts(settings.store) == (0, 0)
 
 
-def _rows(n: int, tag: int = 0) -> ScoredBatch:
+def _rows(n: int, tag: int = 0) -> ApplicationBatch:
     empty = pa.table({})
-    return ScoredBatch(raw=empty, scored=pa.table({"tag": [tag] * n}), dead=empty)
+    return ApplicationBatch(raw=empty, scored=pa.table({"tag": [tag] * n}), dead=empty)
 
 
-def _tags(items: list[ScoredBatch]) -> list[int]:
+def _tags(items: list[ApplicationBatch]) -> list[int]:
     return [item.scored.column("tag")[0].as_py() for item in items]
 
 
 def test_background_writer_surfaces_a_failure_and_writes_nothing_after_it() -> None:
     written: list[int] = []
 
-    def write(items: list[ScoredBatch]) -> None:
+    def write(items: list[ApplicationBatch]) -> None:
         if _tags(items) == [2]:
             raise SinkDeadlineExceeded("store gone")
         written.extend(_tags(items))
@@ -144,7 +149,7 @@ def test_batches_that_queue_behind_a_slow_write_go_in_together_in_order() -> Non
     release = threading.Event()
     calls: list[list[int]] = []
 
-    def write(items: list[ScoredBatch]) -> None:
+    def write(items: list[ApplicationBatch]) -> None:
         calls.append(_tags(items))
         assert release.wait(10)
 
@@ -161,7 +166,7 @@ def test_batches_that_queue_behind_a_slow_write_go_in_together_in_order() -> Non
 def test_submit_waits_while_too_many_submissions_wait() -> None:
     release = threading.Event()
 
-    def write(items: list[ScoredBatch]) -> None:
+    def write(items: list[ApplicationBatch]) -> None:
         assert release.wait(10)
 
     background = BackgroundWriter(write, max_waiting=2)

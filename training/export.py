@@ -32,7 +32,7 @@ from sklearn.preprocessing import StandardScaler
 from flows.errors import RiskctlError
 from flows.features import FEATURE_NAMES, FEATURES
 from flows.model import io_spec, open_session
-from flows.scoring import band_names
+from flows.risk import band_names
 from flows.settings import Bands
 from training import metrics
 from training.reasons import reason_table

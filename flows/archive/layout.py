@@ -21,13 +21,12 @@ from urllib.parse import urlsplit
 
 import pyarrow as pa
 
+from flows.batches import TS_MS, TS_US
 from flows.errors import RiskctlError
 
 MANIFEST = "_manifest.json"
 DATA_FILE = "data.parquet"
 REPORTS = "reports/drift"
-_TS_MS = pa.timestamp("ms", tz="UTC")
-_TS_US = pa.timestamp("us", tz="UTC")
 
 
 class ArchiveError(RiskctlError):
@@ -51,13 +50,13 @@ RAW_EVENTS = Dataset(
             pa.field("event_id", pa.string(), nullable=False),
             pa.field("loan_id", pa.string(), nullable=False),
             pa.field("event_type", pa.string(), nullable=False),
-            pa.field("event_time", _TS_MS, nullable=False),
-            pa.field("received_at", _TS_US, nullable=False),
+            pa.field("event_time", TS_MS, nullable=False),
+            pa.field("received_at", TS_US, nullable=False),
             pa.field("origin", pa.string(), nullable=False),
             pa.field("payload", pa.string(), nullable=False),
             # From scored_events: when the source handed the event over (Kafka's timestamp).
             # Not in raw_events, but a rebuild needs it to reproduce the scored rows.
-            pa.field("source_time", _TS_MS, nullable=True),
+            pa.field("source_time", TS_MS, nullable=True),
         ]
     ),
 )
@@ -68,7 +67,7 @@ DEAD_LETTERS = Dataset(
     schema=pa.schema(
         [
             pa.field("dead_letter_id", pa.string(), nullable=False),
-            pa.field("received_at", _TS_US, nullable=False),
+            pa.field("received_at", TS_US, nullable=False),
             pa.field("origin", pa.string(), nullable=False),
             pa.field("reason", pa.string(), nullable=False),
             pa.field("detail", pa.string(), nullable=False),

@@ -34,9 +34,9 @@ from flows.archive.layout import (
     Location,
 )
 from flows.archive.s3 import S3Client, get_bytes, get_json, list_keys
+from flows.batches import RawBatch
 from flows.jobs import RunOptions, run_source
 from flows.model import ScoringModel
-from flows.scoring import RawBatch
 from flows.settings import Settings
 from flows.validation import REDERIVABLE, DeadLetter
 from flows.writer import RunStats

@@ -10,7 +10,7 @@ from __future__ import annotations
 import msgspec
 from bytewax.connectors.kafka import KafkaSinkMessage
 
-from flows.scoring import ScoredBatch
+from flows.batches import ScoredBatch
 
 _ENCODER = msgspec.json.Encoder()
 _COLUMNS = ("dead_letter_id", "received_at", "origin", "reason", "detail", "payload_base64")

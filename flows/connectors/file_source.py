@@ -17,7 +17,7 @@ from typing import BinaryIO
 
 from bytewax.inputs import FixedPartitionedSource, StatefulSourcePartition
 
-from flows.scoring import RawBatch
+from flows.batches import RawBatch
 from flows.validation import DeadLetter, oversized_letter
 
 Position = tuple[int, int]  # (byte offset, lines already read)

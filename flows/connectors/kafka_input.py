@@ -25,9 +25,9 @@ from bytewax.inputs import StatefulSourcePartition
 from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaException, Message, TopicPartition
 from confluent_kafka import KafkaError as ConsumerError
 
+from flows.batches import RawBatch
 from flows.connectors.stoppable import StoppableSource, StopRequest
 from flows.errors import RiskctlError
-from flows.scoring import RawBatch
 from flows.settings import KafkaSettings
 from flows.validation import DeadLetter
 

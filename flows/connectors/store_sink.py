@@ -15,9 +15,9 @@ from collections.abc import Callable
 
 from bytewax.outputs import FixedPartitionedSink, StatefulSinkPartition
 
+from flows.batches import Positions, ScoredBatch
 from flows.errors import RiskctlError
 from flows.ops import LagProbe, batch_row, lag_rows
-from flows.scoring import Positions, ScoredBatch
 from flows.store import Store, open_store
 from flows.writer import IdempotentWriter, RetryPolicy, RunStats
 

@@ -14,6 +14,7 @@ from pathlib import Path
 
 import pyarrow as pa
 
+from flows.batches import TS_MS
 from flows.resources import package_dir
 from flows.store.base import Store, StoreError
 
@@ -144,7 +145,7 @@ def migrate(store: Store, directory: Path = MIGRATIONS_DIR) -> list[Migration]:
                     "version": pa.array([migration.version], pa.uint32()),
                     "name": [migration.name],
                     "checksum": [migration.checksum],
-                    "applied_at": pa.array([datetime.now(UTC)], pa.timestamp("ms", tz="UTC")),
+                    "applied_at": pa.array([datetime.now(UTC)], TS_MS),
                 }
             ),
         )

@@ -1,0 +1,32 @@
+"""What a PD means for the book: its band, and expected loss = PD x exposure x LGD.
+
+Shared by the application scorer (exposure: the funded amount) and the live scorer (exposure:
+the outstanding balance), so both stores' rows band and price a PD the same way.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pyarrow as pa
+
+from flows.settings import Bands
+
+
+def band_names(pd: np.ndarray, bands: Bands) -> list[str]:
+    """Each PD's band: the first band whose upper threshold is above it."""
+    index = np.searchsorted(np.asarray(bands.thresholds), pd, side="right")
+    names = np.asarray(bands.names, dtype=object)
+    return names[index].tolist()
+
+
+def risk_columns(
+    pd: np.ndarray, exposure: np.ndarray, bands: Bands, lgd: float
+) -> dict[str, pa.Array]:
+    """The ``pd``, ``band``, ``exposure``, ``lgd`` and ``expected_loss`` columns of score rows."""
+    return {
+        "pd": pa.array(pd, pa.float64()),
+        "band": pa.array(band_names(pd, bands), pa.string()),
+        "exposure": pa.array(exposure, pa.float64()),
+        "lgd": pa.array(np.full(len(pd), lgd), pa.float64()),
+        "expected_loss": pa.array(pd * exposure * lgd, pa.float64()),
+    }
