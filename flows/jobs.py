@@ -15,7 +15,6 @@ from bytewax.inputs import FixedPartitionedSource
 from flows.batches import RawBatch
 from flows.connectors.file_source import JsonLinesSource
 from flows.connectors.kafka_input import check_brokers, kafka_batches
-from flows.connectors.loan_history import LoanHistory
 from flows.connectors.stoppable import StoppableSource, StopRequest
 from flows.connectors.store_sink import StoreSink
 from flows.dataflow import Inputs, build_flow, source_input
@@ -25,6 +24,7 @@ from flows.model import ScoringModel
 from flows.runner import Cluster, Recovery, run
 from flows.scoring import BatchScorer
 from flows.settings import Settings
+from flows.steps.loan_history import LoanHistory
 from flows.store import Store, open_store, parse_store_url
 from flows.store.migrations import migrate
 from flows.writer import RetryPolicy, RunStats
@@ -162,7 +162,7 @@ def files_recovery(recovery: Recovery, paths: list[Path]) -> Recovery:
 
     Bytewax resumes a source only with every partition (file name) it snapshotted, so a run
     over other files could not use the same directory; loan state made by runs over other files
-    reaches this one through the store (see flows.connectors.loan_history)."""
+    reaches this one through the store (see flows.steps.loan_history)."""
     names = "\0".join(sorted(path.name for path in paths))
     digest = hashlib.sha256(names.encode()).hexdigest()[:16]
     return replace(recovery, directory=recovery.directory / f"files-{digest}")

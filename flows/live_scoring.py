@@ -22,11 +22,11 @@ from flows.batches import (
     dead_letter_table,
     utc_ms,
 )
-from flows.connectors.loan_state_step import BookOutcome
 from flows.loan_state import BEHAVIOUR_FEATURE_NAMES, dpd_bucket
 from flows.model import ModelError, ScoringModel
 from flows.risk import risk_columns
 from flows.settings import Settings
+from flows.steps.loan_state_step import BookOutcome
 
 _DPD = BEHAVIOUR_FEATURE_NAMES.index("days_past_due")
 _BALANCE = BEHAVIOUR_FEATURE_NAMES.index("outstanding_balance")

@@ -16,7 +16,6 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from flows.batches import RawBatch
-from flows.connectors.loan_state_step import LoanBookLogic
 from flows.events import LATEST, LoanApplication, LoanRepayment
 from flows.features import FEATURE_NAMES
 from flows.jobs import RunOptions, run_files, run_kafka
@@ -24,6 +23,7 @@ from flows.loan_book import STATE_ERROR, LoanBook, LoanEvent, Opened, Repaid
 from flows.model import ScoringModel, load_live_model
 from flows.scoring import BatchScorer
 from flows.settings import Settings
+from flows.steps.loan_state_step import LoanBookLogic
 from flows.validation import REASONS, DeadLetter, decode_event
 from tests.conftest import query_rows
 from tests.kafka_fixtures import produce_file

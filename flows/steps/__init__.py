@@ -1,0 +1,1 @@
+"""Stateful Bytewax steps: the per-loan state, and the history that seeds it from the store."""
