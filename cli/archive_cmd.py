@@ -18,9 +18,9 @@ from flows.archive import (
     list_archive,
     make_client,
     parse_location,
-    rebuild,
 )
 from flows.drift import WindowError, resolve_window
+from flows.jobs import run_archive
 from flows.model import load_model
 from flows.settings import Settings
 from flows.store import parse_store_url
@@ -115,7 +115,7 @@ def replay_archive(uri: str) -> None:
             f"{parse_store_url(cfg.store).redacted()} with model {model.version}",
             highlight=False,
         )
-        stats = rebuild(cfg, model, location, lambda: make_client(cfg.s3))
+        stats = run_archive(cfg, model, location, lambda: make_client(cfg.s3))
     console.print(
         f"replayed {stats.sent:,} events: {stats.scored:,} scored, {stats.dead_lettered:,} "
         f"dead-lettered, {stats.duplicates:,} already stored",

@@ -12,7 +12,11 @@ from typing import Any
 from bytewax.connectors.kafka import KafkaSink
 from bytewax.inputs import FixedPartitionedSource
 
+from flows.archive.layout import ArchiveError, Location
+from flows.archive.read import list_archive
+from flows.archive.s3 import S3Client
 from flows.batches import RawBatch
+from flows.connectors.archive_source import ArchiveSource
 from flows.connectors.file_source import JsonLinesSource
 from flows.connectors.kafka_input import check_brokers, kafka_batches
 from flows.connectors.stoppable import StoppableSource, StopRequest
@@ -190,3 +194,20 @@ def run_kafka(
         return lambda flow: kafka_batches(flow, kafka, topics, tail=not until_end, stop=stop)
 
     return _run(inputs, settings, model, options, kafka_out=True)
+
+
+def run_archive(
+    settings: Settings,
+    model: ScoringModel,
+    location: Location,
+    client_factory: Callable[[], S3Client],
+    on_write: Callable[[RunStats], None] = lambda _stats: None,
+) -> RunStats:
+    """Replay the whole archive under ``location`` through the flow into the settings' store,
+    e.g. to rebuild a lost store. The PD comes from ``model``, normally the current one."""
+    files = list_archive(client_factory(), location)
+    if not files:
+        raise ArchiveError(f"no archived events under {location.uri()}")
+    source = ArchiveSource(files, location, client_factory, settings.batch_size)
+    options = RunOptions(on_write=on_write)
+    return run_source(source, settings, model, options, flow_id="riskctl-rebuild")

@@ -30,13 +30,12 @@ from flows.archive import (
     list_archive,
     make_client,
     read_dataset,
-    rebuild,
     upload_verified,
 )
 from flows.archive.s3 import digest_file, verify
 from flows.drift import Window, measure
 from flows.drift_report import write_report
-from flows.jobs import run_files
+from flows.jobs import run_archive, run_files
 from flows.model import ScoringModel
 from flows.settings import DriftSettings, S3Settings, Settings
 from flows.store import open_store
@@ -256,7 +255,7 @@ def test_rebuild_from_the_archive_reproduces_tables_and_views(
     tmp_path: Path,
 ) -> None:
     fresh = Settings(home=tmp_path, store_url=f"chdb://{tmp_path / 'rebuilt'}", batch_size=700)
-    stats = rebuild(fresh, model, archived.location, lambda: make_client(s3_settings))
+    stats = run_archive(fresh, model, archived.location, lambda: make_client(s3_settings))
     assert stats.scored == EVENTS + 5
     assert stats.dead_lettered > 0 and stats.duplicates == 0
     original, rebuilt = _snapshot(archived.settings.store), _snapshot(fresh.store)
@@ -265,7 +264,7 @@ def test_rebuild_from_the_archive_reproduces_tables_and_views(
         assert rebuilt[name].equals(original[name]), name
 
     # Replaying the same archive again adds nothing.
-    again = rebuild(fresh, model, archived.location, lambda: make_client(s3_settings))
+    again = run_archive(fresh, model, archived.location, lambda: make_client(s3_settings))
     assert again.scored == 0 and again.dead_lettered == 0 and again.duplicates == again.sent
 
 

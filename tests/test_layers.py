@@ -39,6 +39,9 @@ def _loaded_after(module: str, candidates: tuple[str, ...]) -> list[str]:
         ("flows.connectors.kafka_input", ("onnxruntime", "flows.scoring")),
         ("flows.connectors.dead_letter_topic", ("onnxruntime", "flows.scoring")),
         ("flows.connectors.store_sink", ("onnxruntime", "flows.scoring")),
+        ("flows.connectors.archive_source", ("onnxruntime", "flows.scoring", "flows.jobs")),
+        # the archive reads and writes S3; running a flow over it is flows.jobs' part
+        ("flows.archive", ("flows.jobs", "flows.dataflow", "bytewax")),
         ("flows.scoring", ("flows.live_scoring",)),
         ("flows.live_scoring", ("flows.scoring",)),
     ],

@@ -14,8 +14,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from flows.archive.restore import _items
 from flows.batches import dead_letter_table
+from flows.connectors.archive_source import archived_items
 from flows.events import EARLIEST, LATEST, LoanApplication, LoanRepayment, application_json_schema
 from flows.reasons import find_problem
 from flows.schema_publish import PUBLISHED, SCHEMA_DIR, normalized, render
@@ -321,5 +321,5 @@ def test_a_rebuild_keeps_the_reason_of_a_payload_stored_as_a_prefix() -> None:
         decode_application(b"{", "file:a:2", LIMIT),
     ]
     table = dead_letter_table(letters, datetime(2024, 1, 1, tzinfo=UTC))  # type: ignore[arg-type]
-    items = _items(table, "dead_letters")
+    items = archived_items(table, "dead_letters")
     assert [(i.error.reason if i.error else None) for i in items] == ["oversized", None]
