@@ -23,8 +23,10 @@ from flows.connectors.stoppable import StoppableSource, StopRequest
 from flows.connectors.store_sink import StoreSink
 from flows.dataflow import Inputs, build_flow, source_input
 from flows.errors import RiskctlError
+from flows.lag import ConsumerLag, LagProbe
 from flows.live_scoring import LiveScorer
 from flows.model import ScoringModel
+from flows.ops import OpsRecorder
 from flows.runner import Cluster, Recovery, run
 from flows.scoring import BatchScorer
 from flows.settings import Settings
@@ -102,10 +104,13 @@ def _run(
             partitions=options.workers
             * (1 if options.cluster is None else len(options.cluster.addresses)),
             retry=options.retry or RetryPolicy(deadline_s=settings.store_deadline_s),
-            kafka_brokers=kafka.brokers if kafka_out else None,
+            observe=lambda worker: OpsRecorder(
+                flow_id,
+                worker,
+                ConsumerLag(flow_id, LagProbe(kafka.brokers)) if kafka_out else None,
+            ),
             on_write=options.on_write,
             store_factory=options.store_factory,
-            flow_id=flow_id,
             on_failure=options.on_store_failure,
         ),
         BatchScorer(model, settings, track_loans=options.live_model is not None),

@@ -1,20 +1,16 @@
-"""Operational figures for the ops dashboard: one row per written batch, and consumer lag.
-
-Lag is the partition's high watermark minus the flow's next offset, measured at most every
-``lag_interval_s`` per worker.
+"""Operational figures for the ops dashboard, recorded beside each store write: one
+``ops_batches`` row per write, and consumer lag (:mod:`flows.lag`) when the flow reads Kafka.
 """
 
 from __future__ import annotations
 
-import time
 from datetime import UTC, datetime
 
 import numpy as np
 import pyarrow as pa
-from confluent_kafka import Consumer, KafkaException
 
-from flows.batches import TS_MS, ApplicationBatch, Positions, ScoredBatch, pending_change
-from flows.kafka_admin import high_watermarks
+from flows.batches import TS_MS, ApplicationBatch, ScoredBatch, pending_change
+from flows.lag import ConsumerLag
 from flows.writer import WriteResult
 
 
@@ -57,56 +53,29 @@ def batch_row(
     )
 
 
-def lag_rows(flow_id: str, positions: Positions, marks: dict[tuple[str, int], int]) -> pa.Table:
-    keys = sorted(positions)
-    now = datetime.now(UTC)
-    return pa.table(
-        {
-            "measured_at": pa.array([now] * len(keys), TS_MS),
-            "flow_id": [flow_id] * len(keys),
-            "topic": [topic for topic, _ in keys],
-            "partition": pa.array([partition for _, partition in keys], pa.uint32()),
-            "next_offset": pa.array([positions[k] for k in keys], pa.int64()),
-            "high_watermark": pa.array([marks[k] for k in keys], pa.int64()),
-            "lag": pa.array([max(marks[k] - positions[k], 0) for k in keys], pa.int64()),
-        }
-    )
+Rows = list[tuple[str, pa.Table]]  # (table, rows to append)
 
 
-class LagProbe:
-    """Reads high watermarks for the partitions a worker has consumed, at most every interval."""
+class OpsRecorder:
+    """What one sink worker records beside its writes; the sink appends the rows it returns."""
 
-    def __init__(self, brokers: str, interval_s: float = 2.0) -> None:
-        self._brokers = brokers
-        self._interval_s = interval_s
-        self._consumer: Consumer | None = None
-        self._last = 0.0
+    def __init__(self, flow_id: str, worker: int, lag: ConsumerLag | None = None) -> None:
+        self._flow_id = flow_id
+        self._worker = worker
+        self._lag = lag
 
-    def due(self) -> bool:
-        return time.monotonic() - self._last >= self._interval_s
+    def written(self, items: list[ScoredBatch], result: WriteResult, write_ms: float) -> Rows:
+        rows = [("ops_batches", batch_row(self._flow_id, self._worker, items, result, write_ms))]
+        lag = None if self._lag is None else self._lag.written(items)
+        if lag is not None:
+            rows.append(("ops_consumer_lag", lag))
+        return rows
 
-    def watermarks(self, positions: Positions) -> dict[tuple[str, int], int] | None:
-        self._last = time.monotonic()
-        if self._consumer is None:
-            self._consumer = Consumer(
-                {
-                    "bootstrap.servers": self._brokers,
-                    "group.id": "riskctl-lag-probe",
-                    "enable.auto.commit": False,
-                }
-            )
-        marks: dict[tuple[str, int], int] = {}
-        try:
-            for topic in {t for t, _ in positions}:
-                partitions = [p for t, p in positions if t == topic]
-                for partition, high in high_watermarks(self._consumer, topic, partitions).items():
-                    marks[(topic, partition)] = high
-        except KafkaException:
-            # Lag is a gauge: a missed reading shows as a gap on the chart, never as data.
-            return None
-        return marks
+    def closing(self) -> Rows:
+        """The last lag reading, taken whether due or not, so a short run records one."""
+        lag = None if self._lag is None else self._lag.written([], force=True)
+        return [] if lag is None else [("ops_consumer_lag", lag)]
 
     def close(self) -> None:
-        if self._consumer is not None:
-            self._consumer.close()
-            self._consumer = None
+        if self._lag is not None:
+            self._lag.close()

@@ -38,7 +38,11 @@ def _loaded_after(module: str, candidates: tuple[str, ...]) -> list[str]:
         ("flows.connectors.file_source", ("onnxruntime", "flows.scoring")),
         ("flows.connectors.kafka_input", ("onnxruntime", "flows.scoring")),
         ("flows.connectors.dead_letter_topic", ("onnxruntime", "flows.scoring")),
-        ("flows.connectors.store_sink", ("onnxruntime", "flows.scoring")),
+        # the sink only writes: ops rows and lag probing are handed to it where it is built
+        (
+            "flows.connectors.store_sink",
+            ("onnxruntime", "flows.ops", "flows.lag", "confluent_kafka"),
+        ),
         ("flows.connectors.archive_source", ("onnxruntime", "flows.scoring", "flows.jobs")),
         # the archive reads and writes S3; running a flow over it is flows.jobs' part
         ("flows.archive", ("flows.jobs", "flows.dataflow", "bytewax")),

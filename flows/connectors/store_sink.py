@@ -5,6 +5,9 @@ release the GIL while ClickHouse works).
 Nothing is acknowledged early: ``snapshot`` and ``close`` wait until every submitted batch is
 in the store, and Bytewax takes the epoch's recovery snapshot only after ``snapshot`` returns,
 so a crash can replay batches (which the writer then skips) but never lose one.
+
+Rows that describe the writes (the ops dashboard's) come from a :class:`WriteObserver` given
+where the sink is built (:class:`flows.ops.OpsRecorder`); the sink only appends them.
 """
 
 from __future__ import annotations
@@ -12,14 +15,27 @@ from __future__ import annotations
 import threading
 import time
 from collections.abc import Callable
+from typing import Protocol
 
+import pyarrow as pa
 from bytewax.outputs import FixedPartitionedSink, StatefulSinkPartition
 
-from flows.batches import Positions, ScoredBatch
+from flows.batches import ScoredBatch
 from flows.errors import RiskctlError
-from flows.ops import LagProbe, batch_row, lag_rows
 from flows.store import Store, open_store
-from flows.writer import IdempotentWriter, RetryPolicy, RunStats
+from flows.writer import IdempotentWriter, RetryPolicy, RunStats, WriteResult
+
+
+class WriteObserver(Protocol):
+    """Rows to append beside the writes of one sink partition, as (table, rows) pairs."""
+
+    def written(
+        self, items: list[ScoredBatch], result: WriteResult, write_ms: float
+    ) -> list[tuple[str, pa.Table]]: ...
+
+    def closing(self) -> list[tuple[str, pa.Table]]: ...
+
+    def close(self) -> None: ...
 
 
 class BackgroundWriter:
@@ -110,19 +126,14 @@ class _StorePartition(StatefulSinkPartition[ScoredBatch, None]):
     def __init__(
         self,
         writer: IdempotentWriter,
-        flow_id: str,
-        worker: int,
-        lag_probe: LagProbe | None,
+        observer: WriteObserver | None,
         on_write: Callable[[RunStats], None],
         on_failure: Callable[[RiskctlError], None],
     ) -> None:
         self._on_failure = on_failure
         self._writer = writer
-        self._flow_id = flow_id
-        self._worker = worker
-        self._lag_probe = lag_probe
+        self._observer = observer
         self._on_write = on_write
-        self._positions: Positions = {}
         self._background = BackgroundWriter(self._write)
 
     def write_batch(self, values: list[ScoredBatch]) -> None:
@@ -143,34 +154,26 @@ class _StorePartition(StatefulSinkPartition[ScoredBatch, None]):
     def close(self) -> None:
         try:
             self._background.close()
-            self._record_lag(force=True)
+            if self._observer is not None:
+                self._append(self._observer.closing())
         except RiskctlError as exc:
             self._on_failure(exc)
             raise
         finally:
             self._writer.close()
-            if self._lag_probe is not None:
-                self._lag_probe.close()
+            if self._observer is not None:
+                self._observer.close()
 
-    def _record_lag(self, force: bool = False) -> None:
-        probe = self._lag_probe
-        if probe is None or not self._positions or not (force or probe.due()):
-            return
-        marks = probe.watermarks(self._positions)
-        if marks is not None:
-            self._writer.append("ops_consumer_lag", lag_rows(self._flow_id, self._positions, marks))
+    def _append(self, rows: list[tuple[str, pa.Table]]) -> None:
+        for table, data in rows:
+            self._writer.append(table, data)
 
     def _write(self, items: list[ScoredBatch]) -> None:
         began = time.perf_counter()
         result = self._writer.write(items)
         write_ms = (time.perf_counter() - began) * 1000
-        self._writer.append(
-            "ops_batches", batch_row(self._flow_id, self._worker, items, result, write_ms)
-        )
-        for item in items:
-            for key, offset in item.positions.items():
-                self._positions[key] = max(self._positions.get(key, 0), offset)
-        self._record_lag()
+        if self._observer is not None:
+            self._append(self._observer.written(items, result, write_ms))
         self._on_write(self._writer.stats)
 
 
@@ -183,22 +186,21 @@ class StoreSink(FixedPartitionedSink[ScoredBatch, None]):
         stats: RunStats,
         *,
         partitions: int = 1,
-        flow_id: str = "riskctl",
         retry: RetryPolicy | None = None,
-        kafka_brokers: str | None = None,
+        observe: Callable[[int], WriteObserver] | None = None,
         on_write: Callable[[RunStats], None] = lambda _stats: None,
         store_factory: Callable[[str], Store] = open_store,
         on_failure: Callable[[RiskctlError], None] = lambda _error: None,
     ) -> None:
-        """``on_failure`` sees a write that failed for good before it is raised into Bytewax
+        """``observe`` builds each partition's :class:`WriteObserver` from its index;
+        ``on_failure`` sees a write that failed for good before it is raised into Bytewax
         (the command line ends the process there, with one line)."""
         self._on_failure = on_failure
         self._url = store_url
         self._stats = stats
         self._partitions = partitions
-        self._flow_id = flow_id
         self._retry = retry
-        self._kafka_brokers = kafka_brokers
+        self._observe = observe
         self._on_write = on_write
         self._store_factory = store_factory
 
@@ -207,7 +209,5 @@ class StoreSink(FixedPartitionedSink[ScoredBatch, None]):
 
     def build_part(self, step_id: str, for_part: str, resume_state: None) -> _StorePartition:
         writer = IdempotentWriter(lambda: self._store_factory(self._url), self._stats, self._retry)
-        probe = LagProbe(self._kafka_brokers) if self._kafka_brokers else None
-        return _StorePartition(
-            writer, self._flow_id, int(for_part), probe, self._on_write, self._on_failure
-        )
+        observer = None if self._observe is None else self._observe(int(for_part))
+        return _StorePartition(writer, observer, self._on_write, self._on_failure)
