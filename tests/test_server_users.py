@@ -67,7 +67,7 @@ def test_a_password_stays_one_string_literal(store: Store) -> None:
 def test_the_writer_may_insert_into_exactly_what_the_sink_writes() -> None:
     writer = grants("riskctl_writer_role")
     inserts = {table for table, privileges in writer.items() if "INSERT" in privileges}
-    sink_tables = {f"riskctl.{table}" for table, _, _ in TARGETS}
+    sink_tables = {f"riskctl.{table}" for table, _ in TARGETS}
     journal = "riskctl.sink_journal"
     assert inserts == sink_tables | {"riskctl.ops_batches", "riskctl.ops_consumer_lag", journal}
     # For skipping stored keys it reads the key columns (and raw events' content hashes, a
@@ -78,7 +78,7 @@ def test_the_writer_may_insert_into_exactly_what_the_sink_writes() -> None:
         "scored_events": {"SELECT(loan_id)", "SELECT(pd)", "SELECT(model_version)"},
         "repayment_scores": {"SELECT(loan_id)"},
     }
-    for table, key, _ in TARGETS:
+    for table, key in TARGETS:
         expected = {"INSERT", f"SELECT({key})"} | also.get(table, set())
         assert writer[f"riskctl.{table}"] == expected
     assert writer["riskctl.schema_migrations"] == {"SELECT", "CREATE TABLE"}
