@@ -15,7 +15,7 @@ from bytewax.outputs import Sink
 from flows.connectors.dead_letter_topic import dead_letter_messages
 from flows.connectors.loan_history import HistoryBookLogic, LoanHistory
 from flows.connectors.loan_state_step import BookOutcome, LoanBookLogic
-from flows.loan_book import shard_events
+from flows.loan.book import shard_events
 from flows.scoring import RawBatch, ScoredBatch
 
 Inputs = Callable[[Dataflow], Stream[RawBatch]]

@@ -14,7 +14,7 @@ import pyarrow as pa
 
 from flows.events import LoanApplication, LoanRepayment
 from flows.features import FEATURE_NAMES, application_features
-from flows.loan_book import LoanEvent, Opened, Repaid
+from flows.loan.book import LoanEvent, Opened, Repaid
 from flows.model import ModelError, ScoringModel
 from flows.settings import Bands, Settings
 from flows.validation import DeadLetter, decode_event

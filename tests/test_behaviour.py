@@ -25,7 +25,7 @@ import cli.training_cmds
 import training.export as export_module
 from cli.main import app
 from flows.events import LoanApplication, LoanRepayment
-from flows.loan_state import (
+from flows.loan.state import (
     BEHAVIOUR_FEATURE_NAMES,
     add_months,
     amortization_schedule,

@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 from flows.events import LoanApplication, LoanRepayment
-from flows.loan_state import (
+from flows.loan.state import (
     BEHAVIOUR_FEATURE_NAMES,
     amortization_schedule,
     apply_repayment,

@@ -16,8 +16,8 @@ import pytest
 
 from flows.events import LoanApplication, LoanRepayment
 from flows.features import monthly_installment
-from flows.loan_book import LoanBook, LoanEvent, Observation, Opened, Repaid
-from flows.loan_state import (
+from flows.loan.book import LoanBook, LoanEvent, Observation, Opened, Repaid
+from flows.loan.state import (
     BEHAVIOUR_FEATURE_NAMES,
     BEHAVIOUR_FEATURES,
     CENT,
@@ -696,7 +696,7 @@ def test_observations_do_not_depend_on_when_the_application_arrives(
     runs (and after a restart): every repayment must be observed with the same features."""
     from datetime import UTC, datetime
 
-    from flows.loan_book import LoanBook, Opened, Repaid
+    from flows.loan.book import LoanBook, Opened, Repaid
     from flows.validation import decode_event
 
     plan = ReplayPlan(max_events=3000, seed=3, start=datetime(2025, 1, 1, tzinfo=UTC))

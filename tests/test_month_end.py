@@ -12,7 +12,7 @@ import pyarrow as pa
 import pytest
 
 from flows.events import LoanApplication, LoanRepayment
-from flows.loan_state import (
+from flows.loan.state import (
     LoanState,
     add_months,
     amortization_schedule,

@@ -14,7 +14,7 @@ import pytest
 
 from flows.events import LoanApplication, LoanRepayment
 from flows.jobs import RunOptions, run_files
-from flows.loan_state import add_months, dpd_bucket
+from flows.loan.state import add_months, dpd_bucket
 from flows.model import ScoringModel, load_live_model
 from flows.runner import Recovery
 from flows.settings import Settings

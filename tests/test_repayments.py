@@ -13,7 +13,7 @@ import msgspec
 import pytest
 
 from flows.events import LoanApplication, LoanRepayment
-from flows.loan_state import (
+from flows.loan.state import (
     BEHAVIOUR_FEATURE_NAMES,
     amortization_schedule,
     apply_repayment,

@@ -5,9 +5,9 @@ Observations
     :data:`ISSUE_END` (:func:`behaviour_plan`), and gets its derived repayment history
     (:func:`training.repayments.repayment_history`, same seed). Its events are replayed in
     stream order (event time, then installment number, as ``mixed_events`` merges them)
-    through the same pure code the dataflow runs: :func:`~flows.loan_state.open_loan` with the
+    through the same pure code the dataflow runs: :func:`~flows.loan.state.open_loan` with the
     PD the current origination model gives the application, then
-    :func:`~flows.loan_state.apply_repayment` per event. Each event of installments
+    :func:`~flows.loan.state.apply_repayment` per event. Each event of installments
     ``1 .. months`` is one observation: ``behaviour_features(state, event date)`` with the state
     right after that event, exactly what the dataflow scores. Features therefore only ever see
     the events up to the observation.
@@ -56,7 +56,7 @@ from sklearn.pipeline import Pipeline
 from flows.errors import RiskctlError
 from flows.events import LoanApplication, LoanRepayment
 from flows.features import FEATURE_NAMES, application_features
-from flows.loan_state import (
+from flows.loan.state import (
     BEHAVIOUR_FEATURE_NAMES,
     LoanState,
     add_months,

@@ -15,7 +15,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from flows.loan_state import BEHAVIOUR_FEATURE_NAMES, BEHAVIOUR_FEATURES
+from flows.loan.state import BEHAVIOUR_FEATURE_NAMES, BEHAVIOUR_FEATURES
 from flows.model import BEHAVIOUR_DIR
 from training.behaviour import LABEL_DEFINITION, TRAIN_SHARE, BehaviourResult
 from training.export import (

