@@ -13,7 +13,8 @@ import numpy as np
 import pyarrow as pa
 
 from flows.connectors.loan_state_step import BookOutcome
-from flows.loan.state import BEHAVIOUR_FEATURE_NAMES, dpd_bucket
+from flows.loan.behaviour import BEHAVIOUR_FEATURE_NAMES
+from flows.loan.labels import dpd_bucket
 from flows.model import ModelError, ScoringModel
 from flows.scoring import (
     ScoredBatch,

@@ -36,7 +36,7 @@ from cli.dashboards import (
 )
 from cli.main import app
 from flows.jobs import RunOptions, run_files
-from flows.loan.state import add_months, amortization_schedule, due_date
+from flows.loan.schedule import add_months, amortization_schedule, due_date
 from flows.model import ScoringModel, load_live_model
 from flows.ops import lag_rows
 from flows.settings import DEFAULT_BAND_NAMES, Settings

@@ -13,7 +13,7 @@ import msgspec
 
 from flows.events import LoanApplication, LoanRepayment
 from flows.loan.book import BookEntry, LoanBook, LoanEvent, Opened, Repaid
-from flows.loan.state import amortization_schedule, due_date
+from flows.loan.schedule import amortization_schedule, due_date
 
 OLD_SNAPSHOT = Path(__file__).resolve().parent / "data" / "loan_book_snapshot_d7c1028.pickle"
 ORIGINATED = datetime(2024, 1, 15, 9, 30, tzinfo=UTC)

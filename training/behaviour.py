@@ -56,16 +56,9 @@ from sklearn.pipeline import Pipeline
 from flows.errors import RiskctlError
 from flows.events import LoanApplication, LoanRepayment
 from flows.features import FEATURE_NAMES, application_features
-from flows.loan.state import (
-    BEHAVIOUR_FEATURE_NAMES,
-    LoanState,
-    add_months,
-    apply_repayment,
-    behaviour_features,
-    days_past_due,
-    due_date,
-    open_loan,
-)
+from flows.loan.behaviour import BEHAVIOUR_FEATURE_NAMES, behaviour_features
+from flows.loan.schedule import add_months, due_date
+from flows.loan.state import LoanState, apply_repayment, days_past_due, open_loan
 from flows.model import ModelError, ScoringModel, load_model
 from training import metrics
 from training.dataset import SOURCE, LendingClub, loan_id_for

@@ -15,7 +15,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from flows.loan.state import BEHAVIOUR_FEATURE_NAMES, BEHAVIOUR_FEATURES
+from flows.loan.behaviour import BEHAVIOUR_FEATURE_NAMES, BEHAVIOUR_FEATURES
 from flows.model import BEHAVIOUR_DIR
 from training.behaviour import LABEL_DEFINITION, TRAIN_SHARE, BehaviourResult
 from training.export import (
@@ -128,7 +128,7 @@ def behaviour_card_markdown(card: dict[str, Any]) -> str:
         f"(seed {data['seed']}), each with a derived repayment history of "
         f"{data['history_installments']} installments (training/repayments.py)",
         f"- One observation per repayment event of installments 1-{data['months']}, replayed "
-        "through flows/loan_state.py as the dataflow replays it: "
+        "through flows/loan/ as the dataflow replays it: "
         f"{data['observations']} observations ({data['excluded_in_default']} more left out, "
         f"their loan already in default); {data['defaulting_loans']} loans default inside "
         "some observation's window",

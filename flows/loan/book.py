@@ -19,7 +19,8 @@ from dataclasses import dataclass, field
 import msgspec
 
 from flows.events import LoanApplication, LoanRepayment
-from flows.loan.state import LoanState, apply_repayment, behaviour_features, open_loan
+from flows.loan.behaviour import behaviour_features
+from flows.loan.state import LoanState, apply_repayment, open_loan
 from flows.validation import DeadLetter
 
 SHARDS = 64

@@ -1,30 +1,21 @@
-"""Per-loan repayment state and the behavioural features it yields.
+"""The per-loan repayment state machine: applications open loans, repayments move them.
 
 A loan's PD at origination is only the start: every installment paid late, short, missed or in
-full moves it. :func:`open_loan` starts the state from the application, :func:`apply_repayment`
-folds in one :class:`~flows.events.LoanRepayment`, :func:`behaviour_features` turns the state
-into model inputs in :data:`BEHAVIOUR_FEATURE_NAMES` order. Each formula is written once, in
-:data:`BEHAVIOUR_FEATURES`. Everything here is pure (no I/O, no clock) and runs once per
-repayment on the hot path, so the state is small and its update does a bounded amount of work.
+full moves it. :func:`open_loan` starts the state from the application and
+:func:`apply_repayment` folds in one :class:`~flows.events.LoanRepayment`; the behavioural
+features (:mod:`flows.loan.behaviour`) and reporting labels (:mod:`flows.loan.labels`) read it.
+Everything here is pure (no I/O, no clock) and runs once per repayment on the hot path, so the
+state is small and its update does a bounded amount of work.
 
 Contract and conventions
-    * Installment ``n`` falls due ``n`` calendar months after the origination date (the UTC date
-      of the application's ``event_time``), the day clamped to the month's end:
-      :func:`due_date`. Every installment is ``installment`` (the amortized payment rounded to
-      cents, :func:`amortization_schedule`), the last one adjusted so the balance ends at zero.
+    * Installments fall due on the loan's calendar (:mod:`flows.loan.schedule`); every
+      installment is ``installment``, the amortized payment rounded to cents.
     * Payments are applied to the oldest unpaid installment first (the servicing waterfall), so
       days past due count from the due date of the oldest installment that cumulative payments
-      do not cover yet. A short payment followed by a catch-up is therefore cured, and paying
-      one installment a month while one behind keeps the loan in arrears.
-    * ``as_of`` is the date the features describe; the dataflow passes the triggering event's
-      date. Payments already received count even if ``as_of`` is earlier.
+      do not cover yet (:func:`dpd_on_day`, the one place that formula is written). A short
+      payment followed by a catch-up is therefore cured, and paying one installment a month
+      while one behind keeps the loan in arrears.
     * Money is counted in whole cents, so totals are exact and the same in any arrival order.
-
-Delinquency buckets (:func:`dpd_bucket`) are the industry's reporting buckets: ``current`` (0
-days past due), ``1-29``, ``30-59``, ``60-89`` and ``90+``. :func:`loan_status` maps the same
-days to LendingClub's ``loan_status`` labels (grace period 1-15 days, late 16-30 and 31-120,
-charged off beyond 120: LendingClub's "Default" status at 121-150 days ends in a charge-off and
-is not a label of its own in the openintro data the repayment histories are calibrated on).
 
 Arrival order is not contract order. A repayment for a loan whose application has not arrived
 yet is held as pending on a placeholder state and applied when the application opens the loan.
@@ -43,23 +34,19 @@ state's size and its snapshot cost.
 from __future__ import annotations
 
 import math
-from bisect import bisect_right
-from dataclasses import dataclass
 from datetime import date, datetime
-from functools import lru_cache
-from operator import mul
 
 import msgspec
 
 from flows.events import LoanApplication, LoanRepayment
 from flows.features import monthly_installment
+from flows.loan.schedule import due_date, due_days
 
 NAN = float("nan")
 HISTORY_WINDOW = 12
 # Balances below half a cent are zero.
 CENT = 0.005
 _PD_CLIP = 1e-6
-_PAID_TO_DUE_CAP = 2.0
 
 # Installment outcome codes kept in the compact history; one character each so the window's
 # outcomes are also a short string whose slices count in C (see LoanState.outcomes).
@@ -68,79 +55,7 @@ LATE = "L"  # paid in full after the due date
 PARTIAL = "S"  # short: paid something, less than due
 MISSED = "M"  # nothing paid
 
-DPD_BUCKETS: tuple[str, ...] = ("current", "1-29", "30-59", "60-89", "90+")
-LOAN_STATUSES: tuple[str, ...] = (
-    "Current",
-    "Fully Paid",
-    "In Grace Period",
-    "Late (16-30 days)",
-    "Late (31-120 days)",
-    "Charged Off",
-)
-GRACE_DAYS = 15
-CHARGE_OFF_AFTER_DAYS = 120
 
-_DAYS_IN_MONTH = (31, 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31)
-
-
-@dataclass(frozen=True)
-class BehaviourFeature:
-    name: str
-    formula: str
-
-
-BEHAVIOUR_FEATURES: tuple[BehaviourFeature, ...] = (
-    BehaviourFeature(
-        "days_past_due",
-        "(as_of - due date of the oldest installment not covered by cumulative payments) in "
-        "days, at least 0; 0 once the balance is 0",
-    ),
-    BehaviourFeature(
-        "worst_days_past_due",
-        "max(days_past_due, the worst days past due seen at any repayment event: its own "
-        "lateness, or days past due right after it was applied)",
-    ),
-    BehaviourFeature(
-        "installments_in_arrears",
-        "max(0, installment * installments due on or before as_of - total paid) / installment "
-        "(owed on as_of, today's installment included); 0 once the balance is 0",
-    ),
-    BehaviourFeature("missed_last_3", "installments with nothing paid among the last 3 recorded"),
-    BehaviourFeature("missed_last_6", "installments with nothing paid among the last 6 recorded"),
-    BehaviourFeature("missed_last_12", "installments with nothing paid among the last 12 recorded"),
-    BehaviourFeature(
-        "on_time_ratio",
-        "installments paid in full on or before their due date / installments recorded; NaN "
-        "before the first",
-    ),
-    BehaviourFeature(
-        "paid_to_due_ratio",
-        "total paid / total due over recorded installments, capped at 2 (early payoffs); NaN "
-        "before the first",
-    ),
-    BehaviourFeature(
-        "outstanding_balance",
-        "principal owed after the highest-numbered installment recorded; funded_amnt before",
-    ),
-    BehaviourFeature("balance_share", "outstanding_balance / funded_amnt"),
-    BehaviourFeature("months_on_book", "whole calendar months from the origination date to as_of"),
-    BehaviourFeature(
-        "full_on_time_share_6",
-        "share of the last 6 recorded installments paid in full on or before their due date "
-        "(payment regularity, a proxy for income stability); NaN before the first",
-    ),
-    BehaviourFeature(
-        "paid_amount_cv_6",
-        "standard deviation / mean of amount_paid over the last 6 recorded installments "
-        "(irregular amounts suggest irregular income); 0 for one installment or when nothing "
-        "was paid; NaN before the first",
-    ),
-    BehaviourFeature(
-        "origination_pd_logit",
-        "ln(pd / (1 - pd)) of the origination PD, pd clipped to [1e-6, 1 - 1e-6]",
-    ),
-)
-BEHAVIOUR_FEATURE_NAMES: tuple[str, ...] = tuple(f.name for f in BEHAVIOUR_FEATURES)
 
 # One recorded installment: (installment_number, event_id, amount due in cents, amount paid in
 # cents, outcome, event date as an ordinal). Money is counted in whole cents so that totals are
@@ -209,94 +124,10 @@ class LoanState(msgspec.Struct, frozen=True, gc=False):
         return self.origination_date is not None
 
 
-def _is_leap(year: int) -> bool:
-    return year % 4 == 0 and (year % 100 != 0 or year % 400 == 0)
-
-
-def add_months(start: date, months: int) -> date:
-    """``start`` moved by whole calendar months, the day clamped to the target month's end."""
-    y, m0 = divmod(start.month - 1 + months, 12)
-    year = start.year + y
-    last = 29 if m0 == 1 and _is_leap(year) else _DAYS_IN_MONTH[m0]
-    return date(year, m0 + 1, min(start.day, last))
-
-
-@lru_cache(maxsize=1 << 16)
-def due_date(origination: date, installment_number: int) -> date:
-    """The contractual due date of installment ``installment_number`` (1-based).
-
-    Cached: loans originated on the same day share their due dates.
-    """
-    return add_months(origination, installment_number)
-
-
-@lru_cache(maxsize=1 << 12)
-def _due_days(origination: date, term_months: int) -> tuple[int, ...]:
-    """``due_date(origination, n).toordinal()`` for n = 0 .. term_months (see LoanState).
-
-    Cached so that loans opened on the same day with the same term share one tuple.
-    """
-    return tuple(due_date(origination, n).toordinal() for n in range(term_months + 1))
-
-
-def months_on_book(origination: date, as_of: date) -> int:
-    """Whole calendar months from ``origination`` to ``as_of`` (0 before the first due date)."""
-    months = (as_of.year - origination.year) * 12 + as_of.month - origination.month
-    if months > 0 and due_date(origination, months) > as_of:
-        months -= 1
-    return months if months > 0 else 0
-
-
-def installments_due(origination: date, as_of: date, term_months: int) -> int:
-    """How many installments have fallen due on or before ``as_of`` (0 to ``term_months``)."""
-    return min(months_on_book(origination, as_of), term_months)
-
-
-def amortization_schedule(
-    amount: float, rate_pct: float, term_months: int
-) -> list[tuple[int, float, float, float, float]]:
-    """The level-payment schedule as ``(n, payment, interest, principal, balance)`` rows.
-
-    The payment is :func:`~flows.features.monthly_installment` rounded to cents; each month's
-    interest is the balance times the monthly rate, rounded to cents; the last payment is
-    adjusted so the balance ends at exactly zero (rounding leaves a few cents either way).
-    """
-    r = rate_pct / 100.0 / 12.0
-    payment = round(monthly_installment(amount, rate_pct, term_months), 2)
-    balance = round(amount, 2)
-    rows: list[tuple[int, float, float, float, float]] = []
-    for n in range(1, term_months + 1):
-        interest = round(balance * r, 2)
-        if n == term_months:
-            principal = balance
-            pay = round(principal + interest, 2)
-        else:
-            pay = payment
-            principal = round(pay - interest, 2)
-        balance = round(balance - principal, 2)
-        rows.append((n, pay, interest, principal, balance))
-    return rows
-
-
 def pd_logit(pd: float) -> float:
     """``ln(pd / (1 - pd))`` with ``pd`` clipped to ``[1e-6, 1 - 1e-6]`` (finite for 0 and 1)."""
     pd = min(max(pd, _PD_CLIP), 1.0 - _PD_CLIP)
     return math.log(pd / (1.0 - pd))
-
-
-def dpd_bucket(days: int) -> str:
-    """The delinquency bucket of ``days`` past due: current, 1-29, 30-59, 60-89 or 90+."""
-    if days < 0:
-        raise ValueError(f"days past due cannot be negative: {days}")
-    if days == 0:
-        return "current"
-    if days < 30:
-        return "1-29"
-    if days < 60:
-        return "30-59"
-    if days < 90:
-        return "60-89"
-    return "90+"
 
 
 def _placeholder(loan_id: str, pending: tuple[LoanRepayment, ...]) -> LoanState:
@@ -318,7 +149,7 @@ def _cents(amount: float) -> int:
     return round(amount * 100.0)
 
 
-def _dpd(state: LoanState, day: int, paid_cents: int, balance: float) -> int:
+def dpd_on_day(state: LoanState, day: int, paid_cents: int, balance: float) -> int:
     """Days past due on day number ``day`` of the oldest installment payments do not cover.
 
     The hot paths write the common case (0 <= covered < term) out and call this for the rest.
@@ -367,7 +198,7 @@ def open_loan(
         origination_date=origination,
         outstanding_balance=amount,
         installment_cents=_cents(installment),
-        due_days=_due_days(origination, app.term_months),
+        due_days=due_days(origination, app.term_months),
     )
     if state is not None:
         # contract order, so the worst-days-past-due readings match an in-order stream
@@ -485,7 +316,7 @@ def apply_repayment(state: LoanState | None, event: LoanRepayment) -> LoanState:
             if 0 <= covered < state.term_months and balance > CENT:
                 dpd = day - state.due_days[covered + 1]
             else:
-                dpd = _dpd(state, day, total_paid, balance)
+                dpd = dpd_on_day(state, day, total_paid, balance)
         else:
             dpd = _replayed_worst(state, recent, n, total_paid, balance)
         if dpd > worst:
@@ -539,7 +370,7 @@ def _replayed_worst(
             break
         if rec[0] != n:
             paid += rec[3]
-        worst = max(worst, _dpd(state, rec[5], paid, balance))
+        worst = max(worst, dpd_on_day(state, rec[5], paid, balance))
         previous = rec[0]
     return worst
 
@@ -550,117 +381,4 @@ def _with_stale(state: LoanState) -> LoanState:
 
 def days_past_due(state: LoanState, as_of: date) -> int:
     """Days past due on ``as_of`` (see :data:`BEHAVIOUR_FEATURES`)."""
-    return _dpd(state, as_of.toordinal(), state.total_paid_cents, state.outstanding_balance)
-
-
-def loan_status(state: LoanState, as_of: date) -> str:
-    """LendingClub's ``loan_status`` label for the loan on ``as_of`` (see the module notes)."""
-    if not state.is_open:
-        raise LoanStateError(f"loan {state.loan_id} has no application yet")
-    if state.outstanding_balance <= CENT:
-        return "Fully Paid"
-    days = days_past_due(state, as_of)
-    if days == 0:
-        return "Current"
-    if days <= GRACE_DAYS:
-        return "In Grace Period"
-    if days <= 30:
-        return "Late (16-30 days)"
-    if days <= CHARGE_OFF_AFTER_DAYS:
-        return "Late (31-120 days)"
-    return "Charged Off"
-
-
-def behaviour_features(state: LoanState, as_of: date) -> tuple[float, ...]:
-    """Behavioural model inputs on ``as_of``, in :data:`BEHAVIOUR_FEATURE_NAMES` order.
-
-    The first element is :func:`days_past_due` on ``as_of`` (as a float), so a caller that needs
-    both reads it here instead of computing it twice.
-    """
-    origination = state.origination_date
-    if origination is None:
-        raise LoanStateError(f"loan {state.loan_id} has no application yet: nothing to score")
-    # written out rather than composed from the helpers above: this runs once per repayment.
-    # Dates are day numbers looked up in the loan's schedule (LoanState.due_days).
-    balance = state.outstanding_balance
-    total_paid = state.total_paid_cents
-    term = state.term_months
-    dues = state.due_days
-    day = as_of.toordinal()
-    # installments due on or before as_of (months_on_book while within the schedule): what the
-    # borrower owes on as_of, today's installment included, so a loan one behind that paid one
-    # installment today still owes one
-    months = bisect_right(dues, day) - 1
-    if months >= term:
-        # the schedule has ended: every installment is due; count months on the calendar
-        due_now = term
-        months = months_on_book(origination, as_of)
-    elif months > 0:
-        due_now = months
-    else:
-        months = due_now = 0
-    if balance <= CENT:
-        dpd = 0
-        arrears = 0.0
-    else:
-        installment = state.installment_cents
-        covered = total_paid // installment
-        if 0 <= covered < term:
-            dpd = day - dues[covered + 1]
-            if dpd < 0:
-                dpd = 0
-        else:
-            dpd = _dpd(state, day, total_paid, balance)
-        owed = installment * due_now - total_paid
-        arrears = owed / installment if owed > 0 else 0.0
-
-    outcomes = state.outcomes
-    last6 = outcomes[-6:]
-    recorded = state.installments_recorded
-    if recorded:
-        on_time_ratio = state.installments_on_time / recorded
-        due = state.total_due_cents
-        if due > 0:
-            paid_to_due = total_paid / due
-            if paid_to_due > _PAID_TO_DUE_CAP:
-                paid_to_due = _PAID_TO_DUE_CAP
-        else:
-            paid_to_due = _PAID_TO_DUE_CAP
-        paid6 = state.paid_window[-6:]
-        count6 = len(paid6)
-        full_share = last6.count(ON_TIME) / count6
-        if paid6.count(paid6[0]) == count6:
-            # equal amounts (the usual regular payer): the formula below gives exactly 0.0
-            cv = 0.0
-        else:
-            s1 = sum(paid6)
-            # whole cents, so n * sum(x^2) - sum(x)^2 is exact and never negative
-            spread = count6 * sum(map(mul, paid6, paid6)) - s1 * s1
-            cv = math.sqrt(spread) / s1 if s1 > 0 else 0.0
-    else:
-        on_time_ratio = paid_to_due = full_share = cv = NAN
-
-    if MISSED in outcomes:
-        missed3 = outcomes[-3:].count(MISSED) + 0.0
-        missed6 = last6.count(MISSED) + 0.0
-        missed12 = outcomes.count(MISSED) + 0.0
-    else:  # the usual case: one scan instead of three counts
-        missed3 = missed6 = missed12 = 0.0
-    worst = state.worst_dpd
-    # int + 0.0 is exactly float(int), without a call per feature
-    return (
-        dpd + 0.0,
-        (worst if worst > dpd else dpd) + 0.0,
-        arrears,
-        missed3,
-        missed6,
-        missed12,
-        on_time_ratio,
-        paid_to_due,
-        balance,
-        balance / state.funded_amnt,
-        months + 0.0,
-        full_share,
-        cv,
-        state.origination_logit,
-    )
+    return dpd_on_day(state, as_of.toordinal(), state.total_paid_cents, state.outstanding_balance)
