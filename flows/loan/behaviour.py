@@ -109,18 +109,11 @@ def behaviour_features(state: LoanState, as_of: date) -> tuple[float, ...]:
         due_now = months
     else:
         months = due_now = 0
+    dpd = dpd_on_day(state, day, total_paid, balance)
     if balance <= CENT:
-        dpd = 0
         arrears = 0.0
     else:
         installment = state.installment_cents
-        covered = total_paid // installment
-        if 0 <= covered < term:
-            dpd = day - dues[covered + 1]
-            if dpd < 0:
-                dpd = 0
-        else:
-            dpd = dpd_on_day(state, day, total_paid, balance)
         owed = installment * due_now - total_paid
         arrears = owed / installment if owed > 0 else 0.0
 

@@ -150,20 +150,24 @@ def _cents(amount: float) -> int:
 
 
 def dpd_on_day(state: LoanState, day: int, paid_cents: int, balance: float) -> int:
-    """Days past due on day number ``day`` of the oldest installment payments do not cover.
-
-    The hot paths write the common case (0 <= covered < term) out and call this for the rest.
+    """Days past due on day number ``day``: counted from the due date of the oldest installment
+    that ``paid_cents`` do not cover (the waterfall), 0 once all are covered or ``balance`` is
+    paid. The one place this formula is written; it runs twice per repayment, so the common
+    case (0 <= covered < term) comes first. A placeholder holds a zero balance: 0.
     """
-    origination = state.origination_date
-    if balance <= CENT or origination is None:
+    if balance <= CENT:
         return 0
     covered = paid_cents // state.installment_cents
-    if covered >= state.term_months:
+    if 0 <= covered < state.term_months:
+        days = day - state.due_days[covered + 1]
+    elif covered >= state.term_months:
         return 0
-    n = covered + 1
-    # n < 0 only with negative payments, which validation rejects: still answered exactly
-    due = state.due_days[n] if n >= 0 else due_date(origination, n).toordinal()
-    days = day - due
+    else:
+        # covered < 0 only with negative payments, which validation rejects: answered exactly
+        origination = state.origination_date
+        if origination is None:
+            return 0
+        days = day - due_date(origination, covered + 1).toordinal()
     return days if days > 0 else 0
 
 
@@ -312,11 +316,7 @@ def apply_repayment(state: LoanState | None, event: LoanRepayment) -> LoanState:
     if mask & below == below:
         if mask < bit << 1:
             # the in-order path: nothing above n yet, so every payment so far was made by now
-            covered = total_paid // state.installment_cents
-            if 0 <= covered < state.term_months and balance > CENT:
-                dpd = day - state.due_days[covered + 1]
-            else:
-                dpd = dpd_on_day(state, day, total_paid, balance)
+            dpd = dpd_on_day(state, day, total_paid, balance)
         else:
             dpd = _replayed_worst(state, recent, n, total_paid, balance)
         if dpd > worst:
