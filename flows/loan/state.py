@@ -322,30 +322,20 @@ def apply_repayment(state: LoanState | None, event: LoanRepayment) -> LoanState:
         if dpd > worst:
             worst = dpd
     # with a gap below n, the reading waits for the gap: _replayed_worst takes it then
-    return LoanState(
-        state.loan_id,
-        state.funded_amnt,
-        state.term_months,
-        state.installment,
-        state.origination_pd,
-        state.origination_logit,
-        state.origination_time,
-        state.origination_date,
-        balance,
-        balance_n,
-        recent,
-        outcomes,
-        mask,
-        recorded,
-        on_time,
-        total_due,
-        total_paid,
-        worst,
-        state.stale_events,
-        (),
-        state.installment_cents,
-        state.due_days,
-        paid,
+    # an open state holds no pending repayments: open_loan applied them
+    return msgspec.structs.replace(
+        state,
+        outstanding_balance=balance,
+        balance_installment=balance_n,
+        recent=recent,
+        outcomes=outcomes,
+        recorded_mask=mask,
+        installments_recorded=recorded,
+        installments_on_time=on_time,
+        total_due_cents=total_due,
+        total_paid_cents=total_paid,
+        worst_dpd=worst,
+        paid_window=paid,
     )
 
 
