@@ -13,7 +13,6 @@ from datetime import date
 
 from flows.loan.state import CENT, LoanState, LoanStateError, days_past_due
 
-DPD_BUCKETS: tuple[str, ...] = ("current", "1-29", "30-59", "60-89", "90+")
 LOAN_STATUSES: tuple[str, ...] = (
     "Current",
     "Fully Paid",
