@@ -18,6 +18,7 @@ from cli.tables import FormatOption, OutputFormat, to_csv
 from flows.model import load_model
 from flows.scoring import band_names, feature_matrix
 from flows.settings import MODEL_KINDS
+from flows.times import iso_utc
 from flows.validation import DeadLetter, decode_application
 
 # Fields that identify an event in a stream; a one-off score does not need them.
@@ -38,7 +39,7 @@ def with_envelope(payload: bytes) -> bytes:
         return payload
     if not isinstance(document, dict):
         return payload
-    filled = {**_ENVELOPE_DEFAULTS, "event_time": datetime.now(UTC).isoformat(), **document}
+    filled = {**_ENVELOPE_DEFAULTS, "event_time": iso_utc(datetime.now(UTC)), **document}
     return msgspec.json.encode(filled)
 
 

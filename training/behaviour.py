@@ -60,6 +60,7 @@ from flows.loan.behaviour import BEHAVIOUR_FEATURE_NAMES, behaviour_features
 from flows.loan.schedule import add_months, due_date
 from flows.loan.state import LoanState, apply_repayment, days_past_due, open_loan
 from flows.model import ModelError, ScoringModel, load_model
+from flows.times import iso_utc
 from training import metrics
 from training.dataset import SOURCE, LendingClub, loan_id_for
 from training.monotone import Sign, fit_sign_constrained
@@ -449,6 +450,6 @@ def train_behaviour(
         origination_version=origination.version,
         seed=seed,
         training_seconds=time.perf_counter() - started,
-        trained_at=trained_at.isoformat(timespec="seconds").replace("+00:00", "Z"),
+        trained_at=iso_utc(trained_at, "seconds"),
         params={**MODEL_PARAMS, "feature_signs": FEATURE_SIGNS},
     )

@@ -17,6 +17,7 @@ from typing import Any
 
 from flows.loan.behaviour import BEHAVIOUR_FEATURE_NAMES, BEHAVIOUR_FEATURES
 from flows.model import BEHAVIOUR_DIR
+from flows.times import iso_utc
 from training.behaviour import LABEL_DEFINITION, TRAIN_SHARE, BehaviourResult
 from training.export import (
     ONNX_INPUT,
@@ -28,7 +29,6 @@ from training.export import (
     ExportReport,
     batch_score_us_per_row,
     calibration_markdown,
-    iso_utc,
     linear_reason_terms,
     publish_model,
     reference_bins,
@@ -51,7 +51,7 @@ def build_behaviour_card(
     return {
         "version": version,
         "kind": "behaviour",
-        "created_at": iso_utc(created_at),
+        "created_at": iso_utc(created_at, "seconds"),
         "trained_at": result.trained_at,
         "model_type": "sign_constrained_logistic_regression",
         "params": result.params,

@@ -88,6 +88,7 @@ from flows.events import REPAYMENT_SCHEMA_VERSION, LoanApplication, LoanRepaymen
 from flows.loan.labels import LOAN_STATUSES, loan_status
 from flows.loan.schedule import amortization_schedule, due_date
 from flows.loan.state import CENT, apply_repayment, open_loan
+from flows.times import iso_utc, parse_instant
 from training.dataset import LendingClub
 from training.replay import ReplayPlan, application_events
 
@@ -307,10 +308,6 @@ def calibration_for(data: LendingClub) -> Calibration:
     return calibrate(float(data.labels.mean()))
 
 
-def _iso_z(moment: datetime) -> str:
-    return moment.isoformat().replace("+00:00", "Z")
-
-
 def repayment_history(
     app: LoanApplication,
     bad: bool,
@@ -397,7 +394,7 @@ def repayment_history(
                 "event_type": "loan_repayment",
                 "event_id": f"rep-{app.loan_id}-{n}",
                 "loan_id": app.loan_id,
-                "event_time": _iso_z(datetime.combine(happened, time_of_day)),
+                "event_time": iso_utc(datetime.combine(happened, time_of_day)),
                 "installment_number": n,
                 "due_date": due.isoformat(),
                 "amount_due": amount_due,
@@ -459,7 +456,7 @@ def mixed_events(
             continue
         is_bad = _row_number(app.loan_id) in bad
         for record in repayment_history(app, is_bad, cal, seed=plan.seed, months=months):
-            moment = datetime.fromisoformat(str(record["event_time"]))
+            moment = parse_instant(str(record["event_time"]), "a repayment's event_time")
             heapq.heappush(pending, (moment, order, _ENCODER.encode(record)))
             order += 1
     while pending:

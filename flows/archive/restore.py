@@ -38,6 +38,7 @@ from flows.jobs import RunOptions, run_source
 from flows.model import ScoringModel
 from flows.scoring import RawBatch
 from flows.settings import Settings
+from flows.times import parse_instant
 from flows.validation import REDERIVABLE, DeadLetter
 from flows.writer import RunStats
 
@@ -75,7 +76,7 @@ def list_archive(
                     ArchivedFile(
                         dataset=name,
                         key=entry["key"],
-                        hour=datetime.fromisoformat(entry["hour"].replace("Z", "+00:00")),
+                        hour=parse_instant(entry["hour"], "a manifest's hour"),
                         rows=int(entry["rows"]),
                         size=int(entry["bytes"]),
                         sha256=entry["sha256"],
