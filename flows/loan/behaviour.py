@@ -90,8 +90,8 @@ def behaviour_features(state: LoanState, as_of: date) -> tuple[float, ...]:
     origination = state.origination_date
     if origination is None:
         raise LoanStateError(f"loan {state.loan_id} has no application yet: nothing to score")
-    # written out rather than composed from the helpers above: this runs once per repayment.
-    # Dates are day numbers looked up in the loan's schedule (LoanState.due_days).
+    # months on book written out with the loan's schedule rather than months_on_book: this
+    # runs once per repayment. Dates are day numbers (LoanState.due_days).
     balance = state.outstanding_balance
     total_paid = state.total_paid_cents
     term = state.term_months
