@@ -19,11 +19,11 @@ from flows.archive import (
     make_client,
     parse_location,
 )
-from flows.drift import WindowError, resolve_window
 from flows.jobs import run_archive
 from flows.model import load_model
 from flows.settings import Settings
 from flows.store import parse_store_url
+from flows.times import resolve_window
 
 
 def _location(cfg: Settings, bucket: str | None, prefix: str | None) -> Location:
@@ -76,10 +76,7 @@ def archive_command(
     """
     with user_errors():
         cfg = settings(home, store)
-        try:
-            window = resolve_window(since, start, end)
-        except WindowError as exc:
-            raise UsageError(str(exc)) from exc
+        window = resolve_window(since, start, end)
         location = _location(cfg, bucket, prefix)
         client = make_client(cfg.s3)
         summary = archive(

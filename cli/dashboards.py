@@ -26,6 +26,7 @@ import pyarrow as pa
 from flows.errors import RiskctlError
 from flows.resources import package_dir
 from flows.store import Store
+from flows.times import Window
 
 DASHBOARDS_DIR = package_dir("cli.grafana") / "dashboards"
 PLUGIN_TYPE = "grafana-clickhouse-datasource"
@@ -115,31 +116,21 @@ class Selection:
 ALL = Selection()
 
 
-@dataclass(frozen=True)
-class TimeRange:
-    start: datetime
-    end: datetime
+def last_window(span: timedelta, now: datetime | None = None) -> Window:
+    """The last ``span`` up to ``now``, as a dashboard's time picker means it."""
+    moment = now or datetime.now(UTC)
+    # Up to the next whole second: the time macros compare whole seconds, and rows written
+    # earlier in the current second belong to "the last <span>".
+    end = moment.replace(microsecond=0) + (
+        timedelta(seconds=1) if moment.microsecond else timedelta(0)
+    )
+    return Window(end - span, end)
 
-    def __post_init__(self) -> None:
-        if self.start.tzinfo is None or self.end.tzinfo is None:
-            raise DashboardError("time range ends need a time zone")
-        if self.end <= self.start:
-            raise DashboardError("the time range ends before it starts")
 
-    @classmethod
-    def last(cls, span: timedelta, now: datetime | None = None) -> TimeRange:
-        moment = now or datetime.now(UTC)
-        # Up to the next whole second: the time macros compare whole seconds, and rows written
-        # earlier in the current second belong to "the last <span>".
-        end = moment.replace(microsecond=0) + (
-            timedelta(seconds=1) if moment.microsecond else timedelta(0)
-        )
-        return cls(end - span, end)
-
-    def interval_s(self, max_points: int = DEFAULT_MAX_POINTS) -> int:
-        """The step Grafana would pick: the smallest nice interval giving at most max_points."""
-        raw = (self.end - self.start).total_seconds() / max_points
-        return next((step for step in _NICE_INTERVALS_S if step >= raw), _NICE_INTERVALS_S[-1])
+def auto_interval_s(window: Window, max_points: int = DEFAULT_MAX_POINTS) -> int:
+    """The step Grafana would pick: the smallest nice interval giving at most max_points."""
+    raw = (window.end - window.start).total_seconds() / max_points
+    return next((step for step in _NICE_INTERVALS_S if step >= raw), _NICE_INTERVALS_S[-1])
 
 
 # ---------------------------------------------------------------------------------------------
@@ -412,7 +403,7 @@ def _millis(moment: datetime) -> int:
     return int(moment.timestamp() * 1000)
 
 
-def _macros(sql: str, time_range: TimeRange, interval_s: int) -> str:
+def _macros(sql: str, time_range: Window, interval_s: int) -> str:
     start, end = time_range.start, time_range.end
 
     def between(column: str, low: str, high: str) -> str:
@@ -476,7 +467,7 @@ def _macros(sql: str, time_range: TimeRange, interval_s: int) -> str:
 
 def expand(
     sql: str,
-    time_range: TimeRange,
+    time_range: Window,
     *,
     variables: Mapping[str, Variable] | None = None,
     selections: Mapping[str, Selection] | None = None,
@@ -486,7 +477,7 @@ def expand(
     """The SQL Grafana's ClickHouse plugin would send for this time range and selection."""
     variables = variables or {}
     selections = selections or {}
-    step = interval_s or time_range.interval_s()
+    step = interval_s or auto_interval_s(time_range)
     sql = _conditional_all(sql, selections)
     sql = _macros(sql, time_range, step)
     leftover = _VAR_ANY.sub("", sql)
@@ -528,7 +519,7 @@ def run_panel(
     store: Store,
     dashboard: Dashboard,
     panel: Panel,
-    time_range: TimeRange,
+    time_range: Window,
     selections: Mapping[str, Selection] | None = None,
     options: Mapping[str, list[str]] | None = None,
 ) -> PanelResult:

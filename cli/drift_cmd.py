@@ -26,16 +26,15 @@ from cli.common import (
 )
 from flows.drift import (
     DriftResult,
-    WindowError,
     measure,
     record,
-    resolve_window,
 )
 from flows.drift_report import write_report
 from flows.model import ModelError, current_version, read_card
 from flows.settings import Settings
 from flows.store import open_store
 from flows.store.migrations import migrate
+from flows.times import resolve_window
 
 ALERT_EXIT_CODE = 3
 _STYLE = {"ok": "green", "watch": "yellow", "alert": "bold red"}
@@ -141,7 +140,7 @@ def drift(
                     if v is not None
                 },
             )
-        except (WindowError, ValueError) as exc:
+        except ValueError as exc:  # a TimeInputError among them
             raise UsageError(str(exc)) from exc
         card = _card(cfg, model_version)
         db = open_store(cfg.store)

@@ -31,6 +31,7 @@ from cli.common import (
 )
 from flows.kafka_admin import create_topics, event_messages, produce
 from flows.settings import Settings
+from flows.times import parse_instant
 from training.dataset import load_lending_club
 from training.repayments import mixed_events
 from training.replay import ReplayPlan, application_events
@@ -39,16 +40,6 @@ from training.replay import ReplayPlan, application_events
 class Target(StrEnum):
     file = "file"
     kafka = "kafka"
-
-
-def _parse_start(text: str | None) -> datetime | None:
-    if text is None:
-        return None
-    try:
-        moment = datetime.fromisoformat(text.replace("Z", "+00:00"))
-    except ValueError as exc:
-        raise UsageError(f"--start must be an ISO-8601 time, got {text!r}") from exc
-    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
 
 
 def replay(
@@ -116,10 +107,12 @@ def replay(
             raise UsageError("--out FILE is required ('-' writes to stdout), or use --to kafka")
         # With a wall-clock rate the events are live: their event time is when they are sent.
         spacing = timedelta(seconds=1 / rate) if rate else timedelta(milliseconds=spacing_ms)
+        # with a rate the events are live, so --start does not apply
+        first = parse_instant(start, "--start") if start is not None and not rate else None
         plan = ReplayPlan(
             max_events=max_events,
             seed=seed,
-            start=_parse_start(start) if not rate else datetime.now(UTC),
+            start=datetime.now(UTC) if rate else first,
             spacing=spacing,
             corrupt_share=corrupt,
         )

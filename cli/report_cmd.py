@@ -28,8 +28,8 @@ from cli.dashboards import (
     Dashboard,
     DashboardError,
     Selection,
-    TimeRange,
     dashboard_options,
+    last_window,
     load_dashboards,
     parse_span,
     run_panel,
@@ -37,6 +37,7 @@ from cli.dashboards import (
 from cli.report_html import Section, render
 from flows.errors import RiskctlError
 from flows.store import open_store
+from flows.times import Window, parse_instant
 
 
 class ReportError(RiskctlError):
@@ -60,26 +61,18 @@ def parse_vars(pairs: list[str], dashboards: list[Dashboard]) -> dict[str, Selec
     return selections
 
 
-def _moment(text: str, option: str) -> datetime:
-    try:
-        moment = datetime.fromisoformat(text.replace("Z", "+00:00"))
-    except ValueError as exc:
-        raise UsageError(f"{option} must be an ISO-8601 time, got {text!r}") from exc
-    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
-
-
 def time_range_for(
     dashboard: Dashboard, last: str | None, start: str | None, end: str | None
-) -> TimeRange:
+) -> Window:
     if last is not None and (start or end):
         raise UsageError("give either --last or --from/--to, not both")
     if start or end:
         if not start:
             raise UsageError("--to needs --from")
-        finish = _moment(end, "--to") if end else datetime.now(UTC)
-        return TimeRange(_moment(start, "--from"), finish)
+        finish = parse_instant(end, "--to") if end else datetime.now(UTC)
+        return Window(parse_instant(start, "--from"), finish)
     span = parse_span(last) if last is not None else dashboard.default_range
-    return TimeRange.last(span)
+    return last_window(span)
 
 
 def report(

@@ -14,8 +14,9 @@ from typing import Any
 
 import pyarrow as pa
 
-from cli.dashboards import Dashboard, Panel, PanelResult, Selection, TimeRange, finite
+from cli.dashboards import Dashboard, Panel, PanelResult, Selection, auto_interval_s, finite
 from cli.number_format import compact_money, compact_number
+from flows.times import Window
 
 # Grafana's named colours, and its classic palette for series without a fixed colour.
 NAMED_COLORS = {
@@ -41,7 +42,7 @@ class Section:
     """One dashboard's panels as run for the report."""
 
     dashboard: Dashboard
-    time_range: TimeRange
+    time_range: Window
     selections: Mapping[str, Selection]
     results: Sequence[PanelResult]
     notes: Sequence[str] = field(default_factory=tuple)
@@ -140,7 +141,7 @@ def _time_label(moment: datetime, span: timedelta) -> str:
     return moment.strftime("%H:%M")
 
 
-def line_chart(panel: Panel, table: pa.Table, time_range: TimeRange) -> tuple[str, list[str]]:
+def line_chart(panel: Panel, table: pa.Table, time_range: Window) -> tuple[str, list[str]]:
     """An SVG chart of a time-series result, and the legend's series names in drawing order."""
     times, series = time_series(table)
     width = round(CHART_WIDTH * panel.width / 24)
@@ -189,7 +190,7 @@ def line_chart(panel: Panel, table: pa.Table, time_range: TimeRange) -> tuple[st
     # One time point cannot make an area, so stacked series draw as bars then too.
     bars = panel.draw_style == "bars" or (stacked and len(times) == 1)
     gaps = [(b - a).total_seconds() for a, b in itertools.pairwise(times)]
-    step_s = min(gaps) if gaps else time_range.interval_s()
+    step_s = min(gaps) if gaps else auto_interval_s(time_range)
     bar_w = max(2.0, step_s / (end - start) * plot_w * 0.8)
     names = []
     for index, (s, layer) in enumerate(zip(series, layers, strict=True)):
@@ -350,7 +351,7 @@ def _legend(panel: Panel, names: list[str]) -> str:
     return f'<div class="legend">{items}</div>'
 
 
-def panel_body(result: PanelResult, time_range: TimeRange) -> str:
+def panel_body(result: PanelResult, time_range: Window) -> str:
     panel = result.panel
     if result.error is not None:
         return f'<p class="error">query failed: {html.escape(result.error)}</p>'

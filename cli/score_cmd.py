@@ -19,6 +19,7 @@ from flows.model import load_model
 from flows.risk import band_names
 from flows.scoring import feature_matrix
 from flows.settings import MODEL_KINDS
+from flows.times import iso_utc
 from flows.validation import DeadLetter, decode_application
 
 # Fields that identify an event in a stream; a one-off score does not need them.
@@ -39,7 +40,7 @@ def with_envelope(payload: bytes) -> bytes:
         return payload
     if not isinstance(document, dict):
         return payload
-    filled = {**_ENVELOPE_DEFAULTS, "event_time": datetime.now(UTC).isoformat(), **document}
+    filled = {**_ENVELOPE_DEFAULTS, "event_time": iso_utc(datetime.now(UTC)), **document}
     return msgspec.json.encode(filled)
 
 

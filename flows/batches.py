@@ -23,7 +23,7 @@ import pyarrow as pa
 from flows.validation import DeadLetter
 
 if TYPE_CHECKING:
-    from flows.loan_book import LoanEvent
+    from flows.loan.book import LoanEvent
 
 # The store's two instant types: event and source times in ms, arrival and processing in us.
 TS_MS = pa.timestamp("ms", tz="UTC")

@@ -16,10 +16,9 @@ from __future__ import annotations
 
 import itertools
 import math
-import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from typing import Any
 
 import numpy as np
@@ -30,6 +29,7 @@ from flows.errors import RiskctlError
 from flows.features import FEATURE_NAMES
 from flows.settings import DriftSettings
 from flows.store.base import Store
+from flows.times import Window, iso_utc
 
 PSI_FLOOR = 1e-4
 STATUSES = ("ok", "watch", "alert")
@@ -39,78 +39,6 @@ _OTHER_MODEL_BIN = -2  # PD of rows scored by another model version: not compara
 
 class DriftError(RiskctlError):
     """Drift cannot be measured as asked: no reference, or too few live rows."""
-
-
-class WindowError(DriftError, ValueError):
-    """A time window that cannot be read or is empty."""
-
-
-# ---------------------------------------------------------------------------------------------
-# Time windows
-
-
-@dataclass(frozen=True)
-class Window:
-    """Live rows with ``start <= event_time < end``."""
-
-    start: datetime
-    end: datetime
-
-    def __post_init__(self) -> None:
-        if self.start.tzinfo is None or self.end.tzinfo is None:
-            raise WindowError("window bounds need a time zone")
-        if not self.start < self.end:
-            raise WindowError(f"window start {self.start} is not before its end {self.end}")
-
-    def params(self) -> dict[str, str]:
-        """Query parameters ``start`` and ``end`` for ``{start:DateTime64(3, 'UTC')}``."""
-        return {"start": sql_time(self.start), "end": sql_time(self.end)}
-
-
-_DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([smhdw])\s*$")
-_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86_400, "w": 604_800}
-
-
-def parse_duration(text: str) -> timedelta:
-    """``90s``, ``15m``, ``1h``, ``2d`` or ``1w``."""
-    match = _DURATION.match(text.lower())
-    if not match:
-        raise WindowError(f"cannot read duration {text!r}: use e.g. 90s, 15m, 1h, 2d, 1w")
-    seconds = float(match.group(1)) * _UNITS[match.group(2)]
-    if seconds <= 0:
-        raise WindowError(f"duration {text!r} must be positive")
-    return timedelta(seconds=seconds)
-
-
-def parse_instant(text: str) -> datetime:
-    """An ISO-8601 time; without a zone it is taken as UTC."""
-    try:
-        moment = datetime.fromisoformat(text.strip().replace("Z", "+00:00"))
-    except ValueError as exc:
-        raise WindowError(
-            f"cannot read time {text!r}: use ISO-8601, e.g. 2024-05-01T13:00Z"
-        ) from exc
-    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
-
-
-def resolve_window(
-    since: str | None, start: str | None, end: str | None, now: datetime | None = None
-) -> Window:
-    """``since`` back from ``end`` (default now), or the explicit ``start``-``end`` range."""
-    if since is not None and start is not None:
-        raise WindowError("give either --since or --from, not both")
-    if since is None and start is None:
-        raise WindowError("give --since (e.g. 1h) or --from (and optionally --to)")
-    stop = parse_instant(end) if end else (now or datetime.now(UTC))
-    if since is not None:
-        return Window(stop - parse_duration(since), stop)
-    assert start is not None
-    return Window(parse_instant(start), stop)
-
-
-def sql_time(moment: datetime) -> str:
-    """UTC wall time with milliseconds, as ClickHouse DateTime64 parameters are written."""
-    return moment.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S.%f")[:-3]
 
 
 # ---------------------------------------------------------------------------------------------
@@ -352,8 +280,11 @@ class DriftResult:
 
     def as_dict(self) -> dict[str, Any]:
         return {
-            "computed_at": iso_time(self.computed_at),
-            "window": {"start": iso_time(self.window.start), "end": iso_time(self.window.end)},
+            "computed_at": iso_utc(self.computed_at, "milliseconds"),
+            "window": {
+                "start": iso_utc(self.window.start, "milliseconds"),
+                "end": iso_utc(self.window.end, "milliseconds"),
+            },
             "model_version": self.model_version,
             "thresholds": {"watch": self.thresholds.watch, "alert": self.thresholds.alert},
             "live_rows": self.live_rows,
@@ -385,10 +316,6 @@ class DriftResult:
                 "live_shares": pa.array([r.live_shares for r in self.rows], pa.list_(pa.float64())),
             }
         )
-
-
-def iso_time(moment: datetime) -> str:
-    return moment.astimezone(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
 def compare(
@@ -464,8 +391,8 @@ def measure(
     live_rows = max((sum(c.values()) for n, c in counts.items() if n in FEATURE_NAMES), default=0)
     if live_rows < thresholds.min_rows:
         raise DriftError(
-            f"only {live_rows} scored events between {iso_time(window.start)} and "
-            f"{iso_time(window.end)};"
+            f"only {live_rows} scored events between {iso_utc(window.start, 'milliseconds')} and "
+            f"{iso_utc(window.end, 'milliseconds')};"
             f" drift needs at least {thresholds.min_rows} (widen the window or lower --min-rows)"
         )
     rows, skipped = compare(references, bands, counts, thresholds)

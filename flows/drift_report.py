@@ -8,7 +8,8 @@ import json
 from datetime import UTC
 from pathlib import Path
 
-from flows.drift import DriftResult, DriftRow, iso_time
+from flows.drift import DriftResult, DriftRow
+from flows.times import iso_utc
 
 
 def report_stem(result: DriftResult) -> str:
@@ -90,9 +91,13 @@ def render_html(result: DriftResult) -> str:
     )
     skipped = "".join(f"<li>{esc(s)}</li>" for s in result.skipped)
     t = result.thresholds
+    start, end, computed = (
+        esc(iso_utc(m, "milliseconds"))
+        for m in (result.window.start, result.window.end, result.computed_at)
+    )
     return f"""<!doctype html>
 <html lang="en"><head><meta charset="utf-8">
-<title>Drift {esc(result.model_version)} {esc(iso_time(result.window.end))}</title>
+<title>Drift {esc(result.model_version)} {end}</title>
 <style>
 body {{ font-family: system-ui, sans-serif; margin: 2em; color: #222; }}
 table {{ border-collapse: collapse; }}
@@ -102,9 +107,9 @@ section {{ display: inline-block; vertical-align: top; margin: 0 1.5em 1.5em 0; 
 h3 {{ font-size: 1em; margin: 0.2em 0; }}
 </style></head><body>
 <h1>Population stability: live vs training reference</h1>
-<p>Model <b>{esc(result.model_version)}</b>; live window {esc(iso_time(result.window.start))} to
-{esc(iso_time(result.window.end))} (event time), {result.live_rows:,} scored events; computed
-{esc(iso_time(result.computed_at))}. Thresholds: watch ≥ {t.watch:g}, alert ≥ {t.alert:g}.
+<p>Model <b>{esc(result.model_version)}</b>; live window {start} to
+{end} (event time), {result.live_rows:,} scored events; computed
+{computed}. Thresholds: watch ≥ {t.watch:g}, alert ≥ {t.alert:g}.
 Overall status: <b style="color:{_COLOURS[result.status]}">{result.status}</b>.</p>
 <p><span style="color:{_REF_FILL}">■</span> training reference
 <span style="color:{_LIVE_FILL}">■</span> live window</p>

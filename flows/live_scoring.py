@@ -22,7 +22,8 @@ from flows.batches import (
     dead_letter_table,
     utc_ms,
 )
-from flows.loan_state import BEHAVIOUR_FEATURE_NAMES, dpd_bucket
+from flows.loan.behaviour import BEHAVIOUR_FEATURE_NAMES
+from flows.loan.labels import dpd_bucket
 from flows.model import ModelError, ScoringModel
 from flows.risk import risk_columns
 from flows.settings import Settings

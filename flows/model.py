@@ -28,7 +28,7 @@ import pyarrow as pa
 
 from flows.errors import RiskctlError
 from flows.features import FEATURE_NAMES
-from flows.loan_state import BEHAVIOUR_FEATURE_NAMES
+from flows.loan.behaviour import BEHAVIOUR_FEATURE_NAMES
 from flows.settings import DEFAULT_MODEL_KIND
 
 CURRENT_FILE = "CURRENT"

@@ -21,7 +21,7 @@ from flows.batches import (
 )
 from flows.events import LoanApplication, LoanRepayment
 from flows.features import FEATURE_NAMES, application_features
-from flows.loan_book import LoanEvent, Opened, Repaid
+from flows.loan.book import LoanEvent, Opened, Repaid
 from flows.model import ModelError, ScoringModel
 from flows.risk import risk_columns
 from flows.settings import Settings

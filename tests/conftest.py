@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Callable, Iterator
-from datetime import UTC, datetime
+from datetime import datetime
 from pathlib import Path
 
 import pytest
@@ -16,6 +16,7 @@ from flows.model import ScoringModel, load_model
 from flows.settings import Settings
 from flows.store import Store, open_store
 from flows.store.migrations import migrate
+from flows.times import TimeInputError, parse_instant
 from training.dataset import LendingClub, load_lending_club
 from training.replay import ReplayPlan, application_events
 
@@ -31,12 +32,9 @@ _TRAVEL = pytest.StashKey[time_machine.travel]()
 def _clock_setting(text: str) -> datetime:
     """The moment ``RISKCTL_TEST_NOW`` names: ISO 8601, UTC unless it says otherwise."""
     try:
-        moment = datetime.fromisoformat(text.replace("Z", "+00:00"))
-    except ValueError as exc:
-        raise pytest.UsageError(
-            f"{CLOCK_VARIABLE} must be an ISO-8601 time, got {text!r}"
-        ) from exc
-    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
+        return parse_instant(text, CLOCK_VARIABLE)
+    except TimeInputError as exc:
+        raise pytest.UsageError(str(exc)) from exc
 
 
 def pytest_configure(config: pytest.Config) -> None:

@@ -33,12 +33,13 @@ from flows.archive import (
     upload_verified,
 )
 from flows.archive.s3 import digest_file, verify
-from flows.drift import Window, measure
+from flows.drift import measure
 from flows.drift_report import write_report
 from flows.jobs import run_archive, run_files
 from flows.model import ScoringModel
 from flows.settings import DriftSettings, S3Settings, Settings
 from flows.store import open_store
+from flows.times import Window
 from tests.conftest import query_rows
 from tests.s3_fixtures import FlakyProxy, new_bucket, s3_endpoint, s3_settings  # noqa: F401
 from training.dataset import LendingClub, application_record, iter_rows

@@ -25,16 +25,9 @@ import cli.training_cmds
 import training.export as export_module
 from cli.main import app
 from flows.events import LoanApplication, LoanRepayment
-from flows.loan_state import (
-    BEHAVIOUR_FEATURE_NAMES,
-    add_months,
-    amortization_schedule,
-    apply_repayment,
-    behaviour_features,
-    due_date,
-    open_loan,
-    pd_logit,
-)
+from flows.loan.behaviour import BEHAVIOUR_FEATURE_NAMES, behaviour_features
+from flows.loan.schedule import add_months, amortization_schedule, due_date
+from flows.loan.state import apply_repayment, open_loan, pd_logit
 from flows.model import BEHAVIOUR_DIR, ScoringModel, current_version, load_model
 from tests.test_loan_state import APP, ORIGINATED
 from training.behaviour import (

@@ -10,13 +10,9 @@ import numpy as np
 import pytest
 
 from flows.events import LoanApplication, LoanRepayment
-from flows.loan_state import (
-    BEHAVIOUR_FEATURE_NAMES,
-    amortization_schedule,
-    apply_repayment,
-    behaviour_features,
-    open_loan,
-)
+from flows.loan.behaviour import BEHAVIOUR_FEATURE_NAMES, behaviour_features
+from flows.loan.schedule import amortization_schedule
+from flows.loan.state import apply_repayment, open_loan
 from flows.model import ScoringModel, load_live_model
 from tests.test_behaviour import repayment
 from training.behaviour import FEATURE_SIGNS, BehaviourResult, applications, origination_pds

@@ -25,8 +25,8 @@ from cli.dashboards import (
     Dashboard,
     DashboardError,
     Selection,
-    TimeRange,
     Variable,
+    auto_interval_s,
     dashboard_options,
     expand,
     load_dashboard,
@@ -37,10 +37,11 @@ from cli.dashboards import (
 from cli.main import app
 from flows.jobs import RunOptions, run_files
 from flows.lag import lag_rows
-from flows.loan_state import add_months, amortization_schedule, due_date
+from flows.loan.schedule import add_months, amortization_schedule, due_date
 from flows.model import ScoringModel, load_live_model
 from flows.settings import DEFAULT_BAND_NAMES, Settings
 from flows.store import Store, open_store
+from flows.times import Window
 from training.dataset import LendingClub
 from training.repayments import mixed_events
 from training.replay import ReplayPlan, application_events
@@ -51,11 +52,11 @@ PANELS = [(d, p) for d in DASHBOARDS for p in d.panels]
 NOW = datetime.now(UTC).replace(microsecond=0)
 # Replayed applications span the 40 minutes before NOW; the window covers them and the ops
 # rows the sink writes while the test runs.
-WINDOW = TimeRange(NOW - timedelta(hours=1), NOW + timedelta(minutes=10))
+WINDOW = Window(NOW - timedelta(hours=1), NOW + timedelta(minutes=10))
 # A seasoned book on a fixed epoch, so its months and month-end states are the same whatever
 # the date: loans originated over a month from BOOK_START, with a year of repayments each.
 BOOK_START = datetime(2025, 1, 6, 8, 0, tzinfo=UTC)
-BOOK_WINDOW = TimeRange(BOOK_START - timedelta(days=1), WINDOW.end)
+BOOK_WINDOW = Window(BOOK_START - timedelta(days=1), WINDOW.end)
 # A hand-built loan of the book that passes through every bucket at a month's end, with margins
 # that no month's length can push across a bucket edge: (share of what is owed paid, days after
 # the due date the payment, or for a missed one the report, happens).
@@ -338,7 +339,7 @@ def test_a_broken_dashboard_is_one_clear_error(tmp_path: Path) -> None:
 
 # ------------------------------------------------------------------------------ macro expansion
 
-RANGE = TimeRange(datetime(2026, 1, 1, 0, 0, tzinfo=UTC), datetime(2026, 1, 1, 6, 0, tzinfo=UTC))
+RANGE = Window(datetime(2026, 1, 1, 0, 0, tzinfo=UTC), datetime(2026, 1, 1, 6, 0, tzinfo=UTC))
 GRADE = {"grade": Variable("grade", "Grade", "SELECT 1", multi=True, include_all=True)}
 
 
@@ -350,7 +351,7 @@ def test_time_macros_expand_like_the_plugin() -> None:
         RANGE,
     )
     start, end = 1767225600, 1767247200
-    assert RANGE.interval_s() == 120  # 6 h over 200 points -> 108 s -> the next nice step
+    assert auto_interval_s(RANGE) == 120  # 6 h over 200 points -> 108 s -> the next nice step
     assert sql == (
         "SELECT toStartOfInterval(toDateTime(t), INTERVAL 120 second) AS time FROM x "
         f"WHERE t >= toDateTime({start}) AND t <= toDateTime({end}) "
@@ -412,7 +413,7 @@ def _panel_table(
     db: Store,
     title: str,
     selections: dict[str, Selection] | None = None,
-    window: TimeRange = WINDOW,
+    window: Window = WINDOW,
 ) -> pa.Table:
     business = next(d for d in DASHBOARDS if d.uid == "riskctl-business")
     panel = next(p for p in business.panels if p.title == title)
@@ -466,7 +467,7 @@ def test_ops_panels_count_what_the_sink_wrote(db: Store) -> None:
     assert shown == _direct(db, "SELECT count() FROM dead_letters") > 0
 
     rates = run_panel(db, ops, ops.panels[0], WINDOW)
-    step = WINDOW.interval_s()
+    step = auto_interval_s(WINDOW)
     read = sum(rates.tables[0].column("events_in_per_s").to_pylist()) * step
     assert read == pytest.approx(_direct(db, "SELECT sum(events_in) FROM ops_batches"))
 

@@ -23,16 +23,12 @@ from cli.main import app
 from flows.drift import (
     DriftResult,
     Reference,
-    Window,
-    WindowError,
     card_references,
     compare,
     live_bins_sql,
     live_counts,
     measure,
-    parse_duration,
     psi,
-    resolve_window,
     status_of,
 )
 from flows.features import FEATURE_NAMES
@@ -40,6 +36,7 @@ from flows.jobs import run_files
 from flows.model import ScoringModel
 from flows.settings import DriftSettings, Settings
 from flows.store import Store, open_store
+from flows.times import Window
 from tests.conftest import query_rows
 from training import metrics
 from training.dataset import LendingClub, application_record, iter_rows
@@ -71,21 +68,6 @@ def test_status_thresholds_are_inclusive() -> None:
     assert [status_of(v, t) for v in (0.0, 0.0999, 0.1, 0.2499, 0.25, 3.0)] == [
         "ok", "ok", "watch", "watch", "alert", "alert",
     ]  # fmt: skip
-
-
-def test_windows() -> None:
-    now = datetime(2024, 5, 1, 12, 0, tzinfo=UTC)
-    assert resolve_window("1h", None, None, now) == Window(now - timedelta(hours=1), now)
-    assert parse_duration("90s") == timedelta(seconds=90)
-    assert parse_duration("2d") == timedelta(days=2)
-    explicit = resolve_window(None, "2024-05-01T10:00", "2024-05-01T11:30Z", now)
-    assert explicit.start == datetime(2024, 5, 1, 10, 0, tzinfo=UTC)
-    assert explicit.end == datetime(2024, 5, 1, 11, 30, tzinfo=UTC)
-    for bad in (("5x", None, None), ("1h", "2024-05-01", None), (None, None, None)):
-        with pytest.raises(WindowError):
-            resolve_window(*bad, now)
-    with pytest.raises(WindowError):
-        resolve_window(None, "2024-05-02", "2024-05-01", now)
 
 
 def test_sql_binning_by_hand(store: Store) -> None:

@@ -16,26 +16,25 @@ import pytest
 
 from flows.events import LoanApplication, LoanRepayment
 from flows.features import monthly_installment
-from flows.loan_book import LoanBook, LoanEvent, Observation, Opened, Repaid
-from flows.loan_state import (
-    BEHAVIOUR_FEATURE_NAMES,
-    BEHAVIOUR_FEATURES,
+from flows.loan.behaviour import BEHAVIOUR_FEATURE_NAMES, BEHAVIOUR_FEATURES, behaviour_features
+from flows.loan.book import LoanBook, LoanEvent, Observation, Opened, Repaid
+from flows.loan.labels import dpd_bucket, loan_status
+from flows.loan.schedule import (
+    add_months,
+    amortization_schedule,
+    due_date,
+    installments_due,
+    months_on_book,
+)
+from flows.loan.state import (
     CENT,
     HISTORY_WINDOW,
     MISSED,
     ON_TIME,
     LoanState,
     LoanStateError,
-    add_months,
-    amortization_schedule,
     apply_repayment,
-    behaviour_features,
     days_past_due,
-    dpd_bucket,
-    due_date,
-    installments_due,
-    loan_status,
-    months_on_book,
     open_loan,
     pd_logit,
 )
@@ -696,7 +695,7 @@ def test_observations_do_not_depend_on_when_the_application_arrives(
     runs (and after a restart): every repayment must be observed with the same features."""
     from datetime import UTC, datetime
 
-    from flows.loan_book import LoanBook, Opened, Repaid
+    from flows.loan.book import LoanBook, Opened, Repaid
     from flows.validation import decode_event
 
     plan = ReplayPlan(max_events=3000, seed=3, start=datetime(2025, 1, 1, tzinfo=UTC))

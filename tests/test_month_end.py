@@ -1,5 +1,5 @@
 """Month-end delinquency positions (migration 0040) on chDB against a direct computation with
-flows/loan_state.py: days past due at each month's end from the schedule and the payments
+flows/loan/: days past due at each month's end from the schedule and the payments
 received by then, months without events included."""
 
 from __future__ import annotations
@@ -12,16 +12,9 @@ import pyarrow as pa
 import pytest
 
 from flows.events import LoanApplication, LoanRepayment
-from flows.loan_state import (
-    LoanState,
-    add_months,
-    amortization_schedule,
-    apply_repayment,
-    days_past_due,
-    dpd_bucket,
-    due_date,
-    open_loan,
-)
+from flows.loan.labels import dpd_bucket
+from flows.loan.schedule import add_months, amortization_schedule, due_date
+from flows.loan.state import LoanState, apply_repayment, days_past_due, open_loan
 from flows.store import Store
 from tests.test_loan_state import APP
 

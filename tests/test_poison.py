@@ -19,7 +19,7 @@ from flows.batches import RawBatch
 from flows.events import LATEST, LoanApplication, LoanRepayment
 from flows.features import FEATURE_NAMES
 from flows.jobs import RunOptions, run_files, run_kafka
-from flows.loan_book import STATE_ERROR, LoanBook, LoanEvent, Opened, Repaid
+from flows.loan.book import STATE_ERROR, LoanBook, LoanEvent, Opened, Repaid
 from flows.model import ScoringModel, load_live_model
 from flows.scoring import BatchScorer
 from flows.settings import Settings

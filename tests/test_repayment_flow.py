@@ -14,7 +14,8 @@ import pytest
 
 from flows.events import LoanApplication, LoanRepayment
 from flows.jobs import RunOptions, run_files
-from flows.loan_state import add_months, dpd_bucket
+from flows.loan.labels import dpd_bucket
+from flows.loan.schedule import add_months
 from flows.model import ScoringModel, load_live_model
 from flows.runner import Recovery
 from flows.settings import Settings

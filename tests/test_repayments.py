@@ -13,14 +13,9 @@ import msgspec
 import pytest
 
 from flows.events import LoanApplication, LoanRepayment
-from flows.loan_state import (
-    BEHAVIOUR_FEATURE_NAMES,
-    amortization_schedule,
-    apply_repayment,
-    behaviour_features,
-    due_date,
-    open_loan,
-)
+from flows.loan.behaviour import BEHAVIOUR_FEATURE_NAMES, behaviour_features
+from flows.loan.schedule import amortization_schedule, due_date
+from flows.loan.state import apply_repayment, open_loan
 from training.dataset import LendingClub
 from training.repayments import (
     BAD_TRANSITIONS,

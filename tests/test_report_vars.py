@@ -11,12 +11,13 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from typer.testing import CliRunner
 
-from cli.dashboards import DashboardError, Selection, TimeRange, Variable, expand, load_dashboard
+from cli.dashboards import DashboardError, Selection, Variable, expand, load_dashboard
 from cli.main import app
 from flows.store import Store
+from flows.times import Window
 
 runner = CliRunner()
-RANGE = TimeRange(datetime(2026, 2, 28, 0, 0, tzinfo=UTC), datetime(2026, 3, 1, 6, 0, tzinfo=UTC))
+RANGE = Window(datetime(2026, 2, 28, 0, 0, tzinfo=UTC), datetime(2026, 3, 1, 6, 0, tzinfo=UTC))
 BAND = {"band": Variable("band", "Band", "SELECT 1", multi=True, include_all=True)}
 TEMPLATE = (
     "SELECT [${band:singlequote}] AS picked, [$band] AS bare, "

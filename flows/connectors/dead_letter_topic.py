@@ -11,6 +11,7 @@ import msgspec
 from bytewax.connectors.kafka import KafkaSinkMessage
 
 from flows.batches import ScoredBatch
+from flows.times import iso_utc
 
 _ENCODER = msgspec.json.Encoder()
 _COLUMNS = ("dead_letter_id", "received_at", "origin", "reason", "detail", "payload_base64")
@@ -23,7 +24,7 @@ def dead_letter_messages(batch: ScoredBatch) -> list[KafkaSinkMessage[bytes, byt
     return [
         KafkaSinkMessage(
             key=row["dead_letter_id"].encode(),
-            value=_ENCODER.encode({**row, "received_at": row["received_at"].isoformat()}),
+            value=_ENCODER.encode({**row, "received_at": iso_utc(row["received_at"])}),
         )
         for row in rows
     ]

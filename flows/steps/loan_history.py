@@ -21,7 +21,7 @@ from bytewax.operators import StatefulBatchLogic
 
 from flows.errors import RiskctlError
 from flows.events import LoanApplication, LoanRepayment
-from flows.loan_book import LoanEvent, Observation, Opened, Repaid
+from flows.loan.book import LoanEvent, Observation, Opened, Repaid
 from flows.steps.loan_state_step import BookSnapshot, LoanBookLogic
 from flows.store import Store
 from flows.validation import decode_event

@@ -12,7 +12,7 @@ from __future__ import annotations
 import msgspec
 from bytewax.operators import StatefulBatchLogic
 
-from flows.loan_book import BookEntry, LoanBook, LoanEvent, Observation
+from flows.loan.book import BookEntry, LoanBook, LoanEvent, Observation
 from flows.validation import DeadLetter
 
 BookSnapshot = dict[str, BookEntry]

@@ -1,7 +1,7 @@
 """The per-loan book kept by the dataflow's stateful step: applications open loans,
 repayments move them, and every repayment on an open loan becomes an observation to score.
 
-Pure apart from the clock: no Bytewax here (``flows.connectors.loan_state_step`` wraps it).
+Pure apart from the clock: no Bytewax here (``flows.steps.loan_state_step`` wraps it).
 A repayment whose application has not arrived is kept as pending on its loan and counted;
 when the application arrives, each pending repayment is applied in arrival order and observed
 then, so observations do not depend on how the two topics interleaved. A repeated event
@@ -19,7 +19,8 @@ from dataclasses import dataclass, field
 import msgspec
 
 from flows.events import LoanApplication, LoanRepayment
-from flows.loan_state import LoanState, apply_repayment, behaviour_features, open_loan
+from flows.loan.behaviour import behaviour_features
+from flows.loan.state import LoanState, apply_repayment, open_loan
 from flows.validation import DeadLetter
 
 SHARDS = 64
