@@ -23,7 +23,6 @@ from flows.archive import (
 from flows.drift import WindowError, resolve_window
 from flows.model import load_model
 from flows.settings import Settings
-from flows.store import parse_store_url
 
 
 def _location(cfg: Settings, bucket: str | None, prefix: str | None) -> Location:
@@ -112,7 +111,7 @@ def replay_archive(uri: str) -> None:
         files = list_archive(make_client(cfg.s3), location)
         console.print(
             f"replaying {len(files):,} archived object(s) from {location.uri()} into "
-            f"{parse_store_url(cfg.store).redacted()} with model {model.version}",
+            f"{cfg.store.redacted()} with model {model.version}",
             highlight=False,
         )
         stats = rebuild(cfg, model, location, lambda: make_client(cfg.s3))

@@ -40,7 +40,7 @@ from flows.loan_state import add_months, amortization_schedule, due_date
 from flows.model import ScoringModel, load_live_model
 from flows.ops import lag_rows
 from flows.settings import DEFAULT_BAND_NAMES, Settings
-from flows.store import Store, open_store
+from flows.store import Store, StoreURL, open_store
 from training.dataset import LendingClub
 from training.repayments import mixed_events
 from training.replay import ReplayPlan, application_events
@@ -158,7 +158,7 @@ def replayed(
     model: ScoringModel,
     lending_club: LendingClub,
     tmp_path_factory: pytest.TempPathFactory,
-) -> str:
+) -> StoreURL:
     """A store holding 3,000 real loan applications replayed through the dataflow in the last
     40 minutes, a seasoned book of other real loans with a year of repayments (on the fixed
     epoch, with the hand-built loan through every bucket), a loan paying this month, and
@@ -215,7 +215,7 @@ def replayed(
             "--home",
             str(home),
             "--store",
-            settings.store,
+            settings.store.reveal(),
             "--report-dir",
             str(tmp / "drift"),
         ],
@@ -225,7 +225,7 @@ def replayed(
 
 
 @pytest.fixture
-def db(replayed: str) -> Iterator[Store]:
+def db(replayed: StoreURL) -> Iterator[Store]:
     store = open_store(replayed, create_database=False)
     try:
         yield store

@@ -39,7 +39,7 @@ from flows.features import FEATURE_NAMES
 from flows.jobs import run_files
 from flows.model import ScoringModel
 from flows.settings import DriftSettings, Settings
-from flows.store import Store, open_store
+from flows.store import Store, StoreURL, open_store
 from tests.conftest import query_rows
 from training import metrics
 from training.dataset import LendingClub, application_record, iter_rows
@@ -150,7 +150,7 @@ def loan_events(
 
 @dataclass(frozen=True)
 class Population:
-    url: str
+    url: StoreURL
     result: DriftResult
 
 
@@ -248,13 +248,13 @@ def test_drift_command_exit_codes_table_and_report(
     common = ["--since", "1h", "--home", str(trained_home)]
     code, out = invoke(
         "drift", *common, "--report-dir", str(tmp_path / "a"), "--store",
-        populations["as_trained"].url,
+        populations["as_trained"].url.reveal(),
     )  # fmt: skip
     assert code == 0, out
     assert "ok:" in out and "3,000 scored events" in out
     code, out = invoke(
         "drift", *common, "--report-dir", str(tmp_path / "b"), "--store",
-        populations["income_halved"].url,
+        populations["income_halved"].url.reveal(),
     )  # fmt: skip
     assert code == ALERT_EXIT_CODE, out
     assert "in alert:" in out and "annual_income_log" in out

@@ -1,0 +1,103 @@
+"""The store URL is parsed once into a typed value; the store package imports only downward."""
+
+from __future__ import annotations
+
+import ast
+import string
+from pathlib import Path
+from urllib.parse import quote
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from flows.jobs import RunOptions, run_files
+from flows.model import ScoringModel
+from flows.settings import Settings, from_env
+from flows.store import StoreURL, parse_store_url
+from flows.store.url import StoreURLError
+
+STORE = Path(__file__).resolve().parents[1] / "flows" / "store"
+# Each module of flows/store may import only the ones on lower floors.
+FLOORS = {"base": 0, "url": 1, "journal": 1, "migrations": 1, "embedded": 2, "server": 2,
+          "opener": 3, "__init__": 4}  # fmt: skip
+
+
+def store_imports(path: Path) -> set[str]:
+    """The flows.store modules ``path`` imports, at any depth of its body."""
+    found = set()
+    for node in ast.walk(ast.parse(path.read_text())):
+        if isinstance(node, ast.ImportFrom) and (node.module or "").startswith("flows.store."):
+            found.add(node.module.removeprefix("flows.store."))
+    return found
+
+
+def test_every_store_module_has_a_floor() -> None:
+    assert {p.stem for p in STORE.glob("*.py")} == set(FLOORS)
+
+
+@pytest.mark.parametrize("module", sorted(FLOORS))
+def test_store_modules_import_only_downward(module: str) -> None:
+    for imported in store_imports(STORE / f"{module}.py"):
+        assert FLOORS[imported] < FLOORS[module], f"{module} imports {imported}"
+
+
+names = st.from_regex(r"[A-Za-z][A-Za-z0-9_]{0,11}", fullmatch=True)
+secrets = st.text(string.printable, max_size=20)
+hosts = st.sampled_from(["clickhouse", "127.0.0.1", "ch.example.com", "::1"])
+
+
+@given(
+    scheme=st.sampled_from(["http", "https"]),
+    user=names,
+    password=secrets,
+    host=hosts,
+    port=st.integers(1, 65535),
+    database=names,
+)
+def test_a_server_url_survives_reveal_and_parse(
+    scheme: str, user: str, password: str, host: str, port: int, database: str
+) -> None:
+    netloc = f"[{host}]" if ":" in host else host
+    auth = user + (f":{quote(password, safe='')}" if password else "")
+    url = parse_store_url(f"{scheme}://{auth}@{netloc}:{port}/{database}")
+    assert (url.host, url.port, url.username, url.database) == (host, port, user, database)
+    assert url.password.reveal() == password
+    assert parse_store_url(url.reveal()) == url
+    shown = f"{user}:***" if password else user
+    assert url.redacted() == f"{scheme}://{shown}@{netloc}:{port}/{database}"
+
+
+@given(parts=st.lists(st.text(string.ascii_letters + " %?#&=-", min_size=1), min_size=1,
+                      max_size=3), database=names)  # fmt: skip
+def test_an_embedded_url_survives_reveal_and_parse(parts: list[str], database: str) -> None:
+    url = StoreURL.embedded_at(Path("/", *parts), database)
+    assert parse_store_url(url.reveal()) == url
+
+
+@pytest.mark.parametrize(
+    "text", ["postgres://h/db", "chdb://", "http:///db", "http://h:99999/db", "http://h/bad-db"]
+)
+def test_settings_refuse_a_bad_store_url_when_they_are_made(text: str) -> None:
+    # Parsed where the settings are read: nothing later meets the text.
+    with pytest.raises(StoreURLError):
+        Settings(store_url=text)
+    with pytest.raises(StoreURLError, match=r"^RISKCTL_STORE: "):
+        from_env({"RISKCTL_STORE": text})
+
+
+def test_the_settings_hold_a_parsed_store(tmp_path: Path) -> None:
+    assert Settings(home=tmp_path).store == StoreURL.embedded_at((tmp_path / "store").resolve())
+    given_url = Settings(store_url="http://u:pw@ch:8123/db").store
+    assert isinstance(given_url, StoreURL) and given_url.password.reveal() == "pw"
+
+
+def test_a_run_over_several_processes_refuses_the_embedded_store(
+    settings: Settings, model: ScoringModel, tmp_path: Path
+) -> None:
+    from flows.runner import Cluster
+
+    options = RunOptions(cluster=Cluster(0, ("127.0.0.1:1", "127.0.0.1:2")))
+    with pytest.raises(StoreURLError, match="belongs to one process"):
+        run_files([tmp_path / "none.jsonl"], settings, model, options)
+    assert not (tmp_path / "store").exists()  # refused before the store was opened
