@@ -84,6 +84,21 @@ class StoreURL:
         return self.redacted()
 
 
+class URLNamed:
+    """What a backend says about itself, from the URL it was opened with."""
+
+    _url: StoreURL
+
+    @property
+    def description(self) -> str:
+        """Where this store is, with any password redacted."""
+        return self._url.redacted()
+
+    @property
+    def database(self) -> str:
+        return self._url.database
+
+
 def parse_store_url(url: str) -> StoreURL:
     parts = urlsplit(url)
     if parts.scheme == "chdb":
