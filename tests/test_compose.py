@@ -20,8 +20,8 @@ import pytest
 import yaml
 from typer.testing import CliRunner
 
-from cli.dashboards import PLUGIN_MIN_GRAFANA, PLUGIN_TYPE, PLUGIN_VERSION
 from cli.main import app
+from flows.dashboards import PLUGIN_MIN_GRAFANA, PLUGIN_TYPE, PLUGIN_VERSION
 from flows.store import parse_store_url
 
 ROOT = Path(__file__).resolve().parents[1]

@@ -17,7 +17,8 @@ import pytest
 import yaml
 from typer.testing import CliRunner
 
-from cli.dashboards import (
+from cli.main import app
+from flows.dashboards import (
     ALL,
     DASHBOARDS_DIR,
     PLUGIN_TYPE,
@@ -34,7 +35,6 @@ from cli.dashboards import (
     run_panel,
     shape_problems,
 )
-from cli.main import app
 from flows.jobs import RunOptions, run_files
 from flows.loan_state import add_months, amortization_schedule, due_date
 from flows.model import ScoringModel, load_live_model

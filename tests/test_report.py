@@ -14,9 +14,9 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-from cli.dashboards import DASHBOARDS_DIR, load_dashboards
 from cli.main import app
 from cli.report_html import format_value
+from flows.dashboards import DASHBOARDS_DIR, load_dashboards
 from flows.settings import Settings
 from flows.store import StoreURL
 from tests.test_dashboards import replayed  # noqa: F401  (the module's replayed store)

@@ -1,8 +1,7 @@
-"""The store URL is parsed once into a typed value; the store package imports only downward."""
+"""The store URL is parsed once, where the settings are read, into a typed value."""
 
 from __future__ import annotations
 
-import ast
 import string
 from pathlib import Path
 from urllib.parse import quote
@@ -16,31 +15,6 @@ from flows.model import ScoringModel
 from flows.settings import Settings, from_env
 from flows.store import StoreURL, parse_store_url
 from flows.store.url import StoreURLError
-
-STORE = Path(__file__).resolve().parents[1] / "flows" / "store"
-# Each module of flows/store may import only the ones on lower floors.
-FLOORS = {"base": 0, "url": 1, "journal": 1, "migrations": 1, "embedded": 2, "server": 2,
-          "opener": 3, "__init__": 4}  # fmt: skip
-
-
-def store_imports(path: Path) -> set[str]:
-    """The flows.store modules ``path`` imports, at any depth of its body."""
-    found = set()
-    for node in ast.walk(ast.parse(path.read_text())):
-        if isinstance(node, ast.ImportFrom) and (node.module or "").startswith("flows.store."):
-            found.add(node.module.removeprefix("flows.store."))
-    return found
-
-
-def test_every_store_module_has_a_floor() -> None:
-    assert {p.stem for p in STORE.glob("*.py")} == set(FLOORS)
-
-
-@pytest.mark.parametrize("module", sorted(FLOORS))
-def test_store_modules_import_only_downward(module: str) -> None:
-    for imported in store_imports(STORE / f"{module}.py"):
-        assert FLOORS[imported] < FLOORS[module], f"{module} imports {imported}"
-
 
 names = st.from_regex(r"[A-Za-z][A-Za-z0-9_]{0,11}", fullmatch=True)
 secrets = st.text(string.printable, max_size=20)
