@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import string
+from collections.abc import Callable
 from pathlib import Path
 from urllib.parse import quote
 
@@ -13,8 +14,9 @@ from hypothesis import strategies as st
 from flows.jobs import RunOptions, run_files
 from flows.model import ScoringModel
 from flows.settings import Settings, from_env
-from flows.store import StoreURL, parse_store_url
+from flows.store import Store, StoreURL, open_store, parse_store_url
 from flows.store.url import StoreURLError
+from tests.conftest import query_rows
 
 names = st.from_regex(r"[A-Za-z][A-Za-z0-9_]{0,11}", fullmatch=True)
 secrets = st.text(string.printable, max_size=20)
@@ -75,3 +77,21 @@ def test_a_run_over_several_processes_refuses_the_embedded_store(
     with pytest.raises(StoreURLError, match="belongs to one process"):
         run_files([tmp_path / "none.jsonl"], settings, model, options)
     assert not (tmp_path / "store").exists()  # refused before the store was opened
+
+
+def test_every_store_a_run_opens_comes_from_its_one_opener(
+    settings: Settings, model: ScoringModel, events_file: Callable[..., Path], tmp_path: Path
+) -> None:
+    """The injected opener sends the run elsewhere: the schema check, the sink's writers (and
+    the loan history) must all follow it, or the run meets a store without tables."""
+    elsewhere = StoreURL.embedded_at(tmp_path / "elsewhere")
+    asked: list[StoreURL] = []
+
+    def redirect(url: StoreURL) -> Store:
+        asked.append(url)
+        return open_store(elsewhere)
+
+    stats = run_files([events_file(300)], settings, model, RunOptions(store_factory=redirect))
+    assert stats.scored == 300 and len(asked) >= 2 and set(asked) == {settings.store}
+    assert query_rows(elsewhere, "SELECT count() AS n FROM scored_events") == [{"n": 300}]
+    assert settings.store.path is not None and not settings.store.path.exists()
