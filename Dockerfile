@@ -1,7 +1,7 @@
 # The riskctl application image: the CLI, the dataflow workers and the replay producer.
 # Installed the way the README installs a checkout (an editable install into a venv, at the
 # versions requirements.lock pins), so the migrations in clickhouse/ and the dashboards in
-# grafana/ are read from the source tree, as the packages flows.sql and cli.grafana.
+# grafana/ are read from the source tree, as the packages flows.sql and flows.grafana.
 FROM python:3.12-slim-bookworm
 
 ENV PYTHONDONTWRITEBYTECODE=1 \

@@ -22,7 +22,6 @@ from flows.archive import (
 from flows.jobs import run_archive
 from flows.model import load_model
 from flows.settings import Settings
-from flows.store import parse_store_url
 from flows.times import resolve_window
 
 
@@ -109,7 +108,7 @@ def replay_archive(uri: str) -> None:
         files = list_archive(make_client(cfg.s3), location)
         console.print(
             f"replaying {len(files):,} archived object(s) from {location.uri()} into "
-            f"{parse_store_url(cfg.store).redacted()} with model {model.version}",
+            f"{cfg.store.redacted()} with model {model.version}",
             highlight=False,
         )
         stats = run_archive(cfg, model, location, lambda: make_client(cfg.s3))

@@ -23,7 +23,7 @@ from flows.kafka_admin import create_topics, event_messages, produce
 from flows.model import ScoringModel, load_live_model, load_model
 from flows.scoring import BatchScorer, feature_matrix
 from flows.settings import KafkaSettings, Settings
-from flows.store import open_store
+from flows.store import Store, StoreURL, open_store
 from flows.validation import decode_application
 from flows.writer import IdempotentWriter, RunStats
 from training.dataset import load_lending_club
@@ -64,9 +64,9 @@ def bench(
             path = workdir / "events.jsonl"
             payloads = list(application_events(load_lending_club(), ReplayPlan(events)))
             path.write_bytes(b"\n".join(payloads) + b"\n")
-            bench_cfg = replace(cfg, store_url=f"chdb://{workdir / 'store'}")
+            bench_cfg = replace(cfg, store_url=StoreURL.embedded_at(workdir / "store"))
             rows = _stage_rates(payloads, bench_cfg, model)
-            e2e_cfg = replace(cfg, store_url=f"chdb://{workdir / 'e2e'}")
+            e2e_cfg = replace(cfg, store_url=StoreURL.embedded_at(workdir / "e2e"))
             stats = run_files([path], e2e_cfg, model, RunOptions(workers=workers))
         _print_rates(f"riskctl bench: {events:,} events, batch {cfg.batch_size:,}", rows)
         _print_run("end-to-end", stats, workers, "file")
@@ -115,7 +115,7 @@ def _bench_mixed(
     with tempfile.TemporaryDirectory(prefix="riskctl-bench-") as scratch:
         path = Path(scratch) / "mixed.jsonl"
         path.write_bytes(b"\n".join(payloads) + b"\n")
-        run_cfg = replace(cfg, store_url=f"chdb://{Path(scratch) / 'store'}")
+        run_cfg = replace(cfg, store_url=StoreURL.embedded_at(Path(scratch) / "store"))
         options = RunOptions(workers=workers, live_model=live_model)
         return run_files([path], run_cfg, model, options)
 
@@ -137,8 +137,8 @@ def _kafka_end_to_end(
     cfg: Settings, model: ScoringModel, kafka: KafkaSettings, options: RunOptions
 ) -> RunStats:
     with tempfile.TemporaryDirectory(prefix="riskctl-bench-") as scratch:
-        run_cfg = replace(cfg, kafka=kafka, store_url=f"chdb://{Path(scratch) / 'store'}")
-        ensure_schema(run_cfg.store)
+        run_cfg = replace(cfg, kafka=kafka, store_url=StoreURL.embedded_at(Path(scratch) / "store"))
+        ensure_schema(lambda: open_store(run_cfg.store))
         return run_kafka(run_cfg, model, options, until_end=True)
 
 
@@ -218,8 +218,11 @@ def _stage_rates(
     rows.append(
         ("batch scoring, all steps", _rate(n, lambda: scored.extend(scorer(b) for b in batches)))
     )
-    ensure_schema(cfg.store)
-    writer = IdempotentWriter(lambda: open_store(cfg.store), RunStats())
+    def open_() -> Store:
+        return open_store(cfg.store)
+
+    ensure_schema(open_)
+    writer = IdempotentWriter(open_, RunStats())
     try:
         rows.append(
             (

@@ -86,10 +86,8 @@ def settings(
     if cfg.home.exists() and not cfg.home.is_dir():
         raise UsageError(f"the data directory {cfg.home} (--home, RISKCTL_HOME) is a file")
     if store is not None:
-        # A mistyped --store is said before any work, not when the store is first opened.
-        from flows.store.url import check_store_url
-
-        check_store_url(cfg.store)
+        # A --store that cannot work is said before any work, not when the store is first opened.
+        cfg.store.check_directory()
     if brokers is not None or partitions is not None:
         # `is not None`: an empty or zero value is a mistake to report, not a default to keep.
         kafka = replace(

@@ -16,7 +16,6 @@ from cli.tables import NARROW_WIDTH
 from cli.training_cmds import train_behaviour_command, train_command
 from flows.model import current_version, load_live_model
 from flows.settings import Settings
-from flows.store import parse_store_url
 from training.dataset import load_lending_club
 from training.repayments import mixed_events
 from training.replay import ReplayPlan, application_events
@@ -80,7 +79,7 @@ def demo(
 
 def where_line(cfg: Settings) -> str:
     """Where the demo wrote, the store's password redacted."""
-    return f"store: {parse_store_url(cfg.store).redacted()}    models: {cfg.models_dir}"
+    return f"store: {cfg.store.redacted()}    models: {cfg.models_dir}"
 
 
 def _write_events(path: Path, events: int, corrupt: float, repayments: bool) -> None:

@@ -26,7 +26,7 @@ from grafana_client.client import (
 )
 
 from cli.common import UsageError, console, user_errors
-from cli.dashboards import DASHBOARDS_DIR, PLUGIN_TYPE, Dashboard, DashboardError, load_dashboards
+from flows.dashboards import DASHBOARDS_DIR, PLUGIN_TYPE, Dashboard, load_dashboards
 from flows.errors import RiskctlError
 
 PROVISIONED_DATASOURCE_UID = "riskctl-clickhouse"
@@ -211,10 +211,7 @@ def push(
     with user_errors():
         if not timeout > 0:
             raise UsageError("--timeout must be a positive number of seconds")
-        try:
-            dashboards = load_dashboards(dashboards_dir)
-        except DashboardError as exc:
-            raise UsageError(str(exc)) from exc
+        dashboards = load_dashboards(dashboards_dir)
         api = _client(url, token, timeout)
         with grafana_errors(url, token):
             pushed = push_dashboards(api, dashboards, folder=folder, datasource_uid=datasource_uid)

@@ -22,11 +22,11 @@ from cli.common import (
     settings,
     user_errors,
 )
-from cli.dashboards import (
+from cli.report_html import Section, render
+from flows.dashboards import (
     ALL,
     DASHBOARDS_DIR,
     Dashboard,
-    DashboardError,
     Selection,
     dashboard_options,
     last_window,
@@ -34,7 +34,6 @@ from cli.dashboards import (
     parse_span,
     run_panel,
 )
-from cli.report_html import Section, render
 from flows.errors import RiskctlError
 from flows.store import open_store
 from flows.times import Window, parse_instant
@@ -113,10 +112,7 @@ def report(
     """Render the Grafana dashboards' panels from the store into one offline HTML page."""
     with user_errors():
         check_output_file(out, "--out")
-        try:
-            dashboards = load_dashboards(dashboards_dir)
-        except DashboardError as exc:
-            raise UsageError(str(exc)) from exc
+        dashboards = load_dashboards(dashboards_dir)
         if only:
             unknown = sorted(set(only) - {d.uid for d in dashboards})
             if unknown:
@@ -126,8 +122,6 @@ def report(
         selections = parse_vars(variables or [], dashboards)
         try:
             ranges = [time_range_for(d, last, start, end) for d in dashboards]
-        except DashboardError as exc:
-            raise UsageError(str(exc)) from exc
         except OverflowError:
             raise UsageError("the time range reaches outside the calendar (years 1-9999)") from None
         cfg = settings(home, store)

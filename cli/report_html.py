@@ -14,8 +14,8 @@ from typing import Any
 
 import pyarrow as pa
 
-from cli.dashboards import Dashboard, Panel, PanelResult, Selection, auto_interval_s, finite
 from cli.number_format import compact_money, compact_number
+from flows.dashboards import Dashboard, Panel, PanelResult, Selection, auto_interval_s, finite
 from flows.times import Window
 
 # Grafana's named colours, and its classic palette for series without a fixed colour.

@@ -34,7 +34,6 @@ from flows.kafka_admin import list_topics
 from flows.model import load_live_model, load_model
 from flows.runner import Cluster, Recovery
 from flows.settings import Settings
-from flows.store import parse_store_url
 from flows.writer import RunStats
 
 
@@ -220,11 +219,8 @@ def run(
                 )
         elif inputs:
             raise UsageError("--input is for --source file; Kafka runs read the topics")
-        if (processes > 1 or addresses) and parse_store_url(cfg.store).embedded:
-            raise UsageError(
-                "the embedded chDB store belongs to one process; several processes need a "
-                "ClickHouse server (--store http://user:password@host:8123/db), or use --workers"
-            )
+        if processes > 1 or addresses:
+            cfg.store.check_shared()
         if source is Source.kafka:
             # Bytewax's Kafka source would wait on an absent broker, logging every retry.
             list_topics(cfg.kafka.brokers)

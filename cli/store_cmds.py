@@ -12,14 +12,14 @@ from cli.common import HomeOption, StoreOption, UsageError, console, fail, setti
 from cli.portfolio import COLUMNS, watchlist_result
 from cli.sql_results import StatementError, one_statement, query_result
 from cli.tables import FormatOption, OutputFormat, WideOption, emit
-from flows.store import Store, open_store
+from flows.store import Store, StoreURL, open_store
 from flows.store.migrations import applied, discover, migrate, missing_objects
 
 db_app = typer.Typer(help="Manage the ClickHouse schema.", no_args_is_help=True)
 
 
 @contextmanager
-def opened(url: str) -> Iterator[Store]:
+def opened(url: StoreURL) -> Iterator[Store]:
     store = open_store(url)
     try:
         yield store

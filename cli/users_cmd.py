@@ -19,7 +19,7 @@ from cli.common import StoreOption, UsageError, console, settings, user_errors
 from flows.resources import package_dir
 from flows.secret import Secret, reveal
 from flows.sql_literal import sql_string
-from flows.store import Store, StoreError, open_store, parse_store_url
+from flows.store import Store, StoreError, open_store
 
 USERS_SQL = package_dir("flows.sql") / "server" / "users.sql"
 MIN_PASSWORD = 12
@@ -198,14 +198,13 @@ def init_users(
     """
     with user_errors():
         url = settings(None, store).store
-        parsed = parse_store_url(url)
-        if parsed.embedded:
+        if url.embedded:
             raise UsageError(
                 "users and grants exist only on a ClickHouse server; the embedded store has "
                 "no access control (give --store http://admin:password@host:8123/db)"
             )
         accounts = Accounts(
-            database=parsed.database,
+            database=url.database,
             writer_user=writer_user,
             writer_password=writer_password,
             analyst_user=analyst_user,

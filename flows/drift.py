@@ -88,11 +88,6 @@ class Reference:
     def inner_edges(self) -> tuple[float, ...]:
         return self.edges[1:-1]
 
-    @property
-    def bins(self) -> int:
-        """Value bins plus the missing bin."""
-        return len(self.proportions) + 1
-
     def shares(self) -> list[float]:
         """Shares of all rows per value bin, then the missing share; they sum to 1."""
         present = 1.0 - self.nan_share

@@ -31,16 +31,12 @@ from flows.runner import Cluster, Recovery, run
 from flows.scoring import BatchScorer
 from flows.settings import Settings
 from flows.steps.loan_history import LoanHistory
-from flows.store import Store, open_store, parse_store_url
+from flows.store import Opener, Store, StoreURL, open_store
 from flows.store.migrations import migrate
 from flows.writer import RetryPolicy, RunStats
 
 # How long a Kafka run waits for the brokers to answer before it fails.
 KAFKA_CONNECT_TIMEOUT_S = 15.0
-
-
-class LayoutError(RiskctlError):
-    """The run's layout does not fit its store."""
 
 
 @dataclass(frozen=True)
@@ -50,16 +46,17 @@ class RunOptions:
     cluster: Cluster | None = None
     retry: RetryPolicy | None = None
     on_write: Callable[[RunStats], None] = lambda _stats: None
-    store_factory: Callable[[str], Store] = open_store
+    # Opens the run's store; a test puts a store that fails here.
+    store_factory: Callable[[StoreURL], Store] = open_store
     # The behavioural model: with it, repayments move per-loan state and get a live PD.
     live_model: ScoringModel | None = None
     # Called with a store failure that ends the run, before it is raised into Bytewax.
     on_store_failure: Callable[[RiskctlError], None] = lambda _error: None
 
 
-def ensure_schema(store_url: str) -> int:
+def ensure_schema(open_: Opener) -> int:
     """Apply pending migrations; returns how many were applied."""
-    store = open_store(store_url)
+    store = open_()
     try:
         return len(migrate(store))
     finally:
@@ -75,14 +72,14 @@ def _run(
     kafka_out: bool,
     flow_id: str = "riskctl",
 ) -> RunStats:
-    if options.cluster is not None and parse_store_url(settings.store).embedded:
-        raise LayoutError(
-            "the embedded chDB store belongs to one process; several processes need a "
-            "ClickHouse server (--store http://user:password@host:8123/db), or use --workers "
-            "for several workers in this process"
-        )
+    if options.cluster is not None:
+        settings.store.check_shared()
+
+    def open_() -> Store:
+        return options.store_factory(settings.store)
+
     if options.cluster is None or options.cluster.process_id == 0:
-        ensure_schema(settings.store)
+        ensure_schema(open_)
     stats = RunStats()
     stop = StopRequest()
     kafka = settings.kafka
@@ -91,7 +88,7 @@ def _run(
         None
         if options.live_model is None
         else LoanHistory(
-            lambda: options.store_factory(settings.store),
+            open_,
             datetime.now(UTC),
             options.on_store_failure,
         )
@@ -99,7 +96,7 @@ def _run(
     flow = build_flow(
         inputs(stop),
         StoreSink(
-            settings.store,
+            open_,
             stats,
             partitions=options.workers
             * (1 if options.cluster is None else len(options.cluster.addresses)),
@@ -110,7 +107,6 @@ def _run(
                 ConsumerLag(flow_id, LagProbe(kafka.brokers)) if kafka_out else None,
             ),
             on_write=options.on_write,
-            store_factory=options.store_factory,
             on_failure=options.on_store_failure,
         ),
         BatchScorer(model, settings, track_loans=options.live_model is not None),

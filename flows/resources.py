@@ -1,7 +1,7 @@
 """Data shipped inside the distribution, found through ``importlib.resources``.
 
 ``clickhouse/`` and ``grafana/`` stay at the top of the repository and install as the packages
-``flows.sql`` and ``cli.grafana`` (pyproject.toml maps them), so a wheel install and an editable
+``flows.sql`` and ``flows.grafana`` (pyproject.toml maps them), so a wheel install and an editable
 one read the same files.
 """
 

@@ -12,7 +12,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from flows.errors import UsageError
-from flows.secret import Secret, reveal
+from flows.store.url import StoreURL, StoreURLError, parse_store_url
 
 DEFAULT_HOME = ".riskctl"
 
@@ -110,8 +110,9 @@ class S3Settings:
 @dataclass(frozen=True)
 class Settings:
     home: Path = field(default_factory=lambda: Path(DEFAULT_HOME))
-    # A server URL carries its password: held as a Secret (a plain string given is wrapped).
-    store_url: Secret | str | None = None
+    # Parsed here, once: a URL given as text (RISKCTL_STORE, --store) becomes a StoreURL, whose
+    # password is a Secret. None: the embedded store under the home.
+    store_url: StoreURL | str | None = None
     lgd: float = 0.45
     bands: Bands = field(default_factory=Bands)
     # Events per micro-batch from files (and archives). Each batch costs fixed work (an ONNX
@@ -129,9 +130,8 @@ class Settings:
 
     def __post_init__(self) -> None:
         if isinstance(self.store_url, str):
-            object.__setattr__(
-                self, "store_url", Secret(self.store_url) if self.store_url else None
-            )
+            parsed = parse_store_url(self.store_url) if self.store_url else None
+            object.__setattr__(self, "store_url", parsed)
         if not 0.0 < self.lgd <= 1.0:
             raise SettingsError(f"LGD (RISKCTL_LGD) must be in (0, 1], got {self.lgd}")
         if self.batch_size < 1:
@@ -148,10 +148,11 @@ class Settings:
         return self.home / "models"
 
     @property
-    def store(self) -> str:
-        """The store URL, password included: for opening the store, never for printing (print
-        ``parse_store_url(url).redacted()``). The embedded store under the home unless set."""
-        return reveal(self.store_url) or f"chdb://{(self.home / 'store').resolve()}"
+    def store(self) -> StoreURL:
+        """The store: the one set, or else the embedded store under the home."""
+        if isinstance(self.store_url, StoreURL):
+            return self.store_url
+        return StoreURL.embedded_at((self.home / "store").resolve())
 
     def with_overrides(self, **changes: object) -> Settings:
         """A copy with the given fields replaced, skipping the ones left as ``None``."""
@@ -185,6 +186,16 @@ def _float(env: dict[str, str], name: str, default: float) -> float:
     return _finite(name, env.get(name, str(default)))
 
 
+def _store_url(env: dict[str, str]) -> StoreURL | None:
+    text = env.get("RISKCTL_STORE")
+    if not text:
+        return None
+    try:
+        return parse_store_url(text)
+    except StoreURLError as exc:
+        raise StoreURLError(f"RISKCTL_STORE: {exc}") from None
+
+
 def from_env(env: dict[str, str] | None = None) -> Settings:
     """Settings from ``RISKCTL_*`` variables; unset ones keep their defaults."""
     env = dict(os.environ if env is None else env)
@@ -205,7 +216,7 @@ def from_env(env: dict[str, str] | None = None) -> Settings:
         )
         return Settings(
             home=Path(env.get("RISKCTL_HOME", DEFAULT_HOME)).expanduser(),
-            store_url=env.get("RISKCTL_STORE") or None,
+            store_url=_store_url(env),
             lgd=_float(env, "RISKCTL_LGD", defaults.lgd),
             bands=bands,
             batch_size=_int(env, "RISKCTL_BATCH_SIZE", defaults.batch_size),

@@ -1,2 +1,2 @@
-"""Installed as ``cli.grafana``: the dashboards and the provisioning files, read through
+"""Installed as ``flows.grafana``: the dashboards and the provisioning files, read through
 ``flows.resources.package_dir`` (see pyproject.toml)."""

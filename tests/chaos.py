@@ -29,6 +29,7 @@ from typing import Any
 
 from flows.kafka_admin import create_topics, event_messages, produce
 from flows.settings import KafkaSettings
+from flows.store import StoreURL
 from tests.conftest import query_rows
 from tests.store_compare import duplicate_keys, fingerprint, journal_rows, same_sums
 from training.dataset import load_lending_club
@@ -136,7 +137,7 @@ def follow(command: list[str], env: dict[str, str], disturbance: Disturbance | N
     return seen
 
 
-def compare(reference: str, disturbed: str, report: ChaosReport) -> None:
+def compare(reference: StoreURL, disturbed: StoreURL, report: ChaosReport) -> None:
     want, got = fingerprint(reference), fingerprint(disturbed)
     for table in sorted(want):
         report.compared[f"{table} (count and sums)"] = int(want[table]["rows"])
@@ -194,14 +195,14 @@ def chaos(
     else:
         base += ["--input", str(events), "--batch-size", str(batch_size)]
         disturbed_args = []
-    reference = f"chdb://{workdir / 'reference'}"
-    disturbed = f"chdb://{workdir / 'disturbed'}"
-    written = follow([*base, "--store", reference], env, None)
+    reference = StoreURL.embedded_at(workdir / "reference")
+    disturbed = StoreURL.embedded_at(workdir / "disturbed")
+    written = follow([*base, "--store", reference.reveal()], env, None)
     latest = max_batches or max(1, written // 5)
     for disturbance in plan_disturbances(random.Random(seed), latest):
         report.disturbances.append(disturbance)
-        follow([*base, "--store", disturbed, *disturbed_args], env, disturbance)
-    follow([*base, "--store", disturbed, *disturbed_args], env, None)
+        follow([*base, "--store", disturbed.reveal(), *disturbed_args], env, disturbance)
+    follow([*base, "--store", disturbed.reveal(), *disturbed_args], env, None)
     compare(reference, disturbed, report)
     return report
 

@@ -14,7 +14,7 @@ import time_machine
 
 from flows.model import ScoringModel, load_model
 from flows.settings import Settings
-from flows.store import Store, open_store
+from flows.store import Store, StoreURL, open_store
 from flows.store.migrations import migrate
 from flows.times import TimeInputError, parse_instant
 from training.dataset import LendingClub, load_lending_club
@@ -77,7 +77,7 @@ def settings(trained_home: Path, tmp_path: Path) -> Settings:
 @pytest.fixture
 def store(tmp_path: Path) -> Iterator[Store]:
     """A migrated embedded store of this test's own."""
-    db = open_store(f"chdb://{tmp_path / 'store'}")
+    db = open_store(StoreURL.embedded_at(tmp_path / "store"))
     try:
         migrate(db)
         yield db
@@ -98,7 +98,7 @@ def events_file(lending_club: LendingClub, tmp_path: Path) -> Callable[..., Path
     return write
 
 
-def query_rows(url: str, sql: str) -> list[dict]:
+def query_rows(url: StoreURL, sql: str) -> list[dict]:
     """Open the store, run one query, close it again (the flow needs the store closed)."""
     db = open_store(url)
     try:

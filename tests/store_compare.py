@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-from flows.store import open_store
+from flows.store import StoreURL, open_store
 from flows.store.journal import JOURNAL
 from tests.conftest import query_rows
 
@@ -17,7 +17,7 @@ from tests.conftest import query_rows
 NOT_COMPARED = {"schema_migrations", JOURNAL, "ops_batches", "ops_consumer_lag", "drift_psi"}
 
 
-def fingerprint(url: str) -> dict[str, dict[str, Any]]:
+def fingerprint(url: StoreURL) -> dict[str, dict[str, Any]]:
     """Every table's row count and the sum of each numeric column (views' targets included)."""
     db = open_store(url)
     try:
@@ -71,7 +71,7 @@ def assert_same(found: dict[str, dict[str, Any]], want: dict[str, dict[str, Any]
         assert found[table] == pytest.approx(row, rel=1e-12), table
 
 
-def journal_rows(url: str) -> int:
+def journal_rows(url: StoreURL) -> int:
     return query_rows(url, f"SELECT count() AS n FROM {JOURNAL}")[0]["n"]
 
 
@@ -83,7 +83,7 @@ KEYS = {
 }
 
 
-def duplicate_keys(url: str) -> dict[str, int]:
+def duplicate_keys(url: StoreURL) -> dict[str, int]:
     """Rows beyond one per key in each table the writer fills (0 everywhere when exact)."""
     sql = " UNION ALL ".join(
         f"SELECT '{table}' AS t, count() - uniqExact({key}) AS extra FROM {table}"

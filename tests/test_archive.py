@@ -38,7 +38,7 @@ from flows.drift_report import write_report
 from flows.jobs import run_archive, run_files
 from flows.model import ScoringModel
 from flows.settings import DriftSettings, S3Settings, Settings
-from flows.store import open_store
+from flows.store import StoreURL, open_store
 from flows.times import Window
 from tests.conftest import query_rows
 from tests.s3_fixtures import FlakyProxy, new_bucket, s3_endpoint, s3_settings  # noqa: F401
@@ -114,7 +114,7 @@ def archived(
     return Archived(cfg, location, window, first, again, after_late, reports)
 
 
-def _store_table(url: str, table: str, key: str) -> pa.Table:
+def _store_table(url: StoreURL, table: str, key: str) -> pa.Table:
     db = open_store(url)
     try:
         return db.query_arrow(f"SELECT * FROM {table} FINAL ORDER BY {key}")
@@ -241,7 +241,7 @@ VIEW_QUERIES = {
 }
 
 
-def _snapshot(url: str) -> dict[str, pa.Table]:
+def _snapshot(url: StoreURL) -> dict[str, pa.Table]:
     db = open_store(url)
     try:
         return {name: _nan_as_null(db.query_arrow(sql)) for name, sql in VIEW_QUERIES.items()}
@@ -355,7 +355,7 @@ def test_archive_and_replay_from_s3_commands(
         "RISKCTL_S3_ACCESS_KEY_ID": s3_settings.access_key_id or "",
         "RISKCTL_S3_SECRET_ACCESS_KEY": s3_settings.secret_access_key or "",
     }
-    source = ["--home", str(archived.settings.home), "--store", archived.settings.store]
+    source = ["--home", str(archived.settings.home), "--store", archived.settings.store.reveal()]
     result = runner.invoke(
         app, ["archive", "--from", "2024-03-01", "--bucket", bucket, *source], env=env
     )
@@ -363,8 +363,8 @@ def test_archive_and_replay_from_s3_commands(
     assert "raw_events" in result.output and "verified" in result.output
     assert env["RISKCTL_S3_SECRET_ACCESS_KEY"] not in result.output
 
-    target = f"chdb://{tmp_path / 'from-s3'}"
-    env_replay = {**env, "RISKCTL_HOME": str(trained_home), "RISKCTL_STORE": target}
+    target = StoreURL.embedded_at(tmp_path / "from-s3")
+    env_replay = {**env, "RISKCTL_HOME": str(trained_home), "RISKCTL_STORE": target.reveal()}
     result = runner.invoke(app, ["replay", "--from-s3", f"s3://{bucket}/riskctl"], env=env_replay)
     assert result.exit_code == 0, result.output
     assert f"{EVENTS + 5:,} scored" in result.output

@@ -19,6 +19,7 @@ import pytest
 from flows.jobs import run_files
 from flows.model import ScoringModel
 from flows.settings import Settings
+from flows.store import StoreURL
 from tests.store_compare import assert_same, fingerprint, journal_rows
 from training.dataset import LendingClub
 from training.replay import ReplayPlan, application_events
@@ -37,10 +38,11 @@ def events(lending_club: LendingClub, tmp_path: Path) -> Path:
     return path
 
 
-def run_command(settings: Settings, store: str, events: Path) -> list[str]:
+def run_command(settings: Settings, store: StoreURL, events: Path) -> list[str]:
     return [
         sys.executable, "-m", "cli.main", "run", "--input", str(events),
-        "--home", str(settings.home), "--store", store, "--batch-size", "200", "--log-batches",
+        "--home", str(settings.home), "--store", store.reveal(), "--batch-size", "200",
+        "--log-batches",
     ]  # fmt: skip
 
 
@@ -83,7 +85,7 @@ def test_a_signal_stops_the_run_cleanly_and_a_rerun_completes_it(
     run_files([events], settings, model)
     reference = fingerprint(settings.store)
 
-    store = f"chdb://{tmp_path / 'stopped'}"
+    store = StoreURL.embedded_at(tmp_path / "stopped")
     exit_code, sent, stderr = stopped_run(run_command(settings, store, events), sig)
     assert exit_code == code
     assert stderr.strip().splitlines() == [

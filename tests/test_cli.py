@@ -23,7 +23,7 @@ def invoke(*args: str) -> tuple[int, str]:
 
 @pytest.fixture
 def home_args(settings: Settings) -> list[str]:
-    return ["--home", str(settings.home), "--store", settings.store]
+    return ["--home", str(settings.home), "--store", settings.store.reveal()]
 
 
 def assert_one_line_error(output: str, fragment: str) -> None:
@@ -180,7 +180,8 @@ def test_score_without_a_model(tmp_path: Path) -> None:
 
 
 def test_demo_runs_twice_and_keeps_each_event_once(settings: Settings) -> None:
-    args = ["demo", "--events", "1500", "--home", str(settings.home), "--store", settings.store]
+    store = ["--home", str(settings.home), "--store", settings.store.reveal()]
+    args = ["demo", "--events", "1500", *store]
     code, out = invoke(*args)
     assert code == 0, out
     for heading in ("Run summary", "Risk bands", "Watchlist", "Portfolio"):
@@ -195,7 +196,7 @@ def test_demo_with_repayments_shows_delinquency(
 ) -> None:
     code, out = invoke(
         "demo", "--events", "400", "--repayments", "--home", str(behaviour_model_home),
-        "--store", settings.store,
+        "--store", settings.store.reveal(),
     )  # fmt: skip
     assert code == 0, out
     assert "Delinquency by bucket" in out and "Watchlist" in out

@@ -111,6 +111,8 @@ ENV_COMMANDS = [["models", "list"], ["watchlist"], ["sql", "SELECT 1"]]
 
 LOAN = json.dumps({"funded_amnt": -5})
 
+# A push whose only mistake is in the options that follow it.
+PUSH = ["grafana", "push", "--url", "http://127.0.0.1:1", "--token", "t"]
 # Mistakes that break a command's own rules, as (arguments, environment).
 SEMANTIC: list[tuple[list[str], dict[str, str]]] = [
     # run
@@ -214,9 +216,13 @@ SEMANTIC: list[tuple[list[str], dict[str, str]]] = [
     (["report", "--dashboard", "no-such-dashboard"], {}),
     (["report", "--dashboards", f"{DIR}/missing"], {}),
     (["report", "--dashboards", FILE], {}),
+    (["report", "--dashboards", DIR], {}),  # a directory without dashboards
     (["grafana", "push", "--url", "http://127.0.0.1:1", "--token", "t", "--timeout", "0"], {}),
     (["grafana", "push", "--url", "http://127.0.0.1:1", "--token", "t", "--timeout", "-2"], {}),
     (["grafana", "push", "--url", "ftp://host", "--token", "t"], {}),
+    ([*PUSH, "--dashboards", FILE], {}),
+    ([*PUSH, "--dashboards", f"{DIR}/missing"], {}),
+    ([*PUSH, "--dashboards", DIR], {}),  # a directory without dashboards
     (["grafana", "push", "--url", "http://127.0.0.1:1"], {"GRAFANA_TOKEN": ""}),
     (["grafana", "push"], {"GRAFANA_URL": ""}),
     # the root

@@ -20,8 +20,8 @@ import pytest
 import yaml
 from typer.testing import CliRunner
 
-from cli.dashboards import PLUGIN_MIN_GRAFANA, PLUGIN_TYPE, PLUGIN_VERSION
 from cli.main import app
+from flows.dashboards import PLUGIN_MIN_GRAFANA, PLUGIN_TYPE, PLUGIN_VERSION
 from flows.store import parse_store_url
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -230,7 +230,7 @@ def test_store_urls_reach_the_clickhouse_service_as_the_right_users() -> None:
         store = parse_store_url(urls[worker] or "")
         assert (store.host, store.port, store.database) == ("clickhouse", 8123, "riskctl")
         assert store.username == environment("init")["RISKCTL_WRITER_USER"]
-        assert store.password == ENV["RISKCTL_WRITER_PASSWORD"]
+        assert store.password.reveal() == ENV["RISKCTL_WRITER_PASSWORD"]
 
 
 def test_kafka_addresses_agree_with_the_redpanda_listeners() -> None:

@@ -17,7 +17,7 @@ from flows.batches import ApplicationBatch, RawBatch
 from flows.model import ScoringModel
 from flows.scoring import BatchScorer
 from flows.settings import Settings
-from flows.store import Store, StoreError, open_store
+from flows.store import Store, StoreError, StoreURL, open_store
 from flows.store.migrations import migrate
 from flows.writer import IdempotentWriter, RunStats
 from tests.conftest import query_rows
@@ -64,7 +64,7 @@ def batch(
     return scored
 
 
-def migrated(url: str) -> str:
+def migrated(url: StoreURL) -> StoreURL:
     db = open_store(url)
     try:
         migrate(db)
@@ -74,7 +74,7 @@ def migrated(url: str) -> str:
 
 
 def write_once(
-    url: str, batch: ApplicationBatch, wrap: Callable[[Store], Store] = lambda s: s
+    url: StoreURL, batch: ApplicationBatch, wrap: Callable[[Store], Store] = lambda s: s
 ) -> None:
     writer = IdempotentWriter(lambda: wrap(open_store(url)), RunStats())
     try:
@@ -85,7 +85,7 @@ def write_once(
 
 @pytest.fixture
 def reference(tmp_path: Path, batch: ApplicationBatch) -> dict[str, dict[str, Any]]:
-    url = migrated(f"chdb://{tmp_path / 'reference'}")
+    url = migrated(StoreURL.embedded_at(tmp_path / "reference"))
     write_once(url, batch)
     found = fingerprint(url)
     assert found["risk_band_minute"]["sum_loans"] == batch.scored.num_rows
@@ -97,7 +97,7 @@ def reference(tmp_path: Path, batch: ApplicationBatch) -> dict[str, dict[str, An
 def test_a_crash_between_the_writes_of_a_batch_is_completed_by_the_rerun(
     tmp_path: Path, batch: ApplicationBatch, reference: dict[str, dict[str, Any]], crash_at: int
 ) -> None:
-    url = migrated(f"chdb://{tmp_path / 'crashed'}")
+    url = migrated(StoreURL.embedded_at(tmp_path / "crashed"))
     with pytest.raises(SimulatedCrash):
         write_once(url, batch, lambda store: CrashingStore(store, crash_at))
     write_once(url, batch)  # the rerun reads the same events again
@@ -111,7 +111,7 @@ def test_an_insert_whose_views_were_only_partly_fed_is_completed_by_the_rerun(
 ) -> None:
     """A view that fails mid-insert leaves the table's part committed while some views have
     theirs and others not: what a kill -9 inside one INSERT leaves behind."""
-    url = migrated(f"chdb://{tmp_path / 'crashed'}")
+    url = migrated(StoreURL.embedded_at(tmp_path / "crashed"))
     db = open_store(url)
     try:
         db.command("CREATE TABLE boom (x UInt8) ENGINE = MergeTree ORDER BY x")
@@ -139,7 +139,7 @@ def test_an_insert_whose_views_were_only_partly_fed_is_completed_by_the_rerun(
 
 def test_every_view_target_and_written_table_keeps_insert_tokens(tmp_path: Path) -> None:
     """A view target without the deduplication window would count a replayed block twice."""
-    url = migrated(f"chdb://{tmp_path / 'store'}")
+    url = migrated(StoreURL.embedded_at(tmp_path / "store"))
     tables = query_rows(
         url,
         "SELECT name, engine, create_table_query AS q FROM system.tables"

@@ -17,7 +17,8 @@ import pytest
 import yaml
 from typer.testing import CliRunner
 
-from cli.dashboards import (
+from cli.main import app
+from flows.dashboards import (
     ALL,
     DASHBOARDS_DIR,
     PLUGIN_TYPE,
@@ -34,13 +35,12 @@ from cli.dashboards import (
     run_panel,
     shape_problems,
 )
-from cli.main import app
 from flows.jobs import RunOptions, run_files
 from flows.lag import lag_rows
 from flows.loan.schedule import add_months, amortization_schedule, due_date
 from flows.model import ScoringModel, load_live_model
 from flows.settings import DEFAULT_BAND_NAMES, Settings
-from flows.store import Store, open_store
+from flows.store import Store, StoreURL, open_store
 from flows.times import Window
 from training.dataset import LendingClub
 from training.repayments import mixed_events
@@ -159,7 +159,7 @@ def replayed(
     model: ScoringModel,
     lending_club: LendingClub,
     tmp_path_factory: pytest.TempPathFactory,
-) -> str:
+) -> StoreURL:
     """A store holding 3,000 real loan applications replayed through the dataflow in the last
     40 minutes, a seasoned book of other real loans with a year of repayments (on the fixed
     epoch, with the hand-built loan through every bucket), a loan paying this month, and
@@ -216,7 +216,7 @@ def replayed(
             "--home",
             str(home),
             "--store",
-            settings.store,
+            settings.store.reveal(),
             "--report-dir",
             str(tmp / "drift"),
         ],
@@ -226,7 +226,7 @@ def replayed(
 
 
 @pytest.fixture
-def db(replayed: str) -> Iterator[Store]:
+def db(replayed: StoreURL) -> Iterator[Store]:
     store = open_store(replayed, create_database=False)
     try:
         yield store

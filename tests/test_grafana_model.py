@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from cli.dashboards import (
+from flows.dashboards import (
     DASHBOARDS_DIR,
     PLUGIN_VERSION,
     QUERY_TYPES,

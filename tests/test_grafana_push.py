@@ -19,8 +19,8 @@ from typing import Any
 import pytest
 from typer.testing import CliRunner
 
-from cli.dashboards import DASHBOARDS_DIR, PLUGIN_TYPE, load_dashboards
 from cli.main import app
+from flows.dashboards import DASHBOARDS_DIR, PLUGIN_TYPE, load_dashboards
 
 TOKEN = "glsa_test_token_7f3c"
 runner = CliRunner()

@@ -14,7 +14,7 @@ from flows.jobs import RunOptions, run_kafka
 from flows.kafka_admin import list_topics
 from flows.model import ScoringModel
 from flows.settings import KafkaSettings, Settings
-from flows.store import Store, StoreUnavailable, open_store
+from flows.store import Store, StoreUnavailable, StoreURL, open_store
 from flows.writer import RetryPolicy
 from tests.conftest import query_rows
 from tests.kafka_fixtures import produce_file
@@ -96,7 +96,8 @@ def test_two_workers_score_every_event_once(
 
 
 class Outage:
-    """Refuses connections for ``seconds`` from the first attempt, then opens the real store.
+    """Opens the store once (the run's schema check, before any event), then refuses
+    connections for ``seconds`` from the next attempt, then opens the real store again.
 
     No ClickHouse server runs here; this refuses at the connection boundary the way an
     unreachable server does, and everything past it is the real chDB store.
@@ -106,8 +107,12 @@ class Outage:
         self.seconds = seconds
         self.began: float | None = None
         self.refused = 0
+        self.opened = 0
 
-    def __call__(self, url: str) -> Store:
+    def __call__(self, url: StoreURL) -> Store:
+        if not self.opened:
+            self.opened += 1
+            return open_store(url)
         if self.began is None:
             self.began = time.monotonic()
         if time.monotonic() - self.began < self.seconds:
@@ -162,7 +167,7 @@ def test_cli_topics_replay_and_run_on_kafka(kafka_settings: Settings) -> None:
     produced = int(result.output.split()[1].replace(",", ""))
     assert produced > 700
 
-    store = ["--home", str(kafka_settings.home), "--store", kafka_settings.store]
+    store = ["--home", str(kafka_settings.home), "--store", kafka_settings.store.reveal()]
     result = runner.invoke(app, ["run", "--source", "kafka", "--until-end", *brokers, *store])
     assert result.exit_code == 0, result.output
     [row] = query_rows(
@@ -179,7 +184,7 @@ def test_cli_refuses_several_processes_on_the_embedded_store(kafka_settings: Set
 
     result = CliRunner().invoke(
         app,
-        ["run", "--source", "kafka", "--processes", "2", "--store", kafka_settings.store],
+        ["run", "--source", "kafka", "--processes", "2", "--store", kafka_settings.store.reveal()],
     )
     assert result.exit_code == 2
     assert "belongs to one process" in result.output and "Traceback" not in result.output

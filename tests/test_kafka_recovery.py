@@ -20,6 +20,7 @@ import pytest
 from flows.jobs import RunOptions, run_kafka
 from flows.model import ScoringModel, load_live_model
 from flows.settings import Settings
+from flows.store import StoreURL
 from tests.conftest import query_rows
 from tests.kafka_fixtures import produce_file
 from training.dataset import LendingClub
@@ -30,7 +31,7 @@ LOANS = 2_000
 RUN_TIMEOUT_S = 120
 
 
-def flow_process(settings: Settings, store_url: str, recovery: Path) -> subprocess.Popen[str]:
+def flow_process(settings: Settings, store_url: StoreURL, recovery: Path) -> subprocess.Popen[str]:
     kafka = settings.kafka
     env = {
         **os.environ,
@@ -42,7 +43,7 @@ def flow_process(settings: Settings, store_url: str, recovery: Path) -> subproce
     }
     command = [
         sys.executable, "-m", "cli.main", "run", "--source", "kafka", "--until-end",
-        "--brokers", kafka.brokers, "--home", str(settings.home), "--store", store_url,
+        "--brokers", kafka.brokers, "--home", str(settings.home), "--store", store_url.reveal(),
         "--recovery-dir", str(recovery), "--snapshot-interval", "0.5", "--log-batches",
     ]  # fmt: skip
     return subprocess.Popen(
@@ -134,7 +135,7 @@ def test_kill_9_twice_and_restart_equals_an_uninterrupted_run(
     reference = run_kafka(kafka_settings, model, RunOptions(live_model=live_model), until_end=True)
     assert reference.sent == sent and reference.pending_repayments == 0
 
-    crashed_store = f"chdb://{tmp_path / 'crashed-store'}"
+    crashed_store = StoreURL.embedded_at(tmp_path / "crashed-store")
     recovery = tmp_path / "recovery"
     first = run_until(flow_process(kafka_settings, crashed_store, recovery), recovery, sent // 3)
     second = run_until(flow_process(kafka_settings, crashed_store, recovery), recovery, sent // 3)

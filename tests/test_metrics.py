@@ -9,6 +9,7 @@ import pytest
 from scipy.stats import ks_2samp
 from sklearn.metrics import brier_score_loss, log_loss, roc_auc_score
 
+from flows.drift import psi
 from training import metrics
 
 
@@ -97,10 +98,10 @@ def test_reference_distribution_continuous_deciles() -> None:
 
 
 def test_psi() -> None:
-    assert metrics.psi([0.5, 0.5], [0.5, 0.5]) == 0.0
+    assert psi([0.5, 0.5], [0.5, 0.5]) == 0.0
     expected = (0.6 - 0.5) * math.log(0.6 / 0.5) + (0.4 - 0.5) * math.log(0.4 / 0.5)
-    assert metrics.psi([0.5, 0.5], [0.6, 0.4]) == pytest.approx(expected)
-    assert math.isfinite(metrics.psi([0.5, 0.5], [1.0, 0.0]))
+    assert psi([0.5, 0.5], [0.6, 0.4]) == pytest.approx(expected)
+    assert math.isfinite(psi([0.5, 0.5], [1.0, 0.0]))
 
 
 def test_rejects_bad_input() -> None:

@@ -10,12 +10,12 @@ import pyarrow as pa
 import pytest
 
 from flows.features import FEATURE_NAMES
-from flows.store import Store, StoreError, open_store
+from flows.store import Store, StoreError, StoreURL, open_store
 from flows.store.migrations import MIGRATIONS_DIR, applied, discover, migrate
 
 
 def test_migrations_apply_once_and_record(tmp_path: Path) -> None:
-    db = open_store(f"chdb://{tmp_path / 'store'}?database=mig")
+    db = open_store(StoreURL.embedded_at(tmp_path / "store", "mig"))
     try:
         first = migrate(db)
         second = migrate(db)
@@ -29,7 +29,7 @@ def test_migrations_apply_once_and_record(tmp_path: Path) -> None:
 
 
 def test_migrations_survive_reopening_the_store(tmp_path: Path) -> None:
-    url = f"chdb://{tmp_path / 'store'}"
+    url = StoreURL.embedded_at(tmp_path / "store")
     for expected_new in (len(discover()), 0):
         db = open_store(url)
         try:

@@ -24,6 +24,7 @@ from flows.model import ScoringModel, load_live_model
 from flows.scoring import BatchScorer
 from flows.settings import Settings
 from flows.steps.loan_state_step import LoanBookLogic
+from flows.store import StoreURL
 from flows.validation import REASONS, DeadLetter, decode_event
 from tests.conftest import query_rows
 from tests.kafka_fixtures import produce_file
@@ -228,7 +229,7 @@ def with_poison(good: list[bytes]) -> tuple[list[bytes], dict[str, int]]:
     return lines, expected
 
 
-def dead_by_reason(store: str) -> dict[str, int]:
+def dead_by_reason(store: StoreURL) -> dict[str, int]:
     rows = query_rows(store, "SELECT reason, count() AS n FROM dead_letters GROUP BY reason")
     return {r["reason"]: r["n"] for r in rows}
 

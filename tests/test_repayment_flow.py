@@ -19,6 +19,7 @@ from flows.loan.schedule import add_months
 from flows.model import ScoringModel, load_live_model
 from flows.runner import Recovery
 from flows.settings import Settings
+from flows.store import StoreURL
 from flows.validation import is_repayment
 from tests.conftest import query_rows
 from tests.test_month_end import direct_positions
@@ -70,7 +71,7 @@ def mixed_store(
     return settings.store
 
 
-def test_every_repayment_gets_a_live_score(mixed_store: str, settings: Settings) -> None:
+def test_every_repayment_gets_a_live_score(mixed_store: StoreURL, settings: Settings) -> None:
     rows = query_rows(
         mixed_store,
         "SELECT pd, origination_pd, model_version, origination_model_version, exposure, lgd,"
@@ -87,7 +88,7 @@ def test_every_repayment_gets_a_live_score(mixed_store: str, settings: Settings)
     assert {r["dpd_bucket"] for r in rows} >= {"current", "30-59", "90+"}
 
 
-def test_live_pd_rises_when_payments_are_missed(mixed_store: str) -> None:
+def test_live_pd_rises_when_payments_are_missed(mixed_store: StoreURL) -> None:
     # Falls after cures are checked on constructed histories in test_behaviour.py: the derived
     # histories here cure only within a few days, before any event sees them delinquent.
     rows = query_rows(
@@ -107,7 +108,7 @@ def test_live_pd_rises_when_payments_are_missed(mixed_store: str) -> None:
     assert rises >= 10
 
 
-def test_watchlist_follows_the_latest_event_of_each_loan(mixed_store: str) -> None:
+def test_watchlist_follows_the_latest_event_of_each_loan(mixed_store: StoreURL) -> None:
     latest = query_rows(
         mixed_store,
         "SELECT loan_id, argMax(pd, (event_time, n)) AS pd FROM ("
@@ -143,7 +144,7 @@ def month_end_positions(mixed_lines: list[bytes]) -> dict[tuple[str, date], tupl
 
 
 def test_delinquency_buckets_are_month_end_positions(
-    mixed_store: str, month_end_positions: dict
+    mixed_store: StoreURL, month_end_positions: dict
 ) -> None:
     """Every loan on book at every month end, in the bucket of its days past due then."""
     loans: Counter[tuple[date, str]] = Counter()
@@ -163,7 +164,7 @@ def test_delinquency_buckets_are_month_end_positions(
 
 
 def test_roll_rates_are_shares_of_month_end_transitions(
-    mixed_store: str, month_end_positions: dict
+    mixed_store: StoreURL, month_end_positions: dict
 ) -> None:
     by_loan = {(loan, end.replace(day=1)): dpd_bucket(d) for (loan, end), (d, _) in
                month_end_positions.items()}  # fmt: skip
@@ -213,7 +214,7 @@ def latest_12m_expected_loss(store: str) -> dict[str, tuple[str, float]]:
     return out
 
 
-def test_expected_loss_is_on_one_12_month_horizon(mixed_store: str) -> None:
+def test_expected_loss_is_on_one_12_month_horizon(mixed_store: StoreURL) -> None:
     direct: dict[str, list[float]] = defaultdict(list)
     for band, el in latest_12m_expected_loss(mixed_store).values():
         direct[band].append(el)

@@ -14,10 +14,11 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-from cli.dashboards import DASHBOARDS_DIR, load_dashboards
 from cli.main import app
 from cli.report_html import format_value
+from flows.dashboards import DASHBOARDS_DIR, load_dashboards
 from flows.settings import Settings
+from flows.store import StoreURL
 from tests.test_dashboards import replayed  # noqa: F401  (the module's replayed store)
 
 runner = CliRunner()
@@ -119,10 +120,11 @@ class Charts(HTMLParser):
 
 
 @pytest.fixture
-def report(replayed: str, settings: Settings, tmp_path: Path) -> Path:  # noqa: F811
+def report(replayed: StoreURL, settings: Settings, tmp_path: Path) -> Path:  # noqa: F811
     out = tmp_path / "report.html"
     result = runner.invoke(
-        app, ["report", "--out", str(out), "--home", str(settings.home), "--store", replayed]
+        app,
+        ["report", "--out", str(out), "--home", str(settings.home), "--store", replayed.reveal()],
     )
     assert result.exit_code == 0, result.output
     assert f"{len(PANELS)} panels, {len(PANELS)} with data" in result.output
@@ -159,7 +161,7 @@ def test_every_chart_renders_in_headless_chromium(report: Path, tmp_path: Path) 
 
 
 def test_report_with_a_variable_and_a_range(
-    replayed: str,  # noqa: F811
+    replayed: StoreURL,  # noqa: F811
     settings: Settings,
     tmp_path: Path,
 ) -> None:
@@ -179,7 +181,7 @@ def test_report_with_a_variable_and_a_range(
             "--home",
             str(settings.home),
             "--store",
-            replayed,
+            replayed.reveal(),
         ],
     )
     assert result.exit_code == 0, result.output
@@ -222,7 +224,7 @@ def test_a_store_without_the_schema_is_one_line_error(tmp_path: Path) -> None:
 
 
 def test_broken_panel_sql_is_reported_in_the_page_and_the_exit_code(
-    replayed: str,  # noqa: F811
+    replayed: StoreURL,  # noqa: F811
     tmp_path: Path,
 ) -> None:
     dashboards = tmp_path / "dashboards"
@@ -230,9 +232,8 @@ def test_broken_panel_sql_is_reported_in_the_page_and_the_exit_code(
     text = (DASHBOARDS_DIR / "ops.json").read_text()
     (dashboards / "ops.json").write_text(text.replace("FROM dead_letters_minute", "FROM nowhere"))
     out = tmp_path / "r.html"
-    result = runner.invoke(
-        app, ["report", "--out", str(out), "--dashboards", str(dashboards), "--store", replayed]
-    )
+    args = ["report", "--out", str(out), "--dashboards", str(dashboards)]
+    result = runner.invoke(app, [*args, "--store", replayed.reveal()])
     assert result.exit_code == 1
     ops = next(d for d in load_dashboards() if d.uid == "riskctl-ops")
     assert f"2 of {len(ops.panels)} panel queries failed" in result.output

@@ -11,8 +11,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from typer.testing import CliRunner
 
-from cli.dashboards import DashboardError, Selection, Variable, expand, load_dashboard
 from cli.main import app
+from flows.dashboards import DashboardError, Selection, Variable, expand, load_dashboard
 from flows.store import Store
 from flows.times import Window
 

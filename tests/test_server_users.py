@@ -17,9 +17,9 @@ import pyarrow as pa
 import pytest
 from typer.testing import CliRunner
 
-from cli.dashboards import expand, last_window, load_dashboards
 from cli.main import app
 from cli.users_cmd import Accounts, apply, redact, render, sql_string
+from flows.dashboards import expand, last_window, load_dashboards
 from flows.store import Store, StoreError
 from flows.writer import TARGETS
 

@@ -14,7 +14,7 @@ from typer.testing import CliRunner
 
 from cli.main import app
 from cli.sql_results import parse
-from flows.store import open_store
+from flows.store import open_store, parse_store_url
 
 runner = CliRunner()
 
@@ -149,7 +149,7 @@ def test_quoted_64_bit_integers_from_a_server_are_numbers() -> None:
 
 
 def test_an_hour_bucket_of_stored_events_prints_as_a_time(url: str) -> None:
-    db = open_store(url)
+    db = open_store(parse_store_url(url))
     try:
         db.command("CREATE TABLE e (event_time DateTime('UTC')) ENGINE = MergeTree ORDER BY ()")
         db.command("INSERT INTO e VALUES ('2026-12-01 10:20:00'), ('2026-12-01 11:05:00')")
@@ -167,7 +167,7 @@ def test_an_hour_bucket_of_stored_events_prints_as_a_time(url: str) -> None:
 
 @pytest.fixture
 def with_table(url: str) -> str:
-    db = open_store(url)
+    db = open_store(parse_store_url(url))
     try:
         db.command("CREATE TABLE raw_events (id String) ENGINE = MergeTree ORDER BY id")
         db.command("INSERT INTO raw_events VALUES ('a'), ('b')")

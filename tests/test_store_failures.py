@@ -55,13 +55,13 @@ def test_a_dropped_table_is_reported_by_status_migrate_and_run(
     finally:
         db.close()
     runner = CliRunner()
-    store = ["--home", str(settings.home), "--store", settings.store]
+    store = ["--home", str(settings.home), "--store", settings.store.reveal()]
     status = runner.invoke(app, ["db", "status", *store])
     assert status.exit_code == 1
     assert "tables or views missing: dead_letters" in status.output
     for args in (["db", "migrate"], ["run", "--input", str(events)]):
         result = subprocess.run(
-            riskctl(settings, *args, "--store", settings.store),
+            riskctl(settings, *args, "--store", settings.store.reveal()),
             capture_output=True,
             text=True,
             timeout=TIMEOUT_S,
@@ -113,7 +113,7 @@ def test_a_dead_broker_fails_the_run_with_one_line(settings: Settings) -> None:
             "--brokers",
             f"127.0.0.1:{port}",
             "--store",
-            settings.store,
+            settings.store.reveal(),
         ),
         capture_output=True,
         text=True,

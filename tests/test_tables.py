@@ -19,7 +19,7 @@ from cli.portfolio import portfolio, render
 from cli.sql_results import Result
 from cli.tables import Column, Kind, cell, print_table, rich_table
 from flows.settings import Settings
-from flows.store import open_store
+from flows.store import open_store, parse_store_url
 
 runner = CliRunner()
 PD = re.compile(r"^\d{1,3}\.\d\d%$")
@@ -30,10 +30,10 @@ MONEY = re.compile(r"^-?\$\d{1,3}(,\d{3})*$")
 def scored(settings: Settings, events_file: Callable[..., Path]) -> str:
     """A store with 600 real loans run through the flow."""
     path = events_file(600, corrupt=0.02)
-    args = ["--home", str(settings.home), "--store", settings.store]
+    args = ["--home", str(settings.home), "--store", settings.store.reveal()]
     result = runner.invoke(app, ["run", "--input", str(path), *args])
     assert result.exit_code == 0, result.output
-    return settings.store
+    return settings.store.reveal()
 
 
 def widest(text: str) -> int:
@@ -72,7 +72,7 @@ def test_watchlist_fits_80_columns_and_wide_shows_everything(scored: str) -> Non
 
 
 def test_the_demo_portfolio_fits_80_columns(scored: str) -> None:
-    db = open_store(scored)
+    db = open_store(parse_store_url(scored))
     try:
         tables = portfolio(db)
     finally:

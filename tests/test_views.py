@@ -10,18 +10,21 @@ import pytest
 from flows.jobs import run_files
 from flows.model import ScoringModel
 from flows.settings import Settings
+from flows.store import StoreURL
 from tests.conftest import query_rows
 
 
 @pytest.fixture
-def scored_store(settings: Settings, model: ScoringModel, events_file: Callable[..., Path]) -> str:
+def scored_store(
+    settings: Settings, model: ScoringModel, events_file: Callable[..., Path]
+) -> StoreURL:
     # Two runs into one store: the views must merge states across inserts and parts.
     run_files([events_file(2500, corrupt=0.03, seed=11, name="a.jsonl")], settings, model)
     run_files([events_file(2500, corrupt=0.03, seed=12, name="b.jsonl")], settings, model)
     return settings.store
 
 
-def same(url: str, from_view: str, direct: str) -> None:
+def same(url: StoreURL, from_view: str, direct: str) -> None:
     view_rows = query_rows(url, from_view)
     direct_rows = query_rows(url, direct)
     assert view_rows, "the view is empty"

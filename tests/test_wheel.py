@@ -43,7 +43,7 @@ def test_every_import_package_is_declared() -> None:
         for init in (ROOT / top).rglob("__init__.py")
     }
     mapped = PROJECT["tool"]["setuptools"]["package-dir"]
-    assert mapped == {"flows.sql": "clickhouse", "cli.grafana": "grafana"}
+    assert mapped == {"flows.sql": "clickhouse", "flows.grafana": "grafana"}
     assert declared == on_disk | set(mapped)
 
 

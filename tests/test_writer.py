@@ -15,7 +15,7 @@ from flows.connectors.store_sink import BackgroundWriter
 from flows.model import ScoringModel
 from flows.scoring import BatchScorer
 from flows.settings import Settings
-from flows.store import Store, StoreUnavailable, open_store
+from flows.store import Store, StoreUnavailable, StoreURL, open_store
 from flows.store.migrations import migrate
 from flows.writer import IdempotentWriter, RetryPolicy, RunStats, SinkDeadlineExceeded
 
@@ -31,7 +31,7 @@ def batch(
 class FlakyStore:
     """Opens the real store only after ``outages`` failed attempts, as a restarting server."""
 
-    def __init__(self, url: str, outages: int) -> None:
+    def __init__(self, url: StoreURL, outages: int) -> None:
         self.url = url
         self.outages = outages
         self.attempts = 0
@@ -43,7 +43,7 @@ class FlakyStore:
         return open_store(self.url)
 
 
-def counts(url: str) -> tuple[int, int]:
+def counts(url: StoreURL) -> tuple[int, int]:
     db = open_store(url)
     try:
         row = db.query_arrow(
@@ -55,7 +55,7 @@ def counts(url: str) -> tuple[int, int]:
         db.close()
 
 
-def prepared(url: str) -> None:
+def prepared(url: StoreURL) -> None:
     db = open_store(url)
     try:
         migrate(db)

@@ -16,9 +16,6 @@ from typing import Any
 
 import numpy as np
 
-# The drift monitor in flows owns the index; training reports the same number through it.
-from flows.drift import psi  # noqa: F401
-
 _EPS = 1e-12
 
 

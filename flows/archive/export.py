@@ -37,7 +37,7 @@ from flows.archive.layout import (
     report_key,
 )
 from flows.archive.s3 import S3Client, Transfer, Uploaded, get_json, upload_verified
-from flows.store import Store, open_store
+from flows.store import Store, StoreURL, open_store
 from flows.times import Window, iso_utc, parse_instant
 
 _HOUR = timedelta(hours=1)
@@ -142,7 +142,7 @@ class ArchiveSummary:
         return totals
 
 
-def stage(store_url: str, window: Window, staging: Path) -> list[StagedObject]:
+def stage(store_url: StoreURL, window: Window, staging: Path) -> list[StagedObject]:
     """Write every touched hour of every dataset to Parquet under ``staging``."""
     staged: list[StagedObject] = []
     store = open_store(store_url, create_database=False)
@@ -266,7 +266,7 @@ def report_files(directory: Path | None, window: Window) -> list[tuple[Path, dat
 
 
 def archive(
-    store_url: str,
+    store_url: StoreURL,
     client: S3Client,
     location: Location,
     window: Window,

@@ -22,7 +22,7 @@ from bytewax.outputs import FixedPartitionedSink, StatefulSinkPartition
 
 from flows.batches import ScoredBatch
 from flows.errors import RiskctlError
-from flows.store import Store, open_store
+from flows.store import Opener
 from flows.writer import IdempotentWriter, RetryPolicy, RunStats, WriteResult
 
 
@@ -182,32 +182,30 @@ class StoreSink(FixedPartitionedSink[ScoredBatch, None]):
 
     def __init__(
         self,
-        store_url: str,
+        open_store: Opener,
         stats: RunStats,
         *,
         partitions: int = 1,
         retry: RetryPolicy | None = None,
         observe: Callable[[int], WriteObserver] | None = None,
         on_write: Callable[[RunStats], None] = lambda _stats: None,
-        store_factory: Callable[[str], Store] = open_store,
         on_failure: Callable[[RiskctlError], None] = lambda _error: None,
     ) -> None:
         """``observe`` builds each partition's :class:`WriteObserver` from its index;
         ``on_failure`` sees a write that failed for good before it is raised into Bytewax
         (the command line ends the process there, with one line)."""
         self._on_failure = on_failure
-        self._url = store_url
+        self._open_store = open_store
         self._stats = stats
         self._partitions = partitions
         self._retry = retry
         self._observe = observe
         self._on_write = on_write
-        self._store_factory = store_factory
 
     def list_parts(self) -> list[str]:
         return [str(i) for i in range(self._partitions)]
 
     def build_part(self, step_id: str, for_part: str, resume_state: None) -> _StorePartition:
-        writer = IdempotentWriter(lambda: self._store_factory(self._url), self._stats, self._retry)
+        writer = IdempotentWriter(self._open_store, self._stats, self._retry)
         observer = None if self._observe is None else self._observe(int(for_part))
         return _StorePartition(writer, observer, self._on_write, self._on_failure)

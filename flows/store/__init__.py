@@ -1,6 +1,19 @@
-"""Where scores land: one :class:`Store` interface over embedded chDB and ClickHouse servers."""
+"""Where scores land: one :class:`Store` interface over embedded chDB and ClickHouse servers.
+
+Layers, each importing only those below it: ``base`` (the interface and errors), ``url`` (the
+parsed URL), the backends ``embedded`` and ``server``, and ``opener`` (``open_store``).
+"""
 
 from flows.store.base import Store, StoreError, StoreUnavailable
-from flows.store.url import StoreURL, open_store, parse_store_url
+from flows.store.opener import Opener, open_store
+from flows.store.url import StoreURL, parse_store_url
 
-__all__ = ["Store", "StoreError", "StoreURL", "StoreUnavailable", "open_store", "parse_store_url"]
+__all__ = [
+    "Opener",
+    "Store",
+    "StoreError",
+    "StoreURL",
+    "StoreUnavailable",
+    "open_store",
+    "parse_store_url",
+]

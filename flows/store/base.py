@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
-from typing import Any, Protocol
-
-import pyarrow as pa
+from typing import TYPE_CHECKING, Any, Protocol
 
 from flows.errors import RiskctlError
+
+if TYPE_CHECKING:  # the settings import the store's URL, and the CLI's help must not load Arrow
+    import pyarrow as pa
 
 
 class StoreError(RiskctlError):

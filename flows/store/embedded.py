@@ -12,10 +12,10 @@ import pyarrow as pa
 from chdb import session as chdb_session
 
 from flows.store.base import StoreError, StoreUnavailable, dedup_settings
-from flows.store.url import StoreURL
+from flows.store.url import StoreURL, URLNamed
 
 
-class EmbeddedStore:
+class EmbeddedStore(URLNamed):
     def __init__(self, url: StoreURL, *, create_database: bool = True) -> None:
         assert url.path is not None
         self._url = url
@@ -40,14 +40,6 @@ class EmbeddedStore:
             # database, say) would refuse every other store this process opens later.
             self._session.close()
             raise
-
-    @property
-    def description(self) -> str:
-        return self._url.redacted()
-
-    @property
-    def database(self) -> str:
-        return self._url.database
 
     def command(self, sql: str, params: dict[str, Any] | None = None) -> None:
         self._run(sql, "CSV", params)

@@ -13,14 +13,14 @@ import pyarrow as pa
 from clickhouse_connect.driver.exceptions import DatabaseError, OperationalError, ProgrammingError
 
 from flows.store.base import StoreError, StoreUnavailable, dedup_settings
-from flows.store.url import StoreURL
+from flows.store.url import StoreURL, URLNamed
 
 # clickhouse-connect logs each failed request before raising it; the caller reports the raised
 # error, so without logging configured by the application the log line is only a duplicate.
 logging.getLogger("clickhouse_connect").addHandler(logging.NullHandler())
 
 
-class ServerStore:
+class ServerStore(URLNamed):
     def __init__(
         self,
         url: StoreURL,
@@ -30,33 +30,28 @@ class ServerStore:
         send_receive_timeout: float = 60.0,
     ) -> None:
         self._url = url
-        try:
-            admin = clickhouse_connect.get_client(
+
+        def client(**database: str) -> Any:
+            return clickhouse_connect.get_client(
                 host=url.host,
                 port=url.port,
                 username=url.username,
-                password=url.password,
+                password=url.password.reveal(),
                 secure=url.scheme == "https",
                 connect_timeout=connect_timeout,
                 send_receive_timeout=send_receive_timeout,
                 compress="lz4",
+                **database,
             )
+
+        try:
+            admin = client()
             # Ask first: the writer and analyst users may not run CREATE DATABASE at all, even
             # with IF NOT EXISTS, since ClickHouse checks the grant before existence.
             if create_database and not admin.command(f"EXISTS DATABASE {url.database}"):
                 admin.command(f"CREATE DATABASE IF NOT EXISTS {url.database}")
             admin.close()
-            self._client = clickhouse_connect.get_client(
-                host=url.host,
-                port=url.port,
-                username=url.username,
-                password=url.password,
-                database=url.database,
-                secure=url.scheme == "https",
-                connect_timeout=connect_timeout,
-                send_receive_timeout=send_receive_timeout,
-                compress="lz4",
-            )
+            self._client = client(database=url.database)
             # A read-only user (the analyst) may change no settings and writes nothing, so the
             # insert setting is asked for only where the server lets this user change it.
             if _changeable(self._client, "optimize_on_insert"):
@@ -65,14 +60,6 @@ class ServerStore:
             raise StoreUnavailable(f"cannot reach {url.redacted()}: {_reason(exc)}") from exc
         except (DatabaseError, ProgrammingError) as exc:
             raise StoreError(f"{url.redacted()}: {exc}") from exc
-
-    @property
-    def description(self) -> str:
-        return self._url.redacted()
-
-    @property
-    def database(self) -> str:
-        return self._url.database
 
     def command(self, sql: str, params: dict[str, Any] | None = None) -> None:
         self._call(self._client.command, sql, parameters=params)

@@ -1,13 +1,18 @@
-"""Store URLs: ``chdb:///path[?database=name]`` or ``http(s)://user:password@host:port/db``."""
+"""Store URLs: ``chdb:///path[?database=name]`` or ``http(s)://user:password@host:port/db``.
+
+The bottom of the store package: a URL is parsed once, where settings are read, into a
+:class:`StoreURL`; the backends and :func:`flows.store.opener.open_store` take that value.
+"""
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
-from urllib.parse import parse_qs, unquote, urlsplit
+from urllib.parse import parse_qs, quote, unquote, urlsplit
 
 from flows.errors import UsageError
-from flows.store.base import Store, StoreError
+from flows.secret import Secret
+from flows.store.base import StoreError
 
 DEFAULT_DATABASE = "riskctl"
 
@@ -26,7 +31,11 @@ class StoreURL:
     host: str = ""
     port: int = 0
     username: str = "default"
-    password: str = field(default="", repr=False)
+    password: Secret = field(default_factory=lambda: Secret(""))
+
+    @staticmethod
+    def embedded_at(path: Path, database: str = DEFAULT_DATABASE) -> StoreURL:
+        return StoreURL(scheme="chdb", database=_database(database), path=path)
 
     @property
     def embedded(self) -> bool:
@@ -36,10 +45,58 @@ class StoreURL:
         if self.embedded:
             return f"chdb://{self.path}?database={self.database}"
         auth = f"{self.username}:***@" if self.password else f"{self.username}@"
-        return f"{self.scheme}://{auth}{self.host}:{self.port}/{self.database}"
+        return f"{self.scheme}://{auth}{self._netloc_host}:{self.port}/{self.database}"
+
+    def reveal(self) -> str:
+        """The URL with its password, for handing to another process (``--store``); never for
+        printing. Parsing it gives this value back."""
+        if self.embedded:
+            return f"chdb://{quote(str(self.path))}?database={self.database}"
+        password = self.password.reveal()
+        auth = quote(self.username, safe="") + (":" + quote(password, safe="") if password else "")
+        return f"{self.scheme}://{auth}@{self._netloc_host}:{self.port}/{self.database}"
+
+    @property
+    def _netloc_host(self) -> str:
+        return f"[{self.host}]" if ":" in self.host else self.host  # an IPv6 address
+
+    def check_directory(self) -> None:
+        """Refuse, without touching anything, an embedded store whose directory lies under a
+        file: said before any work rather than when the store is first opened."""
+        if self.path is None:
+            return
+        existing = next((p for p in (self.path, *self.path.parents) if p.exists()), None)
+        if existing is not None and not existing.is_dir():
+            raise StoreURLError(
+                f"cannot use {self.path} as the embedded store's directory: {existing} is a file"
+            )
+
+    def check_shared(self) -> None:
+        """Refuse a store that several processes cannot share: chDB serves one process."""
+        if self.embedded:
+            raise StoreURLError(
+                "the embedded chDB store belongs to one process; several processes need a "
+                "ClickHouse server (--store http://user:password@host:8123/db), or use --workers "
+                "for several workers in this process"
+            )
 
     def __str__(self) -> str:
         return self.redacted()
+
+
+class URLNamed:
+    """What a backend says about itself, from the URL it was opened with."""
+
+    _url: StoreURL
+
+    @property
+    def description(self) -> str:
+        """Where this store is, with any password redacted."""
+        return self._url.redacted()
+
+    @property
+    def database(self) -> str:
+        return self._url.database
 
 
 def parse_store_url(url: str) -> StoreURL:
@@ -49,7 +106,7 @@ def parse_store_url(url: str) -> StoreURL:
         if not raw_path:
             raise StoreURLError(f"store URL {url!r} has no directory: use chdb:///path/to/dir")
         database = parse_qs(parts.query).get("database", [DEFAULT_DATABASE])[0]
-        return StoreURL(scheme="chdb", database=_database(database), path=Path(raw_path))
+        return StoreURL.embedded_at(Path(raw_path), database)
     if parts.scheme in ("http", "https"):
         if not parts.hostname:
             raise StoreURLError(
@@ -66,45 +123,13 @@ def parse_store_url(url: str) -> StoreURL:
             host=parts.hostname,
             port=port,
             username=unquote(parts.username or "default"),
-            password=unquote(parts.password or ""),
+            password=Secret(unquote(parts.password or "")),
         )
     scheme = parts.scheme or "(none)"
     raise StoreURLError(f"unknown store URL scheme {scheme!r}: use chdb:///path or http(s)://host")
-
-
-def check_store_url(url: str) -> StoreURL:
-    """The parsed URL, once it is known to name a usable store as far as can be seen without
-    touching anything: an embedded store's directory must not lie under a file."""
-    parsed = parse_store_url(url)
-    if parsed.path is not None:
-        existing = next((p for p in (parsed.path, *parsed.path.parents) if p.exists()), None)
-        if existing is not None and not existing.is_dir():
-            raise StoreURLError(
-                f"cannot use {parsed.path} as the embedded store's directory: {existing} is a file"
-            )
-    return parsed
 
 
 def _database(name: str) -> str:
     if not name.replace("_", "").isalnum():
         raise StoreURLError(f"bad database name {name!r}: letters, digits and _ only")
     return name
-
-
-def open_store(url: str, *, create_database: bool = True) -> Store:
-    """Open the store a URL names; the database is created if missing and made current."""
-    parsed = parse_store_url(url)
-    if parsed.embedded:
-        assert parsed.path is not None
-        try:
-            parsed.path.mkdir(parents=True, exist_ok=True)
-        except OSError as exc:
-            raise StoreURLError(
-                f"cannot use {parsed.path} as the embedded store's directory: {exc.strerror}"
-            ) from None
-        from flows.store.embedded import EmbeddedStore
-
-        return EmbeddedStore(parsed, create_database=create_database)
-    from flows.store.server import ServerStore
-
-    return ServerStore(parsed, create_database=create_database)
