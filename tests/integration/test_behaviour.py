@@ -36,7 +36,7 @@ from flows.loan_state import (
     pd_logit,
 )
 from flows.model import BEHAVIOUR_DIR, ScoringModel, current_version, load_model
-from tests.test_loan_state import APP, ORIGINATED
+from tests.unit.test_loan_state import APP, ORIGINATED
 from training.behaviour import (
     HORIZON_MONTHS,
     MAX_MONTHS,

@@ -18,7 +18,7 @@ from flows.loan_state import (
     open_loan,
 )
 from flows.model import ScoringModel, load_live_model
-from tests.test_behaviour import repayment
+from tests.integration.test_behaviour import repayment
 from training.behaviour import FEATURE_SIGNS, BehaviourResult, applications, origination_pds
 from training.dataset import LendingClub
 

@@ -23,7 +23,7 @@ from flows.loan_state import (
     open_loan,
 )
 from flows.store import Store
-from tests.test_loan_state import APP
+from tests.unit.test_loan_state import APP
 
 ORIGINATION = datetime(2024, 1, 10, 9, 30, tzinfo=UTC)
 
