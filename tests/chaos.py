@@ -8,7 +8,7 @@ none, and each restart reads the file again from the start.
     python -m tests.chaos --source file --loans 15000 --home .riskctl
 
 The home needs an origination and a behavioural model (`riskctl train`, `riskctl
-train-behaviour`). tests/test_chaos.py runs the same at a size that fits the suite.
+train-behaviour`). tests/integration/test_chaos.py runs the same at a size that fits the suite.
 """
 
 from __future__ import annotations

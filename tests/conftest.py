@@ -20,7 +20,8 @@ from flows.times import TimeInputError, parse_instant
 from training.dataset import LendingClub, load_lending_club
 from training.replay import ReplayPlan, application_events
 
-pytest_plugins = ["tests.fixtures_training", "tests.kafka_fixtures"]
+# tests.layout marks every test by its directory and fixtures; pytester tests that plugin.
+pytest_plugins = ["tests.fixtures_training", "tests.kafka_fixtures", "tests.layout", "pytester"]
 
 # RISKCTL_TEST_NOW=2028-02-29T23:30:00Z runs the whole session with the clock set to that
 # moment (and ticking from it), to show that no test depends on the date it runs on. Only this

@@ -141,7 +141,7 @@ class Transition:
 # 2: 60-89, 3: 90-119; a fourth unpaid installment is the charge-off). Chosen so the chain's
 # six-month shares back to current match the published six-month roll-rate matrix of US
 # unsecured consumer instalment loans quoted in docs/repayments.md (20.9 % of 30-day and 7.0 %
-# of 60+-day delinquent loans current six months later); tests/test_repayments.py recomputes
+# of 60+-day delinquent loans current six months later); tests/unit/test_repayments.py recomputes
 # them.
 BAD_TRANSITIONS: Mapping[int, Transition] = {
     1: Transition(cure=0.12, stay=0.18, roll=0.70),

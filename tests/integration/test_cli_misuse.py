@@ -27,7 +27,7 @@ from typer.testing import CliRunner
 from cli.main import COMMANDS, app, load
 
 runner = CliRunner()
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 
 # Placeholders the cases use, replaced by paths of each test's own (see `materialize`).
 FILE = "@file"  # an existing events file

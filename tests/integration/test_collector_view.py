@@ -14,7 +14,7 @@ from flows.loan.behaviour import BEHAVIOUR_FEATURE_NAMES, behaviour_features
 from flows.loan.schedule import amortization_schedule
 from flows.loan.state import apply_repayment, open_loan
 from flows.model import ScoringModel, load_live_model
-from tests.test_behaviour import repayment
+from tests.integration.test_behaviour import repayment
 from training.behaviour import FEATURE_SIGNS, BehaviourResult, applications, origination_pds
 from training.dataset import LendingClub
 

@@ -22,7 +22,7 @@ from flows.settings import Settings, from_env
 from flows.store import Store, parse_store_url
 
 runner = CliRunner()
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 PASSWORD = "wr1ter-S3cret-pw"
 URL = f"http://writer:{PASSWORD}@clickhouse:8123/riskctl"
 

@@ -29,7 +29,7 @@ from flows.loan.behaviour import BEHAVIOUR_FEATURE_NAMES, behaviour_features
 from flows.loan.schedule import add_months, amortization_schedule, due_date
 from flows.loan.state import apply_repayment, open_loan, pd_logit
 from flows.model import BEHAVIOUR_DIR, ScoringModel, current_version, load_model
-from tests.test_loan_state import APP, ORIGINATED
+from tests.unit.test_loan_state import APP, ORIGINATED
 from training.behaviour import (
     HORIZON_MONTHS,
     MAX_MONTHS,

@@ -9,7 +9,7 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
-from tests.test_cli import assert_one_line_error, invoke
+from tests.integration.test_cli import assert_one_line_error, invoke
 
 EVENTS = 2000
 

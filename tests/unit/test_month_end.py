@@ -16,7 +16,7 @@ from flows.loan.labels import dpd_bucket
 from flows.loan.schedule import add_months, amortization_schedule, due_date
 from flows.loan.state import LoanState, apply_repayment, days_past_due, open_loan
 from flows.store import Store
-from tests.test_loan_state import APP
+from tests.unit.test_loan_state import APP
 
 ORIGINATION = datetime(2024, 1, 10, 9, 30, tzinfo=UTC)
 

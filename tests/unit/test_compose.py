@@ -24,7 +24,7 @@ from cli.main import app
 from flows.dashboards import PLUGIN_MIN_GRAFANA, PLUGIN_TYPE, PLUGIN_VERSION
 from flows.store import parse_store_url
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 COMPOSE = yaml.safe_load((ROOT / "compose.yaml").read_text())
 SERVICES: dict[str, dict[str, Any]] = COMPOSE["services"]
 ONE_SHOT = {"init", "minio-setup", "producer"}

@@ -59,6 +59,7 @@ def test_edges_compare_as_the_float32_graph_does() -> None:
     assert binning.bin_index(np.array([0.1, 0.2, 0.30000001])).tolist() == [0, 1, 2]
 
 
+@pytest.mark.training  # fits a scorecard on the real loans
 def test_scorecard_graph_matches_python_on_missing_values(lending_club: object) -> None:
     from training.matrix import application_matrix
 
@@ -93,6 +94,7 @@ def test_a_trend_against_the_direction_leaves_one_bin(direction: int) -> None:
         assert binning.n_bins > 3 and binning.iv > 0.1
 
 
+@pytest.mark.training  # fits a scorecard on the real loans
 def test_a_loans_pd_does_not_depend_on_its_batch(lending_club: object) -> None:
     """Replays, restarts and archive rebuilds compare stored rows exactly: a loan scored alone,
     at any offset of any batch, gets bit for bit the same PD and points."""

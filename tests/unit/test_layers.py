@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-FLOWS = Path(__file__).resolve().parent.parent / "flows"
+FLOWS = Path(__file__).resolve().parents[2] / "flows"
 
 
 def _loaded_after(module: str, candidates: tuple[str, ...]) -> list[str]:

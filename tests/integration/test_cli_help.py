@@ -16,7 +16,7 @@ from typer.testing import CliRunner
 from cli.main import COMMANDS, EXAMPLES, app, load
 
 runner = CliRunner()
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 RISKCTL = Path(sys.executable).parent / "riskctl"
 
 # Each takes from a tenth of a second to seconds to import; `riskctl --help` needs none.

@@ -22,7 +22,7 @@ from flows.settings import Settings
 from flows.store import StoreURL
 from flows.validation import is_repayment
 from tests.conftest import query_rows
-from tests.test_month_end import direct_positions
+from tests.unit.test_month_end import direct_positions
 from training.dataset import LendingClub
 from training.repayments import mixed_events
 from training.replay import ReplayPlan

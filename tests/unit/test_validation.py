@@ -27,7 +27,7 @@ from flows.validation import (
     decode_event,
     time_problem,
 )
-from tests.test_features import BASE
+from tests.unit.test_features import BASE
 
 LIMIT = 16 * 1024
 

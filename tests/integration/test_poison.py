@@ -28,8 +28,8 @@ from flows.store import StoreURL
 from flows.validation import REASONS, DeadLetter, decode_event
 from tests.conftest import query_rows
 from tests.kafka_fixtures import produce_file
-from tests.test_features import BASE
-from tests.test_validation import REPAYMENT
+from tests.unit.test_features import BASE
+from tests.unit.test_validation import REPAYMENT
 from training.dataset import LendingClub
 from training.repayments import mixed_events
 from training.replay import ReplayPlan

@@ -50,7 +50,7 @@ def test_hostile_values_reach_clickhouse_unchanged(store: Store, values: list[st
 
 
 def test_a_dashboard_that_pastes_values_raw_is_refused(tmp_path: Path) -> None:
-    source = Path(__file__).resolve().parents[1] / "grafana" / "dashboards" / "business.json"
+    source = Path(__file__).resolve().parents[2] / "grafana" / "dashboards" / "business.json"
     text = source.read_text().replace("${band:singlequote}", "${band:raw}", 1)
     path = tmp_path / "business.json"
     path.write_text(text)

@@ -19,7 +19,7 @@ from cli.report_html import format_value
 from flows.dashboards import DASHBOARDS_DIR, load_dashboards
 from flows.settings import Settings
 from flows.store import StoreURL
-from tests.test_dashboards import replayed  # noqa: F401  (the module's replayed store)
+from tests.integration.test_dashboards import replayed  # noqa: F401  (the module's replayed store)
 
 runner = CliRunner()
 PANELS = [p for d in load_dashboards() for p in d.panels]
