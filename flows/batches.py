@@ -26,6 +26,7 @@ if TYPE_CHECKING:
     from flows.loan.book import LoanEvent
 
 # The store's two instant types: event and source times in ms, arrival and processing in us.
+TS_S = pa.timestamp("s", tz="UTC")
 TS_MS = pa.timestamp("ms", tz="UTC")
 TS_US = pa.timestamp("us", tz="UTC")
 

@@ -10,6 +10,7 @@ from typing import Any
 
 import pyarrow as pa
 
+from flows.batches import TS_S
 from flows.dashboards.macros import expand
 from flows.dashboards.model import Dashboard, Panel, Selection, Variable
 from flows.store import Store, StoreError
@@ -68,7 +69,7 @@ def _with_times(store: Store, sql: str, table: pa.Table) -> pa.Table:
         kind = kinds.get(name, "").removeprefix("Nullable(")
         if kind.startswith("DateTime") and not kind.startswith("DateTime64"):
             seconds = table.column(index).cast(pa.int64())
-            table = table.set_column(index, name, seconds.cast(pa.timestamp("s", tz="UTC")))
+            table = table.set_column(index, name, seconds.cast(TS_S))
     return table
 
 

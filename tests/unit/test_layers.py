@@ -82,4 +82,4 @@ def test_the_arrow_instant_types_are_defined_once() -> None:
         and isinstance(node.func.value, ast.Name)
         and node.func.value.id == "pa"
     ]
-    assert defining == ["flows/batches.py", "flows/batches.py"]
+    assert defining == ["flows/batches.py"] * 3
