@@ -58,6 +58,9 @@ def test_no_password_appears_in_any_repr(password: str) -> None:
     assume(password not in url.replace(quote(password, safe=""), ""))  # not a word of the rest
     # nor a word the settings show anyway (a topic name, a default path)
     assume(password not in repr(Settings()) + where_line(Settings()))
+    # nor part of how any hidden password is shown (e.g. "Secret('***'")
+    other = Settings(store_url="https://user:other@host.example:8443/riskctl")
+    assume(password not in repr(other) + repr(other.store) + where_line(other))
     for text in shown:
         assert password not in text and quote(password, safe="") not in text
     assert parse_store_url(url).password.reveal() == password
