@@ -198,9 +198,9 @@ def test_loaded_model_matches_the_fitted_scorecard(
 
 
 def _reference_reasons(card: Scorecard, x: np.ndarray, top: int) -> list[list[str]]:
-    """Points lost per characteristic against its best attribute, ranked in plain Python."""
+    """Points lost per characteristic against its neutral attribute, ranked in plain Python."""
     points = card.points(x)
-    best = card.best_points()
+    best = card.reference_points()
     out = []
     for i in range(len(x)):
         lost = [(best[c] - points[i, c], c) for c in range(len(best))]

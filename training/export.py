@@ -138,8 +138,8 @@ def linear_reason_terms(model: Pipeline) -> dict[str, Any]:
 
 
 def scorecard_reason_terms(card: Scorecard) -> dict[str, Any]:
-    """What scoring needs to rank reasons: each characteristic's column, its best attainable
-    points, and the reason table (codes and texts, present values first, then "not
+    """What scoring needs to rank reasons: each characteristic's column, its reference
+    (neutral) points, and the reason table (codes and texts, present values first, then "not
     supplied")."""
     names = [b.name for b in card.characteristics]
     codes, texts = reason_table(names)
@@ -148,7 +148,7 @@ def scorecard_reason_terms(card: Scorecard) -> dict[str, Any]:
         "points_output": POINTS_OUTPUT,
         "characteristics": names,
         "columns": list(card.columns),
-        "best_points": card.best_points().tolist(),
+        "reference_points": card.reference_points().tolist(),
         "codes": codes,
         "texts": texts,
     }
@@ -483,8 +483,9 @@ def scorecard_markdown(card: dict[str, Any]) -> list[str]:
         "",
         "## Reason codes",
         "",
-        "Ranked by points lost against the best attainable attribute of each characteristic;",
-        "a missing value is cited only by its own \"not supplied\" code.",
+        "Ranked by points lost against each characteristic's neutral attribute (WoE 0, the",
+        "portfolio's odds): only attributes riskier than the portfolio are cited; a missing",
+        "value is cited only by its own \"not supplied\" code.",
         "",
         "| code | text |",
         "|---|---|",

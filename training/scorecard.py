@@ -64,11 +64,19 @@ class Scorecard:
         missing = _quantize(np.asarray(share - FACTOR * self.coef[c] * binning.missing_woe))
         return bins, float(missing)
 
-    def best_points(self) -> np.ndarray:
-        """The best attainable points of each characteristic (missing bin included)."""
-        return np.asarray(
-            [max(b.max(), miss) for b, miss in map(self.attribute_points, range(len(self.coef)))]
-        )
+    def reference_points(self) -> np.ndarray:
+        """Each characteristic's neutral points, those of an attribute with WoE 0 (the
+        portfolio's own odds), against which reason codes count the points lost.
+
+        The best attainable attribute would be the other usual reference, but where it is held
+        by few (the lowest loan-to-income bin) nearly every applicant loses points against it
+        and the same reason is cited for almost everyone. Against the neutral points a
+        characteristic is cited only when the applicant's attribute is riskier than the
+        portfolio (WoE > 0), and the loss is its share of the log-odds above the average.
+        """
+        m = len(self.characteristics)
+        share = (OFFSET - FACTOR * self.intercept) / m
+        return _quantize(np.full(m, share))
 
     def points(self, features: np.ndarray) -> np.ndarray:
         """``(n, characteristics)`` points of each row."""
