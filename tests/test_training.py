@@ -79,6 +79,11 @@ def test_models_reach_their_targets(
         # selection compares grid entries on the same folds, by CV, never by the test set
         best = max(result.champion.grid, key=lambda g: g["auc_mean"])
         assert best["params"] == result.champion.params
+        # the held-out AUC's sampling error with ~100 bads, by bootstrap, in card and output
+        assert test["auc_low"] < test["auc"] < test["auc_high"]
+        assert test["auc_high"] - test["auc_low"] > 0.05
+        for bench in result.benchmarks.values():
+            assert bench["lift_low"] < bench["lift"] < bench["lift_high"]
     applicant = training_result.champion
     assert applicant.cv["auc"]["mean"] >= 0.66
     assert applicant.test["auc"] >= 0.62

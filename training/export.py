@@ -386,7 +386,8 @@ def card_markdown(card: dict[str, Any]) -> str:
         "",
         "## Metrics",
         "",
-        f"Champion on the held-out set: AUC {_f(test['auc'])}, KS {_f(test['ks'])}, "
+        f"Champion on the held-out set: AUC {_f(test['auc'])} (95% bootstrap interval "
+        f"{_f(test['auc_low'])} to {_f(test['auc_high'])}), KS {_f(test['ks'])}, "
         f"Gini {_f(test['gini'])}, Brier {_f(test['brier'])}, ECE {_f(test['ece'])}.",
         "",
         "| candidate | CV AUC (mean ± std) | test AUC | test KS | test Gini | test Brier |",
@@ -405,10 +406,11 @@ def card_markdown(card: dict[str, Any]) -> str:
         "",
         "Pricing alone on the same held-out loans (the model's lift is its AUC minus theirs):",
         "",
-        "| score | held-out AUC | lift |",
-        "|---|---|---|",
+        "| score | held-out AUC | lift | lift, 95% paired bootstrap interval |",
+        "|---|---|---|---|",
         *(
-            f"| {name} alone | {_f(b['auc'])} | {b['lift']:+.4f} |"
+            f"| {name} alone | {_f(b['auc'])} | {b['lift']:+.4f} "
+            f"| {b['lift_low']:+.4f} to {b['lift_high']:+.4f} |"
             for name, b in card["metrics"]["benchmarks"].items()
         ),
         "",
