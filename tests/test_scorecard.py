@@ -9,7 +9,7 @@ from hypothesis import strategies as st
 
 from flows.features import FEATURE_NAMES
 from training.binning import MISSING_PRIOR_ROWS, fit_binning, shrunk_missing_woe
-from training.export import onnx_pd
+from training.onnx_export import onnx_pd
 from training.scorecard import fit_scorecard
 from training.scorecard_onnx import scorecard_onnx
 

@@ -18,11 +18,13 @@ from flows.events import LoanApplication
 from flows.features import FEATURE_NAMES, FEATURES, LOWERS, RAISES, application_features
 from flows.model import ScoringModel, current_version, list_models, load_model
 from flows.settings import Bands
-from training import export as export_module
+from training import onnx_export as export_module
 from training.candidates import characteristics
 from training.dataset import LendingClub, application_record, iter_rows, loan_id_for
-from training.export import ExportReport, ParityError, export_model
+from training.export import export_model
 from training.matrix import TRAINING_EVENT_TIME, application_matrix
+from training.onnx_export import ParityError
+from training.publish import ExportReport
 from training.reasons import NOT_SUPPLIED, REASON_TEXTS
 from training.scorecard import Scorecard
 from training.train import (
