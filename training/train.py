@@ -106,7 +106,6 @@ class TrainingResult:
     seed: int
     training_seconds: float
     trained_at: str
-    reasons_method: str = "scorecard"
     feature_names: tuple[str, ...] = field(default=FEATURE_NAMES)
     stage_format: int = _STAGE_FORMAT
 
