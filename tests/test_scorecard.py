@@ -8,6 +8,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from flows.features import FEATURE_NAMES
+from flows.model import open_session
 from training.binning import MISSING_PRIOR_ROWS, fit_binning, shrunk_missing_woe
 from training.onnx_export import onnx_pd
 from training.scorecard import fit_scorecard
@@ -144,9 +145,18 @@ def test_a_loans_pd_does_not_depend_on_its_batch(lending_club: object) -> None:
     x = matrix.features.copy()
     x[::7, FEATURE_NAMES.index("revolving_utilization")] = np.nan
     graph = scorecard_onnx(card, "features", "probabilities", {"": 17}).SerializeToString()
-    whole = onnx_pd(graph, x)
+    session = open_session(graph)
+
+    def score(rows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        pd, points = session.run(None, {"features": rows.astype(np.float32)})
+        return pd[:, 1], points
+
+    whole_pd, whole_points = score(x)
+    # the graph's points are the scorecard's own, exactly (float32 holds them all)
+    assert np.array_equal(whole_points, card.points(x))
     rng = np.random.default_rng(3)
     for size in (1, 2, 3, 5, 7, 8, 9, 15, 16, 17, 31, 100, 999, 4001):
         for start in rng.integers(0, len(x) - size, 6):
-            part = onnx_pd(graph, x[start : start + size])
-            assert np.array_equal(part, whole[start : start + size]), (size, start)
+            pd, points = score(x[start : start + size])
+            assert np.array_equal(pd, whole_pd[start : start + size]), (size, start)
+            assert np.array_equal(points, whole_points[start : start + size]), (size, start)
