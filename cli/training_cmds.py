@@ -87,13 +87,15 @@ def _metrics_table(result: TrainingResult) -> Table:
     c = result.champion
     t = c.test
     lifts = "; ".join(
-        f"lift over {_PRICING_FIELDS.get(name, name)} alone {bench['lift']:+.4f}"
+        f"lift over {_PRICING_FIELDS.get(name, name)} alone {bench['lift']:+.4f} "
+        f"({bench['lift_low']:+.3f} to {bench['lift_high']:+.3f})"
         for name, bench in result.benchmarks.items()
     )
     table = Table(
         title=f"{result.kind} scorecard, {len(result.model.characteristics)} characteristics",
         caption=f"CV: same folds for every grid entry, * chosen by mean CV AUC; held-out: the "
-        f"test split (bad rate {t['bad_rate']:.4f}); {lifts}",
+        f"test split (bad rate {t['bad_rate']:.4f}), AUC 95% bootstrap interval "
+        f"{t['auc_low']:.3f} to {t['auc_high']:.3f}; {lifts}",
     )
     table.add_column("", no_wrap=True)
     for name in ("AUC", "KS", "Brier", "mean PD", "HL p"):

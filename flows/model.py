@@ -5,7 +5,7 @@ and ``card.md``. Each origination model kind has a pointer to the version in use
 ``<models_dir>/CURRENT`` for the applicant model (the default kind keeps the registry's
 original pointer) and ``CURRENT-priced`` for the priced one. The card carries what scoring
 needs besides the ONNX graph: the feature order, the graph's inputs and outputs, the SHA-256 of
-``model.onnx``, and the reason-code terms: a scorecard's best attainable points and reason
+``model.onnx``, and the reason-code terms: a scorecard's reference (neutral) points and reason
 table, or the linear contribution terms of the behavioural model.
 
 A model is verified when it loads: a card that is not JSON or lacks a field, a ``model.onnx``
@@ -98,7 +98,7 @@ _CARD_FIELDS: tuple[tuple[tuple[str, ...], type | tuple[type, ...]], ...] = (
 _SCORECARD_FIELDS = (
     (("reasons", "characteristics"), list),
     (("reasons", "columns"), list),
-    (("reasons", "best_points"), list),
+    (("reasons", "reference_points"), list),
     (("reasons", "codes"), list),
     (("reasons", "texts"), list),
     (("reasons", "points_output"), str),
@@ -136,10 +136,10 @@ def check_card(card: dict[str, Any]) -> None:
         texts_fit = (
             _all(reasons["codes"], str)
             and _all(reasons["texts"], str)
-            and _all(reasons["best_points"], (int, float))
+            and _all(reasons["reference_points"], (int, float))
             and _all(reasons["columns"], int)
             and all(0 <= c < len(card["feature_names"]) for c in reasons["columns"])
-            and len(reasons["columns"]) == len(reasons["best_points"]) == m
+            and len(reasons["columns"]) == len(reasons["reference_points"]) == m
             and len(reasons["codes"]) == len(reasons["texts"]) == 2 * m
         )
     else:
@@ -261,7 +261,7 @@ class ScoringModel:
             if self._points not in names:
                 raise ModelError(f"{onnx_path} has no {self._points!r} output for reason codes")
             self._columns = np.asarray(reasons["columns"], dtype=np.int64)
-            self._best = np.asarray(reasons["best_points"], dtype=np.float64)
+            self._reference = np.asarray(reasons["reference_points"], dtype=np.float64)
             self._codes = pa.array(reasons["codes"], pa.string())
             self._texts = pa.array(reasons["texts"], pa.string())
             self.reason_table: dict[str, str] = dict(
@@ -299,9 +299,10 @@ class ScoringModel:
         """PD, reason codes and their texts for each row, from one ONNX run.
 
         A scorecard's reasons are the characteristics that lose the most points against the
-        best attainable attribute of each (the adverse-action method), at most ``top``, none
-        that loses nothing. A characteristic whose value is missing is cited only by its
-        "not supplied" code, whose points are those of the missing bin itself.
+        card's reference points of each (its neutral attribute, WoE 0: see
+        ``Scorecard.reference_points``), at most ``top``, none that loses nothing. A
+        characteristic whose value is missing is cited only by its "not supplied" code, whose
+        points are those of the missing bin itself.
         """
         features = np.asarray(features, dtype=np.float64)
         if len(features) == 0:
@@ -314,7 +315,7 @@ class ScoringModel:
             return pd, codes, codes
         probabilities, points = self._run(features, [self._output, self._points])
         pd = probabilities[:, self._positive].astype(np.float64)
-        order, picked = _top(self._best - points, top)
+        order, picked = _top(self._reference - points, top)
         missing = np.isnan(features[:, self._columns])
         index = order + len(self._columns) * np.take_along_axis(missing, order, axis=1)
         flat = index[picked]

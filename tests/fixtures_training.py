@@ -17,7 +17,8 @@ from flows.settings import Bands
 from training.behaviour import BehaviourResult, train_behaviour
 from training.behaviour_export import export_behaviour
 from training.dataset import LendingClub
-from training.export import ExportReport, export_model
+from training.export import export_model
+from training.publish import ExportReport
 from training.train import TrainingResult, save_staged, train
 
 

@@ -1,76 +1,92 @@
 """Export a trained behavioural model as a version under ``<models>/behaviour/``.
 
-The same contract as the origination model (:mod:`training.export`): ``model.onnx`` with a
-float32 ``features`` input and a ``probabilities`` output, verified against scikit-learn on
-every out-of-time test row before anything is written; ``card.json`` with the feature order and
-the linear reason-code terms :class:`flows.model.ScoringModel` reads; ``card.md`` for reviewers.
-The card also holds what the behavioural model adds: the label, the out-of-time split and the
-origination model's metrics on the same test observations.
+The same contract as the origination model: ``model.onnx`` with a float32 ``features`` input
+and a ``probabilities`` output, verified against scikit-learn on every out-of-time test row
+before anything is written; the shared card (:mod:`training.card`) with the feature order and
+the linear reason-code terms :class:`flows.model.ScoringModel` reads; ``card.md`` for
+reviewers. The card also holds what the behavioural model adds: the label, the out-of-time split
+and the origination model's metrics on the same test observations.
 """
 
 from __future__ import annotations
 
-import json
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+from sklearn.pipeline import Pipeline
+
 from flows.loan.behaviour import BEHAVIOUR_FEATURE_NAMES, BEHAVIOUR_FEATURES
 from flows.model import BEHAVIOUR_DIR
-from flows.times import iso_utc
 from training.behaviour import LABEL_DEFINITION, TRAIN_SHARE, BehaviourResult
-from training.export import (
-    ONNX_INPUT,
-    ONNX_PROBABILITIES,
-    PARITY_TOLERANCE,
-    POSITIVE_CLASS_INDEX,
-    TARGET_OPSET,
-    ExportError,
-    ExportReport,
-    batch_score_us_per_row,
+from training.card import (
+    ModelFacts,
+    Verified,
+    build_card,
     calibration_markdown,
-    linear_reason_terms,
-    publish_model,
+    card_markdown,
+    fmt,
     reference_bins,
-    verified_onnx,
 )
-from training.registry import unique_version, version_name
+from training.onnx_export import ExportError
+from training.publish import ExportReport, export_version
 
 VERSION_SUFFIX = "behaviour-lr"
+MODEL_TYPE = "sign_constrained_logistic_regression"
+
+
+def linear_reason_terms(model: Pipeline) -> dict[str, Any]:
+    """The reason-code terms of an impute -> scale -> logistic regression pipeline.
+
+    They are the pipeline's own imputer, scaler and coefficients, so the terms plus the
+    intercept are exactly the model's logit.
+    """
+    scaler = model.named_steps["scale"]
+    linear = model.named_steps["model"]
+    return {
+        "method": "linear",
+        "fill": model.named_steps["impute"].statistics_.astype(np.float64).tolist(),
+        "center": scaler.mean_.tolist(),
+        "scale": scaler.scale_.tolist(),
+        "coef": linear.coef_[0].tolist(),
+        "intercept": float(linear.intercept_[0]),
+    }
 
 
 def build_behaviour_card(
-    result: BehaviourResult,
-    *,
-    version: str,
-    created_at: datetime,
-    parity: float,
-    score_us: float,
+    result: BehaviourResult, version: str, created_at: datetime, verified: Verified
 ) -> dict[str, Any]:
     data = result.data
-    return {
-        "version": version,
-        "kind": "behaviour",
-        "created_at": iso_utc(created_at, "seconds"),
-        "trained_at": result.trained_at,
-        "model_type": "sign_constrained_logistic_regression",
-        "params": result.params,
-        "feature_names": list(BEHAVIOUR_FEATURE_NAMES),
-        "features": [{"name": f.name, "formula": f.formula} for f in BEHAVIOUR_FEATURES],
-        "onnx": {
-            "input": ONNX_INPUT,
-            "output": ONNX_PROBABILITIES,
-            "positive_class_index": POSITIVE_CLASS_INDEX,
-            "dtype": "float32",
-            "opset": TARGET_OPSET,
+    facts = ModelFacts(
+        version=version,
+        kind="behaviour",
+        created_at=created_at,
+        trained_at=result.trained_at,
+        model_type=MODEL_TYPE,
+        params=result.params,
+        feature_names=BEHAVIOUR_FEATURE_NAMES,
+        features=[{"name": f.name, "formula": f.formula} for f in BEHAVIOUR_FEATURES],
+        training_seconds=result.training_seconds,
+        data=data,
+    )
+    return build_card(
+        facts,
+        verified,
+        reasons=linear_reason_terms(result.model),
+        metrics={
+            "test": result.test,
+            "origination_test": result.origination_test,
+            "train": result.train,
+            "calibration": result.calibration,
         },
-        "reasons": linear_reason_terms(result.model),
-        "label": {
+        reference=reference_bins(result.model, result.x_train, BEHAVIOUR_FEATURE_NAMES),
+        label={
             "definition": LABEL_DEFINITION,
             "horizon_months": data["horizon_months"],
             "default_days_past_due": data["default_days_past_due"],
         },
-        "split": {
+        split={
             "kind": "out-of-time",
             "test_from": result.split.isoformat(),
             "train_before": result.train_before.isoformat(),
@@ -82,27 +98,8 @@ def build_behaviour_card(
             "train_dates": data["train_dates"],
             "test_dates": data["test_dates"],
         },
-        "metrics": {
-            "test": result.test,
-            "origination_test": result.origination_test,
-            "train": result.train,
-            "calibration": result.calibration,
-        },
-        "origination_model": {"version": result.origination_version},
-        "data": data,
-        "training_seconds": result.training_seconds,
-        "parity": {
-            "max_abs_diff": parity,
-            "tolerance": PARITY_TOLERANCE,
-            "rows": len(result.x_test),
-        },
-        "scoring": {"onnx_batch_us_per_row": score_us, "batch_rows": len(result.x_test)},
-        "reference": reference_bins(result.model, result.x_train, BEHAVIOUR_FEATURE_NAMES),
-    }
-
-
-def _f(value: float) -> str:
-    return f"{value:.4f}"
+        origination_model={"version": result.origination_version},
+    )
 
 
 def behaviour_card_markdown(card: dict[str, Any]) -> str:
@@ -111,16 +108,7 @@ def behaviour_card_markdown(card: dict[str, Any]) -> str:
     split = card["split"]
     behaviour = card["metrics"]["test"]
     origination = card["metrics"]["origination_test"]
-    lines = [
-        f"# Behavioural model card: {card['version']}",
-        "",
-        f"- Model: {card['model_type']} {json.dumps(card['params'])}, live PD from the "
-        "origination PD and payment behaviour",
-        f"- Created: {card['created_at']} (trained {card['trained_at']}, "
-        f"{card['training_seconds']:.1f} s including building the observations)",
-        f"- Origination model giving the PD at open: {card['origination_model']['version']}",
-        f"- Reason codes: {card['reasons']['method']}",
-        "",
+    body = [
         "## Data",
         "",
         f"- Source: {data['source']}, SHA-256 `{data['sha256']}`",
@@ -160,11 +148,11 @@ def behaviour_card_markdown(card: dict[str, Any]) -> str:
         "|---|---|---|---|---|---|---|",
     ]
     for name, m in (("behavioural model", behaviour), ("origination PD", origination)):
-        lines.append(
-            f"| {name} | {_f(m['auc'])} | {_f(m['ks'])} | {_f(m['gini'])} | {_f(m['brier'])} "
-            f"| {_f(m['ece'])} | {_f(m['mean_pd'])} |"
+        body.append(
+            f"| {name} | {fmt(m['auc'])} | {fmt(m['ks'])} | {fmt(m['gini'])} | {fmt(m['brier'])} "
+            f"| {fmt(m['ece'])} | {fmt(m['mean_pd'])} |"
         )
-    lines += [
+    body += [
         "",
         f"Observed {data['horizon_months']}-month default rate on the test months: "
         f"{behaviour['bad_rate']:.2%}. The origination PD predicts default over the loan's "
@@ -174,17 +162,18 @@ def behaviour_card_markdown(card: dict[str, Any]) -> str:
         "## Calibration (test months, PD deciles)",
         "",
         *calibration_markdown(card["metrics"]["calibration"], rows="observations"),
-        "",
-        "## Export",
-        "",
-        f"- ONNX input `{card['onnx']['input']}` float32 [n, {len(card['feature_names'])}], "
-        f"output `{card['onnx']['output']}` column {card['onnx']['positive_class_index']}",
-        f"- Parity with scikit-learn on {card['parity']['rows']} test rows: max |diff| "
-        f"{card['parity']['max_abs_diff']:.2e} (tolerance {card['parity']['tolerance']:.0e})",
-        f"- Batch scoring: {card['scoring']['onnx_batch_us_per_row']:.2f} µs per row",
-        "",
     ]
-    return "\n".join(lines)
+    return card_markdown(
+        card,
+        title="Behavioural model card",
+        trained="including building the observations",
+        facts=[
+            "- Live PD from the origination PD and payment behaviour",
+            f"- Origination model giving the PD at open: {card['origination_model']['version']}",
+        ],
+        body=body,
+        check_rows="test rows",
+    )
 
 
 def export_behaviour(
@@ -199,17 +188,14 @@ def export_behaviour(
     created_at = now or datetime.now(UTC)
     if result.x_test.shape[1] != len(BEHAVIOUR_FEATURE_NAMES):
         raise ExportError("the behavioural run's feature count does not match this code; retrain")
-    registry = models_dir / BEHAVIOUR_DIR
-    version = unique_version(registry, version_name(created_at, VERSION_SUFFIX))
-    onnx_bytes, parity = verified_onnx(
-        result.model, BEHAVIOUR_FEATURE_NAMES, version, result.x_test
-    )
-    score_us = batch_score_us_per_row(onnx_bytes, result.x_test)
-    card = build_behaviour_card(
-        result, version=version, created_at=created_at, parity=parity, score_us=score_us
-    )
-    markdown = behaviour_card_markdown(card)
-    path = publish_model(registry, version, onnx_bytes, card, markdown, make_current=make_current)
-    return ExportReport(
-        version=version, path=path, parity_max_diff=parity, score_us_per_row=score_us, card=card
+    return export_version(
+        result.model,
+        BEHAVIOUR_FEATURE_NAMES,
+        result.x_test,
+        models_dir / BEHAVIOUR_DIR,
+        suffix=VERSION_SUFFIX,
+        created_at=created_at,
+        card=lambda version, verified: build_behaviour_card(result, version, created_at, verified),
+        markdown=behaviour_card_markdown,
+        make_current=make_current,
     )

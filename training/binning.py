@@ -18,9 +18,12 @@ ONNX graph makes. Edges are float32 values because the graph compares float32 in
 missing value (NaN) is a bin of its own.
 
 Weight of evidence here is ``ln(bad share / good share)`` of a bin, so higher means riskier and
-every fitted coefficient must be non-negative. A missing bin with fewer than
-``MIN_MISSING_ROWS`` training rows has no evidence of its own: it gets the riskiest bin's
-weight, so leaving a field out never scores better than the worst value one could supply.
+every fitted coefficient must be non-negative. The missing bin's weight is shrunk toward 0 (the
+portfolio's own odds) by ``MISSING_PRIOR_ROWS`` pseudo-rows at the portfolio bad rate: with no
+missing training rows it is exactly 0, with a few it stays near 0 (a handful of rows cannot
+carry extreme evidence), and with many it approaches its own WoE. An application that leaves
+the bureau fields out therefore scores near the portfolio's PD, not as the riskiest applicant
+on every field at once.
 """
 
 from __future__ import annotations
@@ -33,7 +36,8 @@ from sklearn.isotonic import IsotonicRegression
 
 DEFAULT_PREBINS = 20
 DEFAULT_MIN_SHARE = 0.05
-MIN_MISSING_ROWS = 50
+# The missing bin counts as if this many more rows at the portfolio bad rate were in it.
+MISSING_PRIOR_ROWS = 100
 # Added to each count of the WoE ratio so a bin with no bads (or goods) stays finite.
 _SMOOTHING = 0.5
 
@@ -83,6 +87,21 @@ def _woe(bads: np.ndarray, goods: np.ndarray, total_bads: float, total_goods: fl
     bad_share = (bads + smooth) / (total_bads + smooth)
     good_share = (goods + smooth) / (total_goods + smooth)
     return np.log(bad_share / good_share)
+
+
+def shrunk_missing_woe(
+    count: int, bads: int, total_bads: float, total_goods: float,
+    prior_rows: float = MISSING_PRIOR_ROWS,
+) -> float:
+    """The missing bin's WoE with ``prior_rows`` pseudo-rows at the portfolio bad rate added:
+    0 without rows, tending to the bin's own WoE as its rows grow."""
+    total = total_bads + total_goods
+    if total_bads <= 0.0 or total_goods <= 0.0:
+        return 0.0  # one class only: no evidence of anything
+    prior_bads = prior_rows * total_bads / total
+    bad_share = (bads + prior_bads) / total_bads
+    good_share = (count - bads + prior_rows - prior_bads) / total_goods
+    return float(np.log(bad_share / good_share))
 
 
 def _fine_classes(present: np.ndarray, prebins: int) -> np.ndarray:
@@ -158,13 +177,7 @@ def fit_binning(
     woe = _woe(b, n - b, total_bads, total_goods)
     missing_count = int(missing.sum())
     missing_bads = int(y[missing].sum())
-    if missing_count >= MIN_MISSING_ROWS:
-        missing_woe = float(
-            _woe(np.array([missing_bads]), np.array([missing_count - missing_bads]),
-                 total_bads, total_goods)[0]
-        )  # fmt: skip
-    else:
-        missing_woe = float(woe.max())
+    missing_woe = shrunk_missing_woe(missing_count, missing_bads, total_bads, total_goods)
     bad_share = np.append(b, missing_bads) / max(total_bads, 1.0)
     good_share = np.append(n - b, missing_count - missing_bads) / max(total_goods, 1.0)
     iv = float(np.sum((bad_share - good_share) * np.append(woe, missing_woe)))

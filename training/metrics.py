@@ -193,3 +193,49 @@ def hosmer_lemeshow(y: np.ndarray, p: np.ndarray, bins: int = 10) -> dict[str, f
         )
     df = max(len(table) - 2, 1)
     return {"statistic": float(statistic), "df": df, "p_value": float(chi2.sf(statistic, df))}
+
+
+def bootstrap_auc(
+    y: np.ndarray,
+    p: np.ndarray,
+    baselines: dict[str, np.ndarray] | None = None,
+    *,
+    rounds: int = 1000,
+    seed: int = 0,
+    level: float = 0.95,
+) -> dict[str, Any]:
+    """Percentile bootstrap interval of the AUC, and of its lift over each baseline score.
+
+    Bads and goods are resampled separately (the held-out set's class counts stay fixed, as
+    the stratified split fixed them), and every baseline is scored on the same resample as the
+    model, so a lift's interval is a paired one. With ~100 bad loans held out the AUC's own
+    sampling error is a few hundredths: the interval says how far a held-out figure can be
+    trusted against a target.
+    """
+    y, p = _check(y, p)
+    _both_classes(y)
+    baselines = baselines or {}
+    rng = np.random.default_rng(seed)
+    bad_rows = np.flatnonzero(y == 1.0)
+    good_rows = np.flatnonzero(y == 0.0)
+    aucs = np.empty(rounds)
+    lifts = {name: np.empty(rounds) for name in baselines}
+    for r in range(rounds):
+        rows = np.concatenate(
+            [rng.choice(bad_rows, bad_rows.size), rng.choice(good_rows, good_rows.size)]
+        )
+        aucs[r] = auc(y[rows], p[rows])
+        for name, score in baselines.items():
+            lifts[name][r] = aucs[r] - auc(y[rows], np.asarray(score, dtype=np.float64)[rows])
+    tail = (1.0 - level) / 2.0 * 100.0
+
+    def interval(values: np.ndarray) -> dict[str, float]:
+        low, high = np.percentile(values, [tail, 100.0 - tail])
+        return {"low": float(low), "high": float(high)}
+
+    return {
+        "level": level,
+        "rounds": rounds,
+        "auc": interval(aucs),
+        "lift": {name: interval(values) for name, values in lifts.items()},
+    }

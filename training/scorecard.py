@@ -27,10 +27,13 @@ BASE_SCORE = 600.0
 BASE_ODDS = 50.0  # good:bad at BASE_SCORE
 FACTOR = PDO / math.log(2.0)
 OFFSET = BASE_SCORE - FACTOR * math.log(BASE_ODDS)
-# Points are multiples of 2^-30 (about 1e-9 of a point): every sum of them a scorecard can make
-# (well under 2^20 points) is then exact in float64, in any order, so a loan's total does not
-# depend on how a vectorized sum groups it (see training/scorecard_onnx.py).
-POINT_QUANTUM = 2.0**-30
+# Points are multiples of 2^-10 (about a thousandth of a point; cards usually round to whole
+# points): every sum of them below POINT_LIMIT is then exact in float32, in any order, so the
+# ONNX graph adds them in float32 and a loan's total does not depend on how a vectorized sum
+# groups it (see training/scorecard_onnx.py).
+POINT_QUANTUM = 2.0**-10
+# float32 holds every multiple of 2^-10 below 2^14 exactly (24 significant bits).
+POINT_LIMIT = 2.0**13
 # Coefficients below this are the bound, not a finding: the characteristic is left out.
 _ZERO_COEF = 1e-6
 _DIRECTION = {f.name: f.direction for f in FEATURES}
@@ -64,11 +67,19 @@ class Scorecard:
         missing = _quantize(np.asarray(share - FACTOR * self.coef[c] * binning.missing_woe))
         return bins, float(missing)
 
-    def best_points(self) -> np.ndarray:
-        """The best attainable points of each characteristic (missing bin included)."""
-        return np.asarray(
-            [max(b.max(), miss) for b, miss in map(self.attribute_points, range(len(self.coef)))]
-        )
+    def reference_points(self) -> np.ndarray:
+        """Each characteristic's neutral points, those of an attribute with WoE 0 (the
+        portfolio's own odds), against which reason codes count the points lost.
+
+        The best attainable attribute would be the other usual reference, but where it is held
+        by few (the lowest loan-to-income bin) nearly every applicant loses points against it
+        and the same reason is cited for almost everyone. Against the neutral points a
+        characteristic is cited only when the applicant's attribute is riskier than the
+        portfolio (WoE > 0), and the loss is its share of the log-odds above the average.
+        """
+        m = len(self.characteristics)
+        share = (OFFSET - FACTOR * self.intercept) / m
+        return _quantize(np.full(m, share))
 
     def points(self, features: np.ndarray) -> np.ndarray:
         """``(n, characteristics)`` points of each row."""

@@ -43,7 +43,9 @@ DEFAULT_TEST_SIZE = 0.2
 # (the best unconstrained model without the grade reaches ~0.68 in CV here).
 AUC_FLOORS = {"applicant": 0.62, "priced": 0.72}
 STAGING_DIR = Path("training") / "latest"
-_STAGE_FORMAT = 2
+_STAGE_FORMAT = 3
+# Resamples of the held-out set behind the 95% intervals of its AUC and lifts.
+BOOTSTRAP_ROUNDS = 1000
 # The pricing a priced model must beat, scored alone on the same held-out rows.
 BENCHMARKS = ("sub_grade_rank", "interest_rate")
 
@@ -105,7 +107,6 @@ class TrainingResult:
     seed: int
     training_seconds: float
     trained_at: str
-    reasons_method: str = "scorecard"
     feature_names: tuple[str, ...] = field(default=FEATURE_NAMES)
     stage_format: int = _STAGE_FORMAT
 
@@ -125,12 +126,18 @@ def _fold_stats(folds: Sequence[dict[str, float]]) -> dict[str, dict[str, float]
     }
 
 
-def _benchmarks(matrix: np.ndarray, y: np.ndarray, model_auc: float) -> dict[str, Any]:
-    """Held-out AUC of each pricing feature alone, and the model's lift over it."""
+def _benchmarks(
+    matrix: np.ndarray, y: np.ndarray, model_auc: float, intervals: dict[str, Any]
+) -> dict[str, Any]:
+    """Held-out AUC of each pricing feature alone, and the model's lift over it with its
+    paired bootstrap interval."""
     out: dict[str, Any] = {}
     for name in BENCHMARKS:
         auc = metrics.auc(y, matrix[:, FEATURE_NAMES.index(name)])
-        out[name] = {"auc": auc, "lift": model_auc - auc}
+        lift = intervals["lift"][name]
+        out[name] = {
+            "auc": auc, "lift": model_auc - auc, "lift_low": lift["low"], "lift_high": lift["high"]
+        }
     return out
 
 
@@ -206,6 +213,11 @@ def train(
     step("done")
     p_test = model.predict_proba(x_test)[:, 1]
     test = metrics.summary(y_test, p_test)
+    intervals = metrics.bootstrap_auc(
+        y_test, p_test, {name: x_test[:, FEATURE_NAMES.index(name)] for name in BENCHMARKS},
+        rounds=BOOTSTRAP_ROUNDS, seed=seed,
+    )  # fmt: skip
+    test["auc_low"], test["auc_high"] = intervals["auc"]["low"], intervals["auc"]["high"]
     champion = CandidateResult(
         name=f"{kind}-scorecard",
         model_type="scorecard",
@@ -229,7 +241,7 @@ def train(
         candidates=[champion],
         calibration=metrics.calibration_table(y_test, p_test),
         hosmer_lemeshow=metrics.hosmer_lemeshow(y_test, p_test),
-        benchmarks=_benchmarks(x_test, y_test, test["auc"]),
+        benchmarks=_benchmarks(x_test, y_test, test["auc"], intervals),
         x_train=x_train,
         y_train=y_train,
         x_test=x_test,

@@ -22,7 +22,7 @@ from sklearn.pipeline import Pipeline
 from typer.testing import CliRunner
 
 import cli.training_cmds
-import training.export as export_module
+import training.onnx_export as export_module
 from cli.main import app
 from flows.events import LoanApplication, LoanRepayment
 from flows.loan.behaviour import BEHAVIOUR_FEATURE_NAMES, behaviour_features
@@ -44,7 +44,8 @@ from training.behaviour import (
 )
 from training.behaviour_export import export_behaviour
 from training.dataset import LendingClub, loan_id_for
-from training.export import ExportReport, ParityError
+from training.onnx_export import ParityError
+from training.publish import ExportReport
 from training.repayments import bad_rows, calibration_for
 
 runner = CliRunner()

@@ -89,7 +89,7 @@ REQUIRED = [
     ("version",), ("feature_names",), ("onnx",), ("onnx", "input"), ("onnx", "output"),
     ("onnx", "positive_class_index"), ("onnx", "sha256"), ("onnx", "inputs"),
     ("onnx", "outputs"), ("reasons",), ("reasons", "method"), ("reasons", "characteristics"),
-    ("reasons", "columns"), ("reasons", "best_points"), ("reasons", "codes"),
+    ("reasons", "columns"), ("reasons", "reference_points"), ("reasons", "codes"),
     ("reasons", "texts"), ("reasons", "points_output"),
 ]  # fmt: skip
 
@@ -129,7 +129,7 @@ CASES: dict[str, Corruption] = {
         lambda c: c["reasons"].__setitem__("codes", list(range(len(c["reasons"]["codes"]))))
     ),
     "best points are strings": _edit_card(
-        lambda c: c["reasons"].__setitem__("best_points", ["x"] * len(c["reasons"]["columns"]))
+        lambda c: c["reasons"].__setitem__("reference_points", ["x"] * len(c["reasons"]["columns"]))
     ),
     "reason column out of range": _edit_card(
         lambda c: c["reasons"]["columns"].__setitem__(0, 999)

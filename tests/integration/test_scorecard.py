@@ -8,8 +8,9 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from flows.features import FEATURE_NAMES
-from training.binning import MIN_MISSING_ROWS, fit_binning
-from training.export import onnx_pd
+from flows.model import open_session
+from training.binning import MISSING_PRIOR_ROWS, fit_binning, shrunk_missing_woe
+from training.onnx_export import onnx_pd
 from training.scorecard import fit_scorecard
 from training.scorecard_onnx import scorecard_onnx
 
@@ -45,9 +46,47 @@ def test_bins_are_monotone_in_the_documented_direction(
     assert (np.diff(rates) * direction >= -1e-12).all()
     assert list(binning.edges) == sorted(set(binning.edges))
     assert np.isfinite(woe).all() and np.isfinite(binning.missing_woe)
-    if binning.missing_count < MIN_MISSING_ROWS:
-        # no evidence for a missing value: it scores as the riskiest bin, never better
-        assert binning.missing_woe == woe.max()
+    if binning.missing_count == 0:
+        # no evidence for a missing value: it scores at the portfolio's odds
+        assert abs(binning.missing_woe) < 1e-12
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    count=st.integers(0, 5000),
+    bad_share=st.floats(0.0, 1.0),
+    total_bads=st.integers(1, 10_000),
+    total_goods=st.integers(1, 100_000),
+)
+def test_missing_woe_shrinks_toward_the_portfolio(
+    count: int, bad_share: float, total_bads: int, total_goods: int
+) -> None:
+    """The missing bin's WoE lies between 0 and its own raw WoE, so a bin of a few rows can
+    never carry extreme evidence; with many rows it approaches its own."""
+    bads = round(count * bad_share)
+    shrunk = shrunk_missing_woe(count, bads, total_bads, total_goods)
+    assert np.isfinite(shrunk)
+    if count == 0:
+        assert abs(shrunk) < 1e-12
+    if 0 < bads < count:
+        raw = np.log((bads / total_bads) / ((count - bads) / total_goods))
+        assert min(raw, 0.0) - 1e-9 <= shrunk <= max(raw, 0.0) + 1e-9
+    # a single row, bad or good, moves the odds by at most one pseudo-row's worth
+    for one_bad in (0, 1):
+        moved = shrunk_missing_woe(1, one_bad, total_bads, total_goods)
+        assert abs(moved) <= np.log(1 + 1 / (MISSING_PRIOR_ROWS * min(
+            total_bads, total_goods) / (total_bads + total_goods))) + 1e-9
+
+
+def test_a_few_missing_rows_cannot_give_extreme_weight() -> None:
+    # 4 missing rows, all bad, in a portfolio with a 5% bad rate: unshrunk this is the
+    # riskiest attribute by far (infinite WoE); shrunk it stays below twice the odds
+    shrunk = shrunk_missing_woe(4, 4, total_bads=500, total_goods=9500)
+    assert 0.0 < shrunk < np.log(2.0)
+    # with thousands of rows the bin's own evidence wins
+    assert shrunk_missing_woe(4000, 400, 500, 9500) == pytest.approx(
+        np.log((400 / 500) / (3600 / 9500)), abs=0.05
+    )
 
 
 def test_edges_compare_as_the_float32_graph_does() -> None:
@@ -108,9 +147,18 @@ def test_a_loans_pd_does_not_depend_on_its_batch(lending_club: object) -> None:
     x = matrix.features.copy()
     x[::7, FEATURE_NAMES.index("revolving_utilization")] = np.nan
     graph = scorecard_onnx(card, "features", "probabilities", {"": 17}).SerializeToString()
-    whole = onnx_pd(graph, x)
+    session = open_session(graph)
+
+    def score(rows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        pd, points = session.run(None, {"features": rows.astype(np.float32)})
+        return pd[:, 1], points
+
+    whole_pd, whole_points = score(x)
+    # the graph's points are the scorecard's own, exactly (float32 holds them all)
+    assert np.array_equal(whole_points, card.points(x))
     rng = np.random.default_rng(3)
     for size in (1, 2, 3, 5, 7, 8, 9, 15, 16, 17, 31, 100, 999, 4001):
         for start in rng.integers(0, len(x) - size, 6):
-            part = onnx_pd(graph, x[start : start + size])
-            assert np.array_equal(part, whole[start : start + size]), (size, start)
+            pd, points = score(x[start : start + size])
+            assert np.array_equal(pd, whole_pd[start : start + size]), (size, start)
+            assert np.array_equal(points, whole_points[start : start + size]), (size, start)
