@@ -68,7 +68,12 @@ COMMANDS: tuple[Entry, ...] = (
         MODELS,
         "Train the behavioural (live PD) model on derived repayment histories and export it.",
     ),
-    Entry("models", ("cli.training_cmds",), MODELS, "The model registry."),
+    Entry(
+        "models",
+        ("cli.models_cmds",),
+        MODELS,
+        "The model registry: versions and stages; promote, roll back, show a card.",
+    ),
     Entry(
         "score",
         ("cli.score_cmd",),
@@ -135,6 +140,9 @@ EXAMPLES: dict[str, str] = {
     "export": "riskctl export",
     "train-behaviour": "riskctl train-behaviour --months 12",
     "models list": "riskctl models list",
+    "models show": "riskctl models show 20261122T041500Z-applicant-scorecard --format json",
+    "models promote": "riskctl models promote 20261122T041500Z-applicant-scorecard",
+    "models rollback": "riskctl models rollback --kind applicant --reason 'PD too high'",
     "score": "riskctl score --file loan.json --format json",
     "replay": "riskctl replay --max 10000 --out events.jsonl --corrupt 0.01",
     "run": "riskctl run --input events.jsonl",

@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -40,17 +39,6 @@ BEHAVIOUR_DIR = "behaviour"
 
 class ModelError(RiskctlError):
     """No usable model: none trained yet, a missing version, or a card that does not fit."""
-
-
-@dataclass(frozen=True)
-class ModelInfo:
-    version: str
-    path: Path
-    created_at: str
-    model_type: str
-    test_auc: float | None
-    current: bool
-    kind: str = ""
 
 
 def current_file(kind: str | None = None) -> str:
@@ -187,33 +175,6 @@ def open_session(model_path: Path | bytes) -> ort.InferenceSession:
         return ort.InferenceSession(source, options, providers=["CPUExecutionProvider"])
     except Exception as exc:  # ONNX Runtime raises several unrelated types for a bad graph
         raise ModelError(f"ONNX Runtime cannot load {model_path}: {type(exc).__name__}") from exc
-
-
-def list_models(models_dir: Path) -> list[ModelInfo]:
-    """Every version under ``models_dir``, oldest first."""
-    if not models_dir.is_dir():
-        return []
-    infos = []
-    currents = {current_version(models_dir, kind) for kind in (None, "priced")} - {None}
-    for path in sorted(p for p in models_dir.iterdir() if (p / "card.json").is_file()):
-        card = read_card(path)
-        version = _field(card, ("version",), str)
-        metrics = card.get("metrics")
-        test = metrics.get("test", {}) if isinstance(metrics, dict) else {}
-        auc = test.get("auc") if isinstance(test, dict) else None
-        kind = card.get("kind")
-        infos.append(
-            ModelInfo(
-                version=version,
-                path=path,
-                created_at=str(card.get("created_at", "")),
-                model_type=str(card.get("model_type", "")),
-                test_auc=auc if isinstance(auc, float) else None,
-                current=version in currents,
-                kind=str(kind or ""),
-            )
-        )
-    return infos
 
 
 class ScoringModel:

@@ -17,6 +17,7 @@ from typing import Any
 
 from flows.loan_state import BEHAVIOUR_FEATURE_NAMES, BEHAVIOUR_FEATURES
 from flows.model import BEHAVIOUR_DIR
+from flows.model_registry import BEHAVIOUR_KIND
 from training.behaviour import LABEL_DEFINITION, TRAIN_SHARE, BehaviourResult
 from training.export import (
     ONNX_INPUT,
@@ -209,7 +210,16 @@ def export_behaviour(
         result, version=version, created_at=created_at, parity=parity, score_us=score_us
     )
     markdown = behaviour_card_markdown(card)
-    path = publish_model(registry, version, onnx_bytes, card, markdown, make_current=make_current)
+    path = publish_model(
+        registry,
+        version,
+        onnx_bytes,
+        card,
+        markdown,
+        make_current=make_current,
+        kind=BEHAVIOUR_KIND,
+        root=models_dir,
+    )
     return ExportReport(
         version=version, path=path, parity_max_diff=parity, score_us_per_row=score_us, card=card
     )

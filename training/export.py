@@ -36,7 +36,7 @@ from flows.scoring import band_names
 from flows.settings import Bands
 from training import metrics
 from training.reasons import reason_table
-from training.registry import publish_version, set_current, unique_version, version_name
+from training.registry import Change, publish_version, record, unique_version, version_name
 from training.scorecard import BASE_ODDS, BASE_SCORE, PDO, Scorecard
 from training.scorecard_onnx import POINTS_OUTPUT, scorecard_onnx
 from training.train import TrainingResult
@@ -530,10 +530,12 @@ def publish_model(
     markdown: str,
     *,
     make_current: bool = True,
-    kind: str | None = None,
+    kind: str = "applicant",
+    root: Path | None = None,
 ) -> Path:
-    """Write ``model.onnx``, ``card.json`` and ``card.md`` as one new version; maybe make it
-    the current one of ``kind``.
+    """Write ``model.onnx``, ``card.json`` and ``card.md`` as one new version and register it:
+    the champion of ``kind`` (the current one) or, without ``make_current``, a candidate.
+    ``root`` is the registry's root when ``models_dir`` is a kind's own directory below it.
 
     The card gains what loading verifies: the SHA-256 of ``model.onnx`` and the graph's
     inputs and outputs as ONNX Runtime reports them.
@@ -554,8 +556,10 @@ def publish_model(
             "card.md": markdown.encode(),
         },
     )
-    if make_current:
-        set_current(models_dir, version, kind)
+    stage, reason = (
+        ("champion", "exported as current") if make_current else ("candidate", "exported")
+    )
+    record(root or models_dir, kind, [Change(version, stage, "export", reason)])
     return path
 
 
