@@ -143,6 +143,7 @@ EXAMPLES: dict[str, str] = {
     "models show": "riskctl models show 20261122T041500Z-applicant-scorecard --format json",
     "models promote": "riskctl models promote 20261122T041500Z-applicant-scorecard",
     "models rollback": "riskctl models rollback --kind applicant --reason 'PD too high'",
+    "models runs": "riskctl models runs --kind priced --format json",
     "score": "riskctl score --file loan.json --format json",
     "replay": "riskctl replay --max 10000 --out events.jsonl --corrupt 0.01",
     "run": "riskctl run --input events.jsonl",

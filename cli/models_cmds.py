@@ -219,6 +219,54 @@ def rollback_command(
         )
 
 
+def runs_command(
+    home: HomeOption = None,
+    kind: RegistryKindOption = None,
+    output: FormatOption = OutputFormat.table,
+    wide: WideOption = False,
+) -> None:
+    """List the recorded training runs, oldest first: parameters, metrics, data, version."""
+    with user_errors():
+        cfg = settings(home=home)
+        # Imported here: reading the history needs neither scikit-learn nor ONNX.
+        from training.runs import read_runs
+
+        chosen = None if kind is None else _kind(kind, kind)
+        runs = [r for r in read_runs(cfg.models_dir) if chosen in (None, r.get("kind"))]
+        if not runs and output is OutputFormat.table:
+            console.print(f"no training runs recorded in {cfg.models_dir}", soft_wrap=True)
+            return
+        if output is OutputFormat.json:
+            typer.echo(json.dumps(runs, allow_nan=False))
+            return
+        rows = [
+            {
+                "run": r.get("run"),
+                "started_at": r.get("started_at"),
+                "kind": r.get("kind"),
+                "duration_s": r.get("duration_s"),
+                "test_auc": r.get("metrics", {}).get("test_auc"),
+                "test_brier": r.get("metrics", {}).get("test_brier"),
+                "data_sha256": str(r.get("data", {}).get("sha256", ""))[:12],
+                "rows": r.get("data", {}).get("rows"),
+                "params": json.dumps(r.get("params", {}).get("chosen", r.get("params"))),
+                "version": r.get("version"),
+                "stage": r.get("stage"),
+            }
+            for r in runs
+        ]
+        columns = {
+            "started_at": Column("started", wide_only=True),
+            "duration_s": Column("s"),
+            "test_auc": Column("AUC"),
+            "test_brier": Column("Brier"),
+            "data_sha256": Column("data", wide_only=True),
+            "rows": Column("rows", wide_only=True),
+            "params": Column("params", wide_only=True),
+        }
+        emit(console, Result.from_records(rows), output, "Training runs", columns, wide)
+
+
 def register(app: typer.Typer) -> None:
     models = typer.Typer(
         help="The model registry: versions and stages; promote, roll back, show a card.",
@@ -228,4 +276,5 @@ def register(app: typer.Typer) -> None:
     models.command("show")(show_command)
     models.command("promote")(promote_command)
     models.command("rollback")(rollback_command)
+    models.command("runs")(runs_command)
     app.add_typer(models, name="models")

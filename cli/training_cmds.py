@@ -10,11 +10,13 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table
 
 from cli.common import HomeOption, UsageError, console, settings, user_errors
+from flows.model_registry import CHALLENGER, CHAMPION
 from flows.settings import MODEL_KINDS, Settings
 from training import behaviour
 from training.dataset import load_lending_club
 from training.matrix import application_matrix
 from training.repayments import DEFAULT_MONTHS
+from training.runs import behaviour_run, record_run, training_run
 from training.train import DEFAULT_SEED, TrainingResult, load_staged, save_staged, train
 
 SeedOption = Annotated[
@@ -164,7 +166,8 @@ def _points_table(result: TrainingResult) -> Table:
     return table
 
 
-def _export(result: TrainingResult, cfg: Settings) -> None:
+def _export(result: TrainingResult, cfg: Settings) -> tuple[str, str]:
+    """Publish, put forward; the version and the stage it reached."""
     # Imported here: skl2onnx and onnx take a second to import and only export needs them.
     from training.export import export_model
 
@@ -175,20 +178,22 @@ def _export(result: TrainingResult, cfg: Settings) -> None:
         f"{report.score_us_per_row:.2f} µs/row",
         soft_wrap=True,
     )
-    put_forward(cfg, report.version)
+    return report.version, put_forward(cfg, report.version)
 
 
-def put_forward(cfg: Settings, version: str) -> None:
-    """Promote a new version through the gate; a refusal leaves it a challenger and says so."""
+def put_forward(cfg: Settings, version: str) -> str:
+    """Promote a new version through the gate; a refusal leaves it a challenger and says so.
+    Returns the stage it reached."""
     from training.lifecycle import PromotionRefused, promote
 
     try:
         done = promote(cfg.models_dir, version)
     except PromotionRefused as refused:
         console.print(f"not promoted: {refused}", soft_wrap=True, highlight=False)
-        return
+        return CHALLENGER
     verb = "the first" if done.replaced is None else f"passed the gate; {done.replaced} retired"
     console.print(f"{version} is now the {done.kind} champion ({verb})", soft_wrap=True)
+    return CHAMPION
 
 
 def train_command(
@@ -235,10 +240,13 @@ def train_command(
                 soft_wrap=True,
             )
         if no_export:
+            for result in results:
+                record_run(cfg.models_dir, training_run(result, None, "staged"))
             console.print("not exported (--no-export); publish with `riskctl export`")
             return
         for result in results:
-            _export(result, cfg)
+            version, stage = _export(result, cfg)
+            record_run(cfg.models_dir, training_run(result, version, stage))
 
 
 def export_command(home: HomeOption = None, kind: KindOption = None) -> None:
@@ -312,7 +320,8 @@ def train_behaviour_command(
             f"{report.parity_max_diff:.2e} on {len(result.x_test)} test rows",
             soft_wrap=True,
         )
-        put_forward(cfg, report.version)
+        stage = put_forward(cfg, report.version)
+        record_run(cfg.models_dir, behaviour_run(result, report.version, stage))
 
 
 def register(app: typer.Typer) -> None:

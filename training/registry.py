@@ -101,7 +101,7 @@ def set_current(models_dir: Path, version: str, kind: str | None = None) -> None
 
 
 @contextmanager
-def _locked(directory: Path) -> Iterator[None]:
+def locked(directory: Path) -> Iterator[None]:
     """One writer of a directory's log at a time (a read-modify-rename needs it)."""
     directory.mkdir(parents=True, exist_ok=True)
     with (directory / LOCK_FILE).open("a") as handle:
@@ -156,7 +156,7 @@ def record(
     directory = kind_dir(models_dir, kind)
     at = (now or datetime.now(UTC)).isoformat(timespec="seconds").replace("+00:00", "Z")
     who = user()
-    with _locked(directory):
+    with locked(directory):
         logged = read_changes(directory)
         current = stages(logged)
         holder = _champion_now(directory, logged, kind)
