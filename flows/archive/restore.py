@@ -5,7 +5,9 @@ and row count before any row is used. Replay hands the flow each archived payloa
 original origin and arrival time, so the flow derives the same event ids, dead-letter ids,
 ``received_at`` and ``source_time`` it derived the first time: a rebuild into an empty store
 reproduces raw_events, dead_letters, scored_events (but for ``processed_at``) and every view
-fed by them. The PD comes from the model given to the rebuild, normally the current one.
+fed by them. The scores and decisions that were issued are restored as archived (the PD and
+model version an audit must see), unless a re-score is asked for; only events with no
+archived score are scored, by the model given to the rebuild, normally the current one.
 
 Dead letters the validator produced are re-validated from their exact bytes
 (``payload_base64``); those the source itself produced (a Kafka read error, say) carry no
@@ -28,6 +30,7 @@ from bytewax.inputs import FixedPartitionedSource, StatefulSourcePartition
 from flows.archive.layout import (
     DATASETS,
     DATASETS_BY_NAME,
+    ISSUED,
     MANIFEST,
     RAW_EVENTS,
     ArchiveError,
@@ -38,8 +41,10 @@ from flows.jobs import RunOptions, run_source
 from flows.model import ScoringModel
 from flows.scoring import RawBatch
 from flows.settings import Settings
+from flows.store import Store, journal, open_store
+from flows.store.migrations import migrate
 from flows.validation import REDERIVABLE, DeadLetter
-from flows.writer import RunStats
+from flows.writer import RunStats, without_keys
 
 SOURCE_NAME = "archive"
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
@@ -99,15 +104,19 @@ def read_file(client: S3Client, location: Location, item: ArchivedFile) -> pa.Ta
             f"s3://{location.bucket}/{item.key} has {table.num_rows} rows; "
             f"its manifest says {item.rows}"
         )
-    return table.cast(DATASETS_BY_NAME[item.dataset].schema)
+    schema = DATASETS_BY_NAME[item.dataset].schema
+    return table if schema is None else table.cast(schema)
 
 
 def read_dataset(client: S3Client, location: Location, dataset: str) -> pa.Table:
     """Every archived row of one dataset."""
     tables = [read_file(client, location, f) for f in list_archive(client, location, (dataset,))]
-    if not tables:
-        return DATASETS_BY_NAME[dataset].schema.empty_table()
-    return pa.concat_tables(tables)
+    if tables:
+        return pa.concat_tables(tables)
+    schema = DATASETS_BY_NAME[dataset].schema
+    if schema is None:
+        raise ArchiveError(f"nothing of {dataset} is archived under {location.uri()}")
+    return schema.empty_table()
 
 
 @dataclass(frozen=True, slots=True)
@@ -214,17 +223,60 @@ class ArchiveSource(FixedPartitionedSource[RawBatch, int]):
         return _ArchivePartition(replay_batches(tables(), self._batch_size), resume_state or 0)
 
 
+def restore_issued(store: Store, client: S3Client, location: Location) -> dict[str, int]:
+    """Insert the archived issued scores and decisions the store does not hold yet, each
+    object as one journaled write (complete or absent after a crash); rows per table."""
+    restored: dict[str, int] = {}
+    for dataset in ISSUED:
+        for item in list_archive(client, location, (dataset.name,)):
+            table = read_file(client, location, item)
+            key = dataset.key_column
+            present = store.existing_keys(dataset.name, key, table.column(key).combine_chunks())
+            entry = journal.Entry.new({dataset.name: without_keys(table, key, present)})
+            if entry.tables:
+                journal.record(store, entry)
+                journal.apply(store, entry)
+            added = entry.tables[dataset.name].num_rows if entry.tables else 0
+            restored[dataset.name] = restored.get(dataset.name, 0) + added
+    return restored
+
+
+@dataclass(frozen=True)
+class Rebuilt:
+    stats: RunStats
+    # issued rows restored as archived, per table (empty with rescore)
+    restored: dict[str, int]
+
+
 def rebuild(
     settings: Settings,
     model: ScoringModel,
     location: Location,
     client_factory: Callable[[], S3Client],
     on_write: Callable[[RunStats], None] = lambda _stats: None,
-) -> RunStats:
-    """Replay the whole archive under ``location`` through the flow into the settings' store."""
+    *,
+    rescore: bool = False,
+) -> Rebuilt:
+    """Rebuild the settings' store from the archive under ``location``.
+
+    The issued scores and decisions are restored first, as they were issued (model version,
+    PD, processed_at); then the events and dead letters are replayed through the flow, whose
+    score rows for events already restored are skipped by the writer's key check, so only
+    events with no archived score are scored, by ``model``. With ``rescore`` nothing is
+    restored and ``model`` scores every event.
+    """
     files = list_archive(client_factory(), location)
     if not files:
         raise ArchiveError(f"no archived events under {location.uri()}")
+    restored: dict[str, int] = {}
+    if not rescore:
+        store = open_store(settings.store)
+        try:
+            migrate(store)
+            restored = restore_issued(store, client_factory(), location)
+        finally:
+            store.close()
     source = ArchiveSource(files, location, client_factory, settings.batch_size)
     options = RunOptions(on_write=on_write)
-    return run_source(source, settings, model, options, flow_id="riskctl-rebuild")
+    stats = run_source(source, settings, model, options, flow_id="riskctl-rebuild")
+    return Rebuilt(stats, restored)
