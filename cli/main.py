@@ -69,6 +69,12 @@ COMMANDS: tuple[Entry, ...] = (
         "Train the behavioural (live PD) model on derived repayment histories and export it.",
     ),
     Entry(
+        "retrain",
+        ("cli.retrain_cmd",),
+        MODELS,
+        "Retrain on the newest data, evaluate against the champion, register a challenger.",
+    ),
+    Entry(
         "models",
         ("cli.models_cmds",),
         MODELS,
@@ -139,6 +145,7 @@ EXAMPLES: dict[str, str] = {
     "train": "riskctl train --seed 7",
     "export": "riskctl export",
     "train-behaviour": "riskctl train-behaviour --months 12",
+    "retrain": "riskctl retrain --kind applicant --auto-promote",
     "models list": "riskctl models list",
     "models show": "riskctl models show 20261122T041500Z-applicant-scorecard --format json",
     "models promote": "riskctl models promote 20261122T041500Z-applicant-scorecard",

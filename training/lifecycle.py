@@ -106,3 +106,25 @@ def promote(
         now=now,
     )
     raise PromotionRefused(version, verdict)
+
+
+def register_challenger(
+    models_dir: Path,
+    version: str,
+    *,
+    margins: Margins = DEFAULT_MARGINS,
+    data: LendingClub | None = None,
+    now: datetime | None = None,
+) -> Verdict | None:
+    """Log a new version as a challenger with the gate's verdict against the champion, without
+    promoting it (``None``: its kind has no champion to compare with yet)."""
+    entry = find_entry(models_dir, version)
+    holder = champion_entry(models_dir, entry.kind)
+    verdict = None if holder is None else evaluate(entry, holder, margins, data)
+    if verdict is None:
+        reason = f"no {entry.kind} champion to compare with"
+    else:
+        reason = "; ".join(verdict.failures) or "passes the gate; promote it to use it"
+    gate = None if verdict is None else verdict.as_record()
+    record(models_dir, entry.kind, [Change(version, CHALLENGER, "retrain", reason, gate)], now=now)
+    return verdict
