@@ -20,7 +20,7 @@ from flows.connectors.store_sink import StoreSink
 from flows.dataflow import Inputs, build_flow, source_input
 from flows.errors import RiskctlError
 from flows.live_scoring import LiveScorer
-from flows.model import ScoringModel
+from flows.model import ChampionWatch, ScoringModel
 from flows.runner import Cluster, Recovery, run
 from flows.scoring import BatchScorer, RawBatch
 from flows.settings import Settings
@@ -48,6 +48,8 @@ class RunOptions:
     live_model: ScoringModel | None = None
     # Called with a store failure that ends the run, before it is raised into Bytewax.
     on_store_failure: Callable[[RiskctlError], None] = lambda _error: None
+    # Hot reload: score each batch with the champion this watch names at the batch's start.
+    watch: ChampionWatch | None = None
 
 
 def ensure_schema(store_url: str) -> int:
@@ -103,7 +105,9 @@ def _run(
             flow_id=flow_id,
             on_failure=options.on_store_failure,
         ),
-        BatchScorer(model, settings, track_loans=options.live_model is not None),
+        BatchScorer(
+            model, settings, track_loans=options.live_model is not None, watch=options.watch
+        ),
         live=None if options.live_model is None else LiveScorer(options.live_model, settings),
         dead_letter_sink=KafkaSink(kafka.brokers.split(","), kafka.dead_letter_topic)
         if kafka_out

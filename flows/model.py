@@ -18,6 +18,10 @@ from __future__ import annotations
 
 import hashlib
 import json
+import logging
+import threading
+import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -30,6 +34,7 @@ from flows.features import FEATURE_NAMES
 from flows.loan_state import BEHAVIOUR_FEATURE_NAMES
 from flows.settings import DEFAULT_MODEL_KIND
 
+_log = logging.getLogger(__name__)
 CURRENT_FILE = "CURRENT"
 # A characteristic costs a reason code only when it loses more than this many points.
 _REASON_EPS = 1e-9
@@ -326,3 +331,59 @@ def load_live_model(models_dir: Path) -> ScoringModel | None:
     if current_version(behaviour) is None:
         return None
     return load_model(behaviour, feature_names=BEHAVIOUR_FEATURE_NAMES)
+
+
+class ChampionWatch:
+    """Hot reload: the model a kind's ``CURRENT`` pointer names, re-read between micro-batches.
+
+    :meth:`current` is called once at the start of each batch and the whole batch is scored by
+    the model it returns, so every row carries the version that scored it and the switch falls
+    between two batches: no event is lost or scored twice. The pointer (a few bytes) is read at
+    most every ``interval_s``. A version that fails verification is not used: the model in use
+    goes on scoring and :attr:`refused` says why, until the pointer moves again.
+    """
+
+    def __init__(
+        self,
+        models_dir: Path,
+        model: ScoringModel,
+        *,
+        kind: str | None = None,
+        feature_names: tuple[str, ...] = FEATURE_NAMES,
+        interval_s: float = 1.0,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self._dir = models_dir
+        self._kind = kind
+        self._features = feature_names
+        self._interval = interval_s
+        self._clock = clock
+        self._model = model
+        self._checked = clock()
+        self._seen: str | None = model.version
+        self._lock = threading.Lock()
+        self.refused: str | None = None
+
+    def current(self) -> ScoringModel:
+        with self._lock:  # workers in one process share the watch
+            now = self._clock()
+            if now - self._checked < self._interval:
+                return self._model
+            self._checked = now
+            try:
+                pointed = current_version(self._dir, self._kind)
+            except ModelError as exc:
+                self.refused = str(exc)
+                return self._model
+            if pointed is None or pointed == self._seen:
+                return self._model
+            self._seen = pointed
+            try:
+                self._model = load_model(self._dir, pointed, self._features, self._kind)
+            except ModelError as exc:
+                self.refused = str(exc)
+                _log.warning("keeping model %s: %s", self._model.version, exc)
+            else:
+                self.refused = None
+                _log.info("now scoring with model %s", pointed)
+            return self._model

@@ -15,7 +15,7 @@ import pyarrow as pa
 from flows.events import LoanApplication, LoanRepayment
 from flows.features import FEATURE_NAMES, application_features
 from flows.loan_book import LoanEvent, Opened, Repaid
-from flows.model import ModelError, ScoringModel
+from flows.model import ChampionWatch, ModelError, ScoringModel
 from flows.settings import Bands, Settings
 from flows.validation import DeadLetter, decode_event
 
@@ -131,9 +131,16 @@ class BatchScorer:
     """
 
     def __init__(
-        self, model: ScoringModel, settings: Settings, *, track_loans: bool = False
+        self,
+        model: ScoringModel,
+        settings: Settings,
+        *,
+        track_loans: bool = False,
+        watch: ChampionWatch | None = None,
     ) -> None:
         self.model = model
+        # Hot reload: the champion is looked up once per batch, and the batch scored by it.
+        self._watch = watch
         # With a live model every event feeds the per-loan state; without one a repayment
         # cannot be scored, so it stops the flow (its offset uncommitted) rather than vanish.
         self._track_loans = track_loans
@@ -171,11 +178,14 @@ class BatchScorer:
         else:
             raw_apps = raw
         matrix = feature_matrix(apps)  # type: ignore[arg-type]
-        pd, codes, texts = self.model.explain(matrix, self._reasons)
-        scored = self._scored_table(apps, raw_apps, matrix, pd, codes, texts)  # type: ignore[arg-type]
+        model = self.model if self._watch is None else self._watch.current()
+        pd, codes, texts = model.explain(matrix, self._reasons)
+        scored = self._scored_table(apps, raw_apps, matrix, pd, codes, texts, model)  # type: ignore[arg-type]
         loan_events: list[LoanEvent] = []
         if self._track_loans:
-            loan_events = self._loan_events(valid, origins, pd, batch.received_at, stamps)
+            loan_events = self._loan_events(
+                valid, origins, pd, batch.received_at, stamps, model.version
+            )
         elif len(apps) < len(valid):
             raise ModelError(
                 "repayment events need a behavioural model; run `riskctl train-behaviour`"
@@ -197,6 +207,7 @@ class BatchScorer:
         pd: np.ndarray,
         codes: pa.ListArray,
         texts: pa.ListArray,
+        model: ScoringModel,
     ) -> pa.Table:
         n = len(apps)
         exposure = np.fromiter((a.funded_amnt for a in apps), dtype=np.float64, count=n)
@@ -211,8 +222,8 @@ class BatchScorer:
             "received_at": raw.column("received_at"),
             "source_time": raw.column("source_time"),
             "processed_at": _constant_time(datetime.now(UTC), n),
-            "model_version": _constant(self.model.version, n),
-            "model_kind": _constant(self.model.kind, n),
+            "model_version": _constant(model.version, n),
+            "model_kind": _constant(model.kind, n),
             "pd": pa.array(pd, pa.float64()),
             "band": pa.array(band_names(pd, self._bands), pa.string()),
             "exposure": pa.array(exposure, pa.float64()),
@@ -244,9 +255,9 @@ class BatchScorer:
         pd: np.ndarray,
         received_at: datetime,
         stamps: np.ndarray | None,
+        version: str,
     ) -> list[LoanEvent]:
         events: list[LoanEvent] = []
-        version = self.model.version
         scores = iter(pd.tolist())
         received_us = int(received_at.timestamp() * 1_000_000)
         source_ms = [received_us // 1000] * len(valid) if stamps is None else stamps.tolist()
