@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from flows.errors import UsageError
 from flows.model import BEHAVIOUR_DIR, ModelError, current_version, read_card
 
 REGISTRY_FILE = "registry.jsonl"
@@ -29,6 +30,10 @@ CANDIDATE, CHALLENGER, CHAMPION, RETIRED = STAGES = (
 ORIGINATION_KINDS = ("applicant", "priced")
 BEHAVIOUR_KIND = "behaviour"
 KINDS = (*ORIGINATION_KINDS, BEHAVIOUR_KIND)
+
+
+class UnknownVersion(UsageError, ModelError):
+    """A version the registry does not hold (the user's input: exit 2)."""
 
 
 @dataclass(frozen=True)
@@ -213,7 +218,7 @@ def find_entry(models_dir: Path, version: str) -> ModelEntry:
     for entry in entries(models_dir):
         if entry.version == version:
             return entry
-    raise ModelError(f"model version {version!r} not found in {models_dir}")
+    raise UnknownVersion(f"model version {version!r} not found in {models_dir}")
 
 
 def history(models_dir: Path, version: str) -> list[StageChange]:

@@ -254,3 +254,24 @@ def test_the_log_only_grows_and_the_pointer_follows_the_champion(
             [held] if held else []
         )
     shutil.rmtree(models_dir)
+
+
+def test_mistakes_are_one_error_line(registry: tuple[Path, ExportReport, ExportReport]) -> None:
+    models_dir, strong, _weak = registry
+    home = str(models_dir.parent)
+    cases = [
+        (["models", "show", "no-such-version", "--home", home], 2, "not found"),
+        (["models", "promote", "no-such-version", "--home", home], 2, "not found"),
+        (["models", "promote", strong.version, "--home", home], 2, "already the applicant"),
+        (["models", "rollback", "--kind", "graded", "--home", home], 2, "--kind must be"),
+        (["models", "show", strong.version, "--format", "csv", "--home", home], 2, "not CSV"),
+    ]
+    for args, code, text in cases:
+        exit_code, _, err = _cli(*args)
+        assert exit_code == code and err.startswith("error: ") and text in err, (args, err)
+        assert err.count("\n") == 1, args
+    with (models_dir / REGISTRY_FILE).open("a") as log:
+        log.write("{not json\n")
+    exit_code, _, err = _cli("models", "list", "--home", home)
+    assert exit_code == 1 and err.startswith("error: ") and "is not JSON" in err
+    assert err.count("\n") == 1
