@@ -28,6 +28,8 @@ from flows.model_registry import (
     read_changes,
 )
 from flows.settings import Bands
+from training.behaviour import BehaviourResult
+from training.behaviour_export import export_behaviour
 from training.dataset import LendingClub
 from training.export import ExportReport, export_model
 from training.gate import MIN_BADS, GateError, Margins, judge, rebuild_split
@@ -275,3 +277,29 @@ def test_mistakes_are_one_error_line(registry: tuple[Path, ExportReport, ExportR
     exit_code, _, err = _cli("models", "list", "--home", home)
     assert exit_code == 1 and err.startswith("error: ") and "is not JSON" in err
     assert err.count("\n") == 1
+
+
+def test_behavioural_models_are_compared_only_on_the_same_observations(
+    behaviour_result: BehaviourResult, behaviour_model_home: Path, tmp_path: Path
+) -> None:
+    models_dir = tmp_path / "models"
+    shutil.copytree(behaviour_model_home / "models", models_dir)
+    again = export_behaviour(behaviour_result, models_dir, make_current=False)
+    done = promote(models_dir, again.version)  # the same run again: no worse on the same rows
+    assert done.verdict is not None and done.verdict.passed and done.kind == "behaviour"
+    assert done.verdict.rows == behaviour_result.data["test_rows"]
+    assert current_version(models_dir / "behaviour") == again.version
+
+    other = export_behaviour(behaviour_result, models_dir, make_current=False)
+    card_path = models_dir / "behaviour" / other.version / "card.json"
+    card = json.loads(card_path.read_text())
+    card["data"]["seed"] += 1  # as if its histories were derived with another seed
+    card_path.write_text(json.dumps(card))
+    with pytest.raises(GateError, match="not tested on the same observations"):
+        promote(models_dir, other.version)
+    assert current_version(models_dir / "behaviour") == again.version
+    forced = promote(models_dir, other.version, force=True, reason="new histories")
+    assert forced.forced and forced.verdict is None
+    last = read_changes(models_dir / "behaviour")[-1]
+    assert (last.action, last.reason, last.gate["passed"]) == ("force", "new histories", False)
+    assert "not tested on the same observations" in last.gate["error"]
