@@ -185,6 +185,8 @@ def test_a_pointer_from_before_the_log_is_the_champion_and_is_retired_by_a_promo
     models_dir, strong, weak = registry
     (models_dir / REGISTRY_FILE).unlink()  # as exported by a version without the log
     assert _stages(models_dir.parent) == {strong.version: CHAMPION, weak.version: CANDIDATE}
+    record(models_dir, "applicant", [Change(weak.version, CANDIDATE, "export", "exported")])
+    assert _stages(models_dir.parent) == {strong.version: CHAMPION, weak.version: CANDIDATE}
     promote(models_dir, weak.version, force=True, reason="test", data=lending_club)
     assert _stages(models_dir.parent) == {strong.version: RETIRED, weak.version: CHAMPION}
 

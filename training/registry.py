@@ -129,11 +129,13 @@ def user() -> str:
 
 
 def _champion_now(directory: Path, changes: list[StageChange], kind: str) -> str | None:
-    # A pointer written before the log existed still names the champion.
     logged = champion(changes, kind)
-    if logged is not None or any(c.kind == kind for c in changes):
+    if logged is not None:
         return logged
-    return current_version(directory, pointer_kind(kind))
+    # A pointer written before the log existed names the champion while its version has no
+    # line in the log (as flows.model_registry.entries reads it).
+    pointed = current_version(directory, pointer_kind(kind))
+    return pointed if pointed is not None and pointed not in stages(changes) else None
 
 
 @dataclass(frozen=True)
