@@ -98,23 +98,29 @@ def archive_command(
     )
 
 
-def replay_archive(uri: str) -> None:
-    """``riskctl replay --from-s3 s3://bucket/prefix``: the archive through the flow into the
-    store (RISKCTL_STORE / RISKCTL_HOME), scored by the current model."""
+def replay_archive(uri: str, rescore: bool = False) -> None:
+    """``riskctl replay --from-s3 s3://bucket/prefix [--rescore]``: rebuild the store
+    (RISKCTL_STORE / RISKCTL_HOME) from the archive: the issued scores restored as they were,
+    the events replayed through the flow; with ``rescore``, every event scored by the current
+    model instead."""
     with user_errors():
         cfg = settings()
         location = parse_location(uri, cfg.s3.prefix)
         model = load_model(cfg.models_dir, kind=cfg.model_kind)
         files = list_archive(make_client(cfg.s3), location)
+        how = "re-scoring every event" if rescore else "restoring the issued scores"
         console.print(
             f"replaying {len(files):,} archived object(s) from {location.uri()} into "
-            f"{cfg.store.redacted()} with model {model.version}",
+            f"{cfg.store.redacted()}, {how}; model {model.version} scores "
+            "any event without an archived score",
             highlight=False,
         )
-        stats = run_archive(cfg, model, location, lambda: make_client(cfg.s3))
+        done = run_archive(cfg, model, location, lambda: make_client(cfg.s3), rescore=rescore)
+    stats = done.stats
+    restored = ", ".join(f"{n:,} {table}" for table, n in done.restored.items()) or "none"
     console.print(
-        f"replayed {stats.sent:,} events: {stats.scored:,} scored, {stats.dead_lettered:,} "
-        f"dead-lettered, {stats.duplicates:,} already stored",
+        f"restored as issued: {restored}; replayed {stats.sent:,} events: {stats.scored:,} "
+        f"scored now, {stats.dead_lettered:,} dead-lettered, {stats.duplicates:,} already stored",
         highlight=False,
     )
 

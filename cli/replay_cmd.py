@@ -87,12 +87,20 @@ def replay(
             "store (RISKCTL_STORE; S3 from RISKCTL_S3_*).",
         ),
     ] = None,
+    rescore: Annotated[
+        bool,
+        typer.Option(
+            "--rescore",
+            help="With --from-s3: score every event with the current model instead of "
+            "restoring the scores that were issued.",
+        ),
+    ] = False,
 ) -> None:
     """Turn real LendingClub loans into loan-application events (JSON lines), reproducibly."""
     if from_s3 is not None:
         from cli.archive_cmd import replay_archive  # the S3 side lives with `riskctl archive`
 
-        replay_archive(from_s3)
+        replay_archive(from_s3, rescore)
         return
     with user_errors():
         if max_events < 1:

@@ -8,6 +8,7 @@ import socket
 import subprocess
 import sys
 from collections.abc import Callable
+from dataclasses import replace
 from datetime import timedelta
 from enum import StrEnum
 from pathlib import Path
@@ -31,7 +32,7 @@ from cli.common import (
 from flows.errors import RiskctlError
 from flows.jobs import RunOptions, run_files, run_kafka
 from flows.kafka_admin import list_topics
-from flows.model import load_live_model, load_model
+from flows.model import ChampionWatch, load_live_model, load_model
 from flows.runner import Cluster, Recovery
 from flows.settings import Settings
 from flows.writer import RunStats
@@ -243,6 +244,10 @@ def run(
             on_store_failure=abort_run,
         )
         model = load_model(cfg.models_dir, kind=cfg.model_kind)
+        # A model promoted while the flow runs scores from the next micro-batch on.
+        options = replace(
+            options, watch=ChampionWatch(cfg.models_dir, model, kind=cfg.model_kind)
+        )
         try:
             if source is Source.kafka:
                 stats = run_kafka(cfg, model, options, until_end=until_end)

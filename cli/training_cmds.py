@@ -1,4 +1,4 @@
-"""``riskctl train``, ``riskctl export``, ``riskctl train-behaviour``, ``riskctl models list``."""
+"""``riskctl train``, ``riskctl export``, ``riskctl train-behaviour``."""
 
 from __future__ import annotations
 
@@ -10,14 +10,13 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table
 
 from cli.common import HomeOption, UsageError, console, settings, user_errors
-from cli.sql_results import Result
-from cli.tables import Column, FormatOption, Kind, OutputFormat, WideOption, emit
-from flows.model import list_models
+from flows.model_registry import CHALLENGER, CHAMPION
 from flows.settings import MODEL_KINDS, Settings
 from training import behaviour
 from training.dataset import load_lending_club
 from training.matrix import application_matrix
 from training.repayments import DEFAULT_MONTHS
+from training.runs import behaviour_run, record_run, training_run
 from training.train import DEFAULT_SEED, TrainingResult, load_staged, save_staged, train
 
 SeedOption = Annotated[
@@ -169,17 +168,34 @@ def _points_table(result: TrainingResult) -> Table:
     return table
 
 
-def _export(result: TrainingResult, cfg: Settings) -> None:
+def _export(result: TrainingResult, cfg: Settings) -> tuple[str, str]:
+    """Publish, put forward; the version and the stage it reached."""
     # Imported here: skl2onnx and onnx take a second to import and only export needs them.
     from training.export import export_model
 
-    report = export_model(result, cfg.models_dir, cfg.bands)
+    report = export_model(result, cfg.models_dir, cfg.bands, make_current=False)
     console.print(
-        f"exported [bold]{report.version}[/] to {report.path} (now the current {result.kind} "
-        f"model); ONNX parity max |diff| {report.parity_max_diff:.2e} on "
-        f"{len(result.x_test)} held-out rows; batch scoring {report.score_us_per_row:.2f} µs/row",
+        f"exported [bold]{report.version}[/] to {report.path}; ONNX parity max |diff| "
+        f"{report.parity_max_diff:.2e} on {len(result.x_test)} held-out rows; batch scoring "
+        f"{report.score_us_per_row:.2f} µs/row",
         soft_wrap=True,
     )
+    return report.version, put_forward(cfg, report.version)
+
+
+def put_forward(cfg: Settings, version: str) -> str:
+    """Promote a new version through the gate; a refusal leaves it a challenger and says so.
+    Returns the stage it reached."""
+    from training.lifecycle import PromotionRefused, promote
+
+    try:
+        done = promote(cfg.models_dir, version)
+    except PromotionRefused as refused:
+        console.print(f"not promoted: {refused}", soft_wrap=True, highlight=False)
+        return CHALLENGER
+    verb = "the first" if done.replaced is None else f"passed the gate; {done.replaced} retired"
+    console.print(f"{version} is now the {done.kind} champion ({verb})", soft_wrap=True)
+    return CHAMPION
 
 
 def train_command(
@@ -226,10 +242,13 @@ def train_command(
                 soft_wrap=True,
             )
         if no_export:
+            for result in results:
+                record_run(cfg.models_dir, training_run(result, None, "staged"))
             console.print("not exported (--no-export); publish with `riskctl export`")
             return
         for result in results:
-            _export(result, cfg)
+            version, stage = _export(result, cfg)
+            record_run(cfg.models_dir, training_run(result, version, stage))
 
 
 def export_command(home: HomeOption = None, kind: KindOption = None) -> None:
@@ -293,55 +312,21 @@ def train_behaviour_command(
         # Imported here: skl2onnx and onnx take a second to import and only export needs them.
         from training.behaviour_export import export_behaviour
 
-        report = export_behaviour(result, cfg.models_dir)
+        report = export_behaviour(result, cfg.models_dir, make_current=False)
         for table in _behaviour_tables(result):
             console.print(table)
         console.print(
-            f"exported [bold]{report.version}[/] to {report.path} (now current); trained in "
+            f"exported [bold]{report.version}[/] to {report.path}; trained in "
             f"{result.training_seconds:.1f} s on PDs of origination model "
             f"{result.origination_version}; ONNX parity max |diff| "
             f"{report.parity_max_diff:.2e} on {len(result.x_test)} test rows",
             soft_wrap=True,
         )
-
-
-def list_command(
-    home: HomeOption = None, output: FormatOption = OutputFormat.table, wide: WideOption = False
-) -> None:
-    """List the model versions in the registry, oldest first."""
-    with user_errors():
-        cfg = settings(home=home)
-        infos = list_models(cfg.models_dir)
-        if not infos and output is OutputFormat.table:
-            console.print(f"no models in {cfg.models_dir}; run `riskctl train`", soft_wrap=True)
-            return
-        result = Result.from_records(
-            [
-                {
-                    "version": info.version,
-                    "created_at": info.created_at,
-                    "kind": info.kind or info.model_type,
-                    "model_type": info.model_type,
-                    "test_auc": info.test_auc,
-                    "current": info.current,
-                }
-                for info in infos
-            ]
-        )
-        columns = {
-            "created_at": Column("created"),
-            "kind": Column("kind"),
-            "model_type": Column("type", wide_only=True),
-            "test_auc": Column("test AUC"),
-            "current": Column("current", Kind.mark),
-        }
-        emit(console, result, output, f"Models in {cfg.models_dir}", columns, wide)
+        stage = put_forward(cfg, report.version)
+        record_run(cfg.models_dir, behaviour_run(result, report.version, stage))
 
 
 def register(app: typer.Typer) -> None:
     app.command("train")(train_command)
     app.command("export")(export_command)
     app.command("train-behaviour")(train_behaviour_command)
-    models = typer.Typer(help="The model registry.", no_args_is_help=True)
-    models.command("list")(list_command)
-    app.add_typer(models, name="models")

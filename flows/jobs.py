@@ -12,6 +12,7 @@ from typing import Any
 from bytewax.connectors.kafka import KafkaSink
 from bytewax.inputs import FixedPartitionedSource
 
+from flows.archive.issued import restore_issued
 from flows.archive.layout import ArchiveError, Location
 from flows.archive.read import list_archive
 from flows.archive.s3 import S3Client
@@ -25,7 +26,7 @@ from flows.dataflow import Inputs, build_flow, source_input
 from flows.errors import RiskctlError
 from flows.lag import ConsumerLag, LagProbe
 from flows.live_scoring import LiveScorer
-from flows.model import ScoringModel
+from flows.model import ChampionWatch, ScoringModel
 from flows.ops import OpsRecorder
 from flows.runner import Cluster, Recovery, run
 from flows.scoring import BatchScorer
@@ -52,6 +53,8 @@ class RunOptions:
     live_model: ScoringModel | None = None
     # Called with a store failure that ends the run, before it is raised into Bytewax.
     on_store_failure: Callable[[RiskctlError], None] = lambda _error: None
+    # Hot reload: score each batch with the champion this watch names at the batch's start.
+    watch: ChampionWatch | None = None
 
 
 def ensure_schema(open_: Opener) -> int:
@@ -109,7 +112,9 @@ def _run(
             on_write=options.on_write,
             on_failure=options.on_store_failure,
         ),
-        BatchScorer(model, settings, track_loans=options.live_model is not None),
+        BatchScorer(
+            model, settings, track_loans=options.live_model is not None, watch=options.watch
+        ),
         live=None if options.live_model is None else LiveScorer(options.live_model, settings),
         dead_letter_sink=KafkaSink(kafka.brokers.split(","), kafka.dead_letter_topic)
         if kafka_out
@@ -197,18 +202,42 @@ def run_kafka(
     return _run(inputs, settings, model, options, kafka_out=True)
 
 
+@dataclass(frozen=True)
+class Rebuilt:
+    stats: RunStats
+    # issued rows restored as archived, per table (empty with rescore)
+    restored: dict[str, int]
+
+
 def run_archive(
     settings: Settings,
     model: ScoringModel,
     location: Location,
     client_factory: Callable[[], S3Client],
     on_write: Callable[[RunStats], None] = lambda _stats: None,
-) -> RunStats:
-    """Replay the whole archive under ``location`` through the flow into the settings' store,
-    e.g. to rebuild a lost store. The PD comes from ``model``, normally the current one."""
+    *,
+    rescore: bool = False,
+) -> Rebuilt:
+    """Rebuild the settings' store from the archive under ``location``, e.g. a lost store.
+
+    The issued scores and decisions are restored first, as they were issued (model version,
+    PD, processed_at); then the events and dead letters are replayed through the flow, whose
+    score rows for events already restored are skipped by the writer's key check, so only
+    events with no archived score are scored, by ``model``. With ``rescore`` nothing is
+    restored and ``model`` scores every event.
+    """
     files = list_archive(client_factory(), location)
     if not files:
         raise ArchiveError(f"no archived events under {location.uri()}")
-    source = ArchiveSource(files, location, client_factory, settings.batch_size)
     options = RunOptions(on_write=on_write)
-    return run_source(source, settings, model, options, flow_id="riskctl-rebuild")
+    restored: dict[str, int] = {}
+    if not rescore:
+        store = options.store_factory(settings.store)
+        try:
+            migrate(store)
+            restored = restore_issued(store, client_factory(), location)
+        finally:
+            store.close()
+    source = ArchiveSource(files, location, client_factory, settings.batch_size)
+    stats = run_source(source, settings, model, options, flow_id="riskctl-rebuild")
+    return Rebuilt(stats, restored)

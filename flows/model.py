@@ -18,7 +18,10 @@ from __future__ import annotations
 
 import hashlib
 import json
-from dataclasses import dataclass
+import logging
+import threading
+import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -31,6 +34,7 @@ from flows.features import FEATURE_NAMES
 from flows.loan.behaviour import BEHAVIOUR_FEATURE_NAMES
 from flows.settings import DEFAULT_MODEL_KIND
 
+_log = logging.getLogger(__name__)
 CURRENT_FILE = "CURRENT"
 # A characteristic costs a reason code only when it loses more than this many points.
 _REASON_EPS = 1e-9
@@ -40,17 +44,6 @@ BEHAVIOUR_DIR = "behaviour"
 
 class ModelError(RiskctlError):
     """No usable model: none trained yet, a missing version, or a card that does not fit."""
-
-
-@dataclass(frozen=True)
-class ModelInfo:
-    version: str
-    path: Path
-    created_at: str
-    model_type: str
-    test_auc: float | None
-    current: bool
-    kind: str = ""
 
 
 def current_file(kind: str | None = None) -> str:
@@ -187,33 +180,6 @@ def open_session(model_path: Path | bytes) -> ort.InferenceSession:
         return ort.InferenceSession(source, options, providers=["CPUExecutionProvider"])
     except Exception as exc:  # ONNX Runtime raises several unrelated types for a bad graph
         raise ModelError(f"ONNX Runtime cannot load {model_path}: {type(exc).__name__}") from exc
-
-
-def list_models(models_dir: Path) -> list[ModelInfo]:
-    """Every version under ``models_dir``, oldest first."""
-    if not models_dir.is_dir():
-        return []
-    infos = []
-    currents = {current_version(models_dir, kind) for kind in (None, "priced")} - {None}
-    for path in sorted(p for p in models_dir.iterdir() if (p / "card.json").is_file()):
-        card = read_card(path)
-        version = _field(card, ("version",), str)
-        metrics = card.get("metrics")
-        test = metrics.get("test", {}) if isinstance(metrics, dict) else {}
-        auc = test.get("auc") if isinstance(test, dict) else None
-        kind = card.get("kind")
-        infos.append(
-            ModelInfo(
-                version=version,
-                path=path,
-                created_at=str(card.get("created_at", "")),
-                model_type=str(card.get("model_type", "")),
-                test_auc=auc if isinstance(auc, float) else None,
-                current=version in currents,
-                kind=str(kind or ""),
-            )
-        )
-    return infos
 
 
 class ScoringModel:
@@ -366,3 +332,59 @@ def load_live_model(models_dir: Path) -> ScoringModel | None:
     if current_version(behaviour) is None:
         return None
     return load_model(behaviour, feature_names=BEHAVIOUR_FEATURE_NAMES)
+
+
+class ChampionWatch:
+    """Hot reload: the model a kind's ``CURRENT`` pointer names, re-read between micro-batches.
+
+    :meth:`current` is called once at the start of each batch and the whole batch is scored by
+    the model it returns, so every row carries the version that scored it and the switch falls
+    between two batches: no event is lost or scored twice. The pointer (a few bytes) is read at
+    most every ``interval_s``. A version that fails verification is not used: the model in use
+    goes on scoring and :attr:`refused` says why, until the pointer moves again.
+    """
+
+    def __init__(
+        self,
+        models_dir: Path,
+        model: ScoringModel,
+        *,
+        kind: str | None = None,
+        feature_names: tuple[str, ...] = FEATURE_NAMES,
+        interval_s: float = 1.0,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self._dir = models_dir
+        self._kind = kind
+        self._features = feature_names
+        self._interval = interval_s
+        self._clock = clock
+        self._model = model
+        self._checked = clock()
+        self._seen: str | None = model.version
+        self._lock = threading.Lock()
+        self.refused: str | None = None
+
+    def current(self) -> ScoringModel:
+        with self._lock:  # workers in one process share the watch
+            now = self._clock()
+            if now - self._checked < self._interval:
+                return self._model
+            self._checked = now
+            try:
+                pointed = current_version(self._dir, self._kind)
+            except ModelError as exc:
+                self.refused = str(exc)
+                return self._model
+            if pointed is None or pointed == self._seen:
+                return self._model
+            self._seen = pointed
+            try:
+                self._model = load_model(self._dir, pointed, self._features, self._kind)
+            except ModelError as exc:
+                self.refused = str(exc)
+                _log.warning("keeping model %s: %s", self._model.version, exc)
+            else:
+                self.refused = None
+                _log.info("now scoring with model %s", pointed)
+            return self._model

@@ -22,7 +22,7 @@ from flows.batches import (
 from flows.events import LoanApplication, LoanRepayment
 from flows.features import FEATURE_NAMES, application_features
 from flows.loan.book import LoanEvent, Opened, Repaid
-from flows.model import ModelError, ScoringModel
+from flows.model import ChampionWatch, ModelError, ScoringModel
 from flows.risk import risk_columns
 from flows.settings import Settings
 from flows.validation import DeadLetter, decode_event
@@ -46,9 +46,16 @@ class BatchScorer:
     """
 
     def __init__(
-        self, model: ScoringModel, settings: Settings, *, track_loans: bool = False
+        self,
+        model: ScoringModel,
+        settings: Settings,
+        *,
+        track_loans: bool = False,
+        watch: ChampionWatch | None = None,
     ) -> None:
         self.model = model
+        # Hot reload: the champion is looked up once per batch, and the batch scored by it.
+        self._watch = watch
         # With a live model every event feeds the per-loan state; without one a repayment
         # cannot be scored, so it stops the flow (its offset uncommitted) rather than vanish.
         self._track_loans = track_loans
@@ -86,11 +93,14 @@ class BatchScorer:
         else:
             raw_apps = raw
         matrix = feature_matrix(apps)  # type: ignore[arg-type]
-        pd, codes, texts = self.model.explain(matrix, self._reasons)
-        scored = self._scored_table(apps, raw_apps, matrix, pd, codes, texts)  # type: ignore[arg-type]
+        model = self.model if self._watch is None else self._watch.current()
+        pd, codes, texts = model.explain(matrix, self._reasons)
+        scored = self._scored_table(apps, raw_apps, matrix, pd, codes, texts, model)  # type: ignore[arg-type]
         loan_events: list[LoanEvent] = []
         if self._track_loans:
-            loan_events = self._loan_events(valid, origins, pd, batch.received_at, stamps)
+            loan_events = self._loan_events(
+                valid, origins, pd, batch.received_at, stamps, model.version
+            )
         elif len(apps) < len(valid):
             raise ModelError(
                 "repayment events need a behavioural model; run `riskctl train-behaviour`"
@@ -112,6 +122,7 @@ class BatchScorer:
         pd: np.ndarray,
         codes: pa.ListArray,
         texts: pa.ListArray,
+        model: ScoringModel,
     ) -> pa.Table:
         n = len(apps)
         exposure = np.fromiter((a.funded_amnt for a in apps), dtype=np.float64, count=n)
@@ -126,8 +137,8 @@ class BatchScorer:
             "received_at": raw.column("received_at"),
             "source_time": raw.column("source_time"),
             "processed_at": constant_time(datetime.now(UTC), n),
-            "model_version": constant(self.model.version, n),
-            "model_kind": constant(self.model.kind, n),
+            "model_version": constant(model.version, n),
+            "model_kind": constant(model.kind, n),
             **risk_columns(pd, exposure, self._bands, self._lgd),
             "grade": pa.array([g[:1] for g in sub_grade], pa.string()),
             "sub_grade": pa.array(sub_grade, pa.string()),
@@ -155,9 +166,9 @@ class BatchScorer:
         pd: np.ndarray,
         received_at: datetime,
         stamps: np.ndarray | None,
+        version: str,
     ) -> list[LoanEvent]:
         events: list[LoanEvent] = []
-        version = self.model.version
         scores = iter(pd.tolist())
         received_us = int(received_at.timestamp() * 1_000_000)
         source_ms = [received_us // 1000] * len(valid) if stamps is None else stamps.tolist()

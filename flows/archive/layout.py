@@ -38,7 +38,13 @@ class Dataset:
     name: str
     time_column: str
     key_column: str
-    schema: pa.Schema
+    # None: the table's own columns as the store returns them (the issued-score tables, whose
+    # every column is kept for audit and restored as it was).
+    schema: pa.Schema | None
+    # Rows also re-archive the hour they belong to when they arrived inside the window.
+    arrival_column: str | None = "received_at"
+    # What a manifest counts the rows by.
+    count_column: str = "event_type"
 
 
 RAW_EVENTS = Dataset(
@@ -64,6 +70,8 @@ DEAD_LETTERS = Dataset(
     name="dead_letters",
     time_column="received_at",
     key_column="dead_letter_id",
+    arrival_column=None,
+    count_column="reason",
     schema=pa.schema(
         [
             pa.field("dead_letter_id", pa.string(), nullable=False),
@@ -77,7 +85,18 @@ DEAD_LETTERS = Dataset(
     ),
 )
 DATASETS: tuple[Dataset, ...] = (RAW_EVENTS, DEAD_LETTERS)
-DATASETS_BY_NAME = {d.name: d for d in DATASETS}
+# The scores and decisions that were issued, kept for audit, and restored as they were by a
+# rebuild (rather than re-scored with whatever model is current then). A table the store does
+# not have (decisions, before the decision service's migration) is not archived.
+ISSUED: tuple[Dataset, ...] = (
+    Dataset("scored_events", "event_time", "event_id", None, count_column="model_version"),
+    Dataset("repayment_scores", "event_time", "event_id", None, count_column="model_version"),
+    Dataset(
+        "decisions", "decided_at", "decision_id", None, arrival_column=None,
+        count_column="model_version",
+    ),
+)  # fmt: skip
+DATASETS_BY_NAME = {d.name: d for d in (*DATASETS, *ISSUED)}
 
 
 @dataclass(frozen=True)

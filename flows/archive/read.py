@@ -78,12 +78,16 @@ def read_file(client: S3Client, location: Location, item: ArchivedFile) -> pa.Ta
             f"s3://{location.bucket}/{item.key} has {table.num_rows} rows; "
             f"its manifest says {item.rows}"
         )
-    return table.cast(DATASETS_BY_NAME[item.dataset].schema)
+    schema = DATASETS_BY_NAME[item.dataset].schema
+    return table if schema is None else table.cast(schema)
 
 
 def read_dataset(client: S3Client, location: Location, dataset: str) -> pa.Table:
     """Every archived row of one dataset."""
     tables = [read_file(client, location, f) for f in list_archive(client, location, (dataset,))]
-    if not tables:
-        return DATASETS_BY_NAME[dataset].schema.empty_table()
-    return pa.concat_tables(tables)
+    if tables:
+        return pa.concat_tables(tables)
+    schema = DATASETS_BY_NAME[dataset].schema
+    if schema is None:
+        raise ArchiveError(f"nothing of {dataset} is archived under {location.uri()}")
+    return schema.empty_table()

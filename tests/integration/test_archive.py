@@ -36,7 +36,7 @@ from flows.archive.s3 import digest_file, verify
 from flows.drift import measure
 from flows.drift_report import write_report
 from flows.jobs import run_archive, run_files
-from flows.model import ScoringModel
+from flows.model import ScoringModel, load_model
 from flows.settings import DriftSettings, S3Settings, Settings
 from flows.store import StoreURL, open_store
 from flows.times import Window
@@ -193,14 +193,19 @@ def test_rearchiving_is_idempotent_and_a_late_event_rewrites_only_its_hour(
     assert not any(o.uploaded for o in again.objects)
     assert not any(m.uploaded for m in again.manifests)
 
-    # The late events belong to 23:00 on 1 March: that object is rewritten in place with five
-    # more rows, and so is its day's manifest; every other hour is left as it was.
+    # The late events belong to 23:00 on 1 March: that hour's events and scores are rewritten
+    # in place with five more rows, and so are their day's manifests; every other hour is left
+    # as it was.
     rewritten = [o for o in archived.after_late.objects if o.uploaded]
-    assert [o.key for o in rewritten] == ["riskctl/raw_events/date=2024-03-01/hour=23/data.parquet"]
-    before = next(o for o in first.objects if o.key == rewritten[0].key)
-    assert rewritten[0].rows == before.rows + 5
+    assert [o.key for o in rewritten] == [
+        f"riskctl/{name}/date=2024-03-01/hour=23/data.parquet"
+        for name in ("raw_events", "scored_events")
+    ]
+    for obj in rewritten:
+        before = next(o for o in first.objects if o.key == obj.key)
+        assert obj.rows == before.rows + 5
     assert [m.key for m in archived.after_late.manifests if m.uploaded] == [
-        "riskctl/raw_events/date=2024-03-01/_manifest.json"
+        f"riskctl/{name}/date=2024-03-01/_manifest.json" for name in ("raw_events", "scored_events")
     ]
 
 
@@ -256,17 +261,79 @@ def test_rebuild_from_the_archive_reproduces_tables_and_views(
     tmp_path: Path,
 ) -> None:
     fresh = Settings(home=tmp_path, store_url=f"chdb://{tmp_path / 'rebuilt'}", batch_size=700)
-    stats = run_archive(fresh, model, archived.location, lambda: make_client(s3_settings))
-    assert stats.scored == EVENTS + 5
-    assert stats.dead_lettered > 0 and stats.duplicates == 0
+    done = run_archive(fresh, model, archived.location, lambda: make_client(s3_settings))
+    # every score is restored as issued; the flow scores none again
+    assert done.restored == {"scored_events": EVENTS + 5}
+    stats = done.stats
+    assert stats.scored == 0 and stats.duplicates == EVENTS + 5 and stats.dead_lettered > 0
     original, rebuilt = _snapshot(archived.settings.store), _snapshot(fresh.store)
     for name in VIEW_QUERIES:
         assert original[name].num_rows > 0, name
         assert rebuilt[name].equals(original[name]), name
+    issued = "SELECT event_id, processed_at FROM scored_events FINAL ORDER BY event_id"
+    assert query_rows(fresh.store, issued) == query_rows(archived.settings.store, issued)
 
     # Replaying the same archive again adds nothing.
     again = run_archive(fresh, model, archived.location, lambda: make_client(s3_settings))
-    assert again.scored == 0 and again.dead_lettered == 0 and again.duplicates == again.sent
+    assert set(again.restored.values()) == {0}
+    assert again.stats.scored == 0 and again.stats.dead_lettered == 0
+    assert again.stats.duplicates == again.stats.sent
+
+
+_ISSUED = (
+    "SELECT event_id, pd, band, model_version, model_kind FROM scored_events FINAL "
+    "ORDER BY event_id"
+)
+
+
+def test_a_rebuild_keeps_the_issued_scores_whatever_model_is_current(
+    archived: Archived,
+    s3_settings: S3Settings,  # noqa: F811
+    trained_home: Path,
+    model: ScoringModel,
+    tmp_path: Path,
+) -> None:
+    other = load_model(trained_home / "models", kind="priced")
+    assert other.version != model.version
+    issued = query_rows(archived.settings.store, _ISSUED)
+    assert {r["model_version"] for r in issued} == {model.version}
+
+    kept = Settings(home=tmp_path, store_url=f"chdb://{tmp_path / 'kept'}", batch_size=700)
+    done = run_archive(kept, other, archived.location, lambda: make_client(s3_settings))
+    assert done.restored["scored_events"] == len(issued)
+    assert query_rows(kept.store, _ISSUED) == issued
+
+    # Asked to re-score, the current model scores every event anew.
+    fresh = Settings(home=tmp_path, store_url=f"chdb://{tmp_path / 'rescored'}", batch_size=700)
+    done = run_archive(
+        fresh, other, archived.location, lambda: make_client(s3_settings), rescore=True
+    )
+    assert done.restored == {} and done.stats.scored == len(issued)
+    rescored = query_rows(fresh.store, _ISSUED)
+    assert [r["event_id"] for r in rescored] == [r["event_id"] for r in issued]
+    assert {r["model_version"] for r in rescored} == {other.version}
+    assert sum(a["pd"] != b["pd"] for a, b in zip(rescored, issued, strict=True)) > len(issued) / 2
+
+
+def test_the_archive_keeps_the_issued_scores_by_hour(
+    archived: Archived,
+    s3_settings: S3Settings,  # noqa: F811
+) -> None:
+    client = make_client(s3_settings)
+    scored = read_dataset(client, archived.location, "scored_events").sort_by("event_id")
+    source = _store_table(archived.settings.store, "scored_events", "event_id")
+    assert scored.num_rows == source.num_rows == EVENTS + 5
+    assert _nan_as_null(scored).equals(_nan_as_null(source))
+    files = list_archive(client, archived.location, ("scored_events",))
+    assert len({f.hour for f in files}) == 14
+    manifest = json.loads(
+        client.get_object(
+            Bucket=archived.location.bucket,
+            Key="riskctl/scored_events/date=2024-03-01/_manifest.json",
+        )["Body"].read()
+    )
+    counts = manifest["objects"]["hour=22/data.parquet"]["counts"]
+    assert list(counts.values()) == [180]  # by model version: who scored what
 
 
 def test_multipart_upload_is_verified_and_tampering_is_caught(
@@ -367,7 +434,7 @@ def test_archive_and_replay_from_s3_commands(
     env_replay = {**env, "RISKCTL_HOME": str(trained_home), "RISKCTL_STORE": target.reveal()}
     result = runner.invoke(app, ["replay", "--from-s3", f"s3://{bucket}/riskctl"], env=env_replay)
     assert result.exit_code == 0, result.output
-    assert f"{EVENTS + 5:,} scored" in result.output
+    assert f"restored as issued: {EVENTS + 5:,} scored_events" in result.output
     counts = query_rows(target, "SELECT count() AS n FROM scored_events")
     assert counts == [{"n": EVENTS + 5}]
 

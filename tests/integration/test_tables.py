@@ -125,7 +125,7 @@ LOAN = {
 @pytest.mark.parametrize(
     ("command", "fields"),
     [
-        (["models", "list"], {"version", "created_at", "model_type", "test_auc", "current"}),
+        (["models", "list"], {"version", "kind", "stage", "created_at", "test_auc", "test_brier"}),
         (["score", "--json", json.dumps(LOAN)], {"loan_id", "pd", "band", "reason_codes"}),
     ],
 )

@@ -16,7 +16,8 @@ import pytest
 
 from flows.events import LoanApplication
 from flows.features import FEATURE_NAMES, FEATURES, LOWERS, RAISES, application_features
-from flows.model import ScoringModel, current_version, list_models, load_model
+from flows.model import ScoringModel, current_version, load_model
+from flows.model_registry import CHAMPION, RETIRED, entries
 from flows.settings import Bands
 from training import onnx_export as export_module
 from training.candidates import characteristics
@@ -275,7 +276,7 @@ def test_export_refuses_a_parity_break(
     models_dir = tmp_path / "models"
     with pytest.raises(ParityError, match="nothing was exported"):
         export_model(training_result, models_dir, Bands())
-    assert list_models(models_dir) == []
+    assert entries(models_dir) == []
     assert current_version(models_dir) is None
 
 
@@ -290,15 +291,16 @@ def test_exports_in_the_same_second_get_distinct_versions(
     assert first.version == "20260102T030405Z-applicant-scorecard"
     assert second.version == f"{first.version}-2"
     assert priced.version == "20260102T030405Z-priced-scorecard"
-    infos = list_models(models_dir)
+    infos = entries(models_dir)
     assert [i.version for i in infos] == [first.version, second.version, priced.version]
-    assert [i.current for i in infos] == [False, True, True]
+    assert [i.stage for i in infos] == [RETIRED, CHAMPION, CHAMPION]
     # each kind has its own pointer; the applicant's is the registry's original CURRENT
     assert current_version(models_dir) == second.version
     assert current_version(models_dir, "priced") == priced.version
     assert load_model(models_dir, kind="priced").kind == "priced"
     assert {p.name for p in models_dir.iterdir()} == {
         "CURRENT", "CURRENT-priced", first.version, second.version, priced.version,
+        "registry.jsonl", "registry.lock",
     }  # fmt: skip
     assert not any(p.name.startswith(".") for p in tmp_path.iterdir())
 

@@ -115,6 +115,7 @@ def test_the_stack_has_every_part_of_the_deployment() -> None:
         "worker-1",
         "producer",
         "monitor",
+        "retrain",
         "grafana",
     }
     assert len(WORKERS) >= 2
