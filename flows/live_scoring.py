@@ -90,12 +90,12 @@ class LiveScorer:
             "origination_model_version": pa.array(
                 [s.origination_version for s in segments], pa.string()
             ),
-            "origination_pd": pa.array([s.origination_pd for s in states], pa.float64()),
-            "pd": pa.array(pd, pa.float64()),
+            "origination_pd_lifetime": pa.array([s.origination_pd for s in states], pa.float64()),
+            "pd_12m": pa.array(pd, pa.float64()),
             "band": pa.array(band_names(pd, self._bands), pa.string()),
             "exposure": pa.array(balance, pa.float64()),
             "lgd": pa.array(np.full(n, self._lgd), pa.float64()),
-            "expected_loss": pa.array(pd * balance * self._lgd, pa.float64()),
+            "expected_loss_12m": pa.array(pd * balance * self._lgd, pa.float64()),
             "grade": pa.array([s.grade for s in segments], pa.string()),
             "sub_grade": pa.array([s.sub_grade for s in segments], pa.string()),
             "addr_state": pa.array([s.addr_state for s in segments], pa.string()),
