@@ -243,7 +243,8 @@ _STORED_AS = {"pd": "pd_lifetime"}
 
 
 def band_expression(thresholds: Sequence[float]) -> str:
-    """SQL for the band index of ``pd`` as the flow bands it: thresholds at or below the PD."""
+    """SQL for the band index of the stored lifetime PD as the flow bands it: thresholds at or
+    below the PD."""
     literal = ", ".join(_float_literal(t) for t in thresholds)
     return f"toInt64(arrayCount(t -> t <= pd_lifetime, [{literal}]))"
 
