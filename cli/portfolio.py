@@ -14,21 +14,21 @@ SELECT
     band,
     sum(m.loans) AS loan_count,
     round(loan_count / (SELECT sum(loans) FROM risk_band_minute), 4) AS share,
-    round(sum(m.pd_sum) / loan_count, 4) AS mean_pd,
+    round(sum(m.pd_lifetime_sum) / loan_count, 4) AS mean_pd_lifetime,
     round(sum(m.exposure)) AS total_exposure,
-    round(sum(m.expected_loss)) AS total_expected_loss
+    round(sum(m.expected_loss_lifetime)) AS total_expected_loss_lifetime
 FROM risk_band_minute AS m
 GROUP BY band
-ORDER BY mean_pd
+ORDER BY mean_pd_lifetime
 """
 
 TOTALS_SQL = """
 SELECT
     sum(m.loans) AS loan_count,
-    round(sum(m.pd_sum) / loan_count, 4) AS mean_pd,
+    round(sum(m.pd_lifetime_sum) / loan_count, 4) AS mean_pd_lifetime,
     round(sum(m.exposure)) AS total_exposure,
-    round(sum(m.expected_loss)) AS total_expected_loss,
-    round(total_expected_loss / total_exposure, 4) AS el_rate
+    round(sum(m.expected_loss_lifetime)) AS total_expected_loss_lifetime,
+    round(total_expected_loss_lifetime / total_exposure, 4) AS el_rate_lifetime
 FROM risk_band_minute AS m
 """
 
@@ -40,7 +40,7 @@ ORDER BY events DESC
 """
 
 DELINQUENCY_SQL = """
-SELECT dpd_bucket, loans, round(balance) AS balance, round(expected_loss) AS expected_loss
+SELECT dpd_bucket, loans, round(balance) AS balance, round(expected_loss_12m) AS expected_loss_12m
 FROM delinquency_monthly
 -- The month with the most loans reporting: the latest full month, not the one under way.
 WHERE month = (
@@ -51,7 +51,8 @@ ORDER BY indexOf(['current', '1-29', '30-59', '60-89', '90+'], dpd_bucket)
 """
 
 WATCHLIST_SQL = """
-SELECT loan_id, round(pd, 4) AS pd, band, exposure, round(expected_loss) AS expected_loss,
+SELECT loan_id, round(pd_12m, 4) AS pd_12m, band, exposure,
+       round(expected_loss_12m) AS expected_loss_12m,
        sub_grade, addr_state, reason_codes, reason_texts
 FROM watchlist
 WHERE {band:String} = '' OR band = {band:String}
@@ -63,13 +64,13 @@ COLUMNS = {
     "loan_id": Column("loan"),
     "loan_count": Column("loans"),
     "share": Column("share", Kind.percent),
-    "pd": Column("PD", Kind.percent),
-    "mean_pd": Column("mean PD", Kind.percent),
-    "el_rate": Column("EL rate", Kind.percent),
+    "pd_12m": Column("PD 12m", Kind.percent),
+    "mean_pd_lifetime": Column("mean PD life", Kind.percent),
+    "el_rate_lifetime": Column("EL rate life", Kind.percent),
     "exposure": Column("exposure", Kind.money),
     "total_exposure": Column("exposure", Kind.money),
-    "expected_loss": Column("EL", Kind.money),
-    "total_expected_loss": Column("EL", Kind.money),
+    "expected_loss_12m": Column("EL 12m", Kind.money),
+    "total_expected_loss_lifetime": Column("EL life", Kind.money),
     "balance": Column("balance", Kind.money),
     "dpd_bucket": Column("DPD"),
     "sub_grade": Column("grade"),

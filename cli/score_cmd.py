@@ -98,7 +98,7 @@ def score(
         reasons = codes.to_pylist()[0]
         answer = {
             "loan_id": result.loan_id,
-            "pd": round(pd, 6),
+            "pd_lifetime": round(pd, 6),
             "band": band,
             "reason_codes": reasons,
             "reasons": texts.to_pylist()[0],
@@ -111,7 +111,7 @@ def score(
         if output is OutputFormat.csv:
             typer.echo(to_csv(Result.from_records([answer])), nl=False)
             return
-        console.print(f"PD            {percent(pd)}")
+        console.print(f"PD (lifetime) {percent(pd)}")
         console.print(f"band          {band}")
         if not reasons:
             console.print("reasons       (none: every characteristic at its best attribute)")

@@ -161,10 +161,15 @@ def bin_expression(column: str, edges: Sequence[float]) -> str:
     return f"if(isNaN(`{column}`), {MISSING_BIN}, {counted})"
 
 
+# The card calls the model's output "pd"; scored_events names its horizon (migration 0120).
+_STORED_AS = {"pd": "pd_lifetime"}
+
+
 def band_expression(thresholds: Sequence[float]) -> str:
-    """SQL for the band index of ``pd`` as the flow bands it: thresholds at or below the PD."""
+    """SQL for the band index of the stored lifetime PD as the flow bands it: thresholds at or
+    below the PD."""
     literal = ", ".join(_float_literal(t) for t in thresholds)
-    return f"toInt64(arrayCount(t -> t <= pd, [{literal}]))"
+    return f"toInt64(arrayCount(t -> t <= pd_lifetime, [{literal}]))"
 
 
 def live_bins_sql(
@@ -178,7 +183,7 @@ def live_bins_sql(
     """
     items = []
     for name, ref in references.items():
-        expr = bin_expression(name, ref.inner_edges)
+        expr = bin_expression(_STORED_AS.get(name, name), ref.inner_edges)
         if name == "pd":
             expr = f"if(model_version = {{model_version:String}}, {expr}, {_OTHER_MODEL_BIN})"
         items.append(f"('{name}', {expr})")

@@ -87,8 +87,8 @@ class LiveScorer:
             "origination_model_version": pa.array(
                 [s.origination_version for s in segments], pa.string()
             ),
-            "origination_pd": pa.array([s.origination_pd for s in states], pa.float64()),
-            **risk_columns(pd, balance, self._bands, self._lgd),
+            "origination_pd_lifetime": pa.array([s.origination_pd for s in states], pa.float64()),
+            **risk_columns(pd, balance, self._bands, self._lgd, "12m"),
             "grade": pa.array([s.grade for s in segments], pa.string()),
             "sub_grade": pa.array([s.sub_grade for s in segments], pa.string()),
             "addr_state": pa.array([s.addr_state for s in segments], pa.string()),

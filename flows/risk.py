@@ -6,10 +6,16 @@ the outstanding balance), so both stores' rows band and price a PD the same way.
 
 from __future__ import annotations
 
+from typing import Literal
+
 import numpy as np
 import pyarrow as pa
 
 from flows.settings import Bands
+
+# The application model scores a lifetime PD (the store derives its 12-month one); the
+# behavioural model a 12-month PD.
+Horizon = Literal["lifetime", "12m"]
 
 
 def band_names(pd: np.ndarray, bands: Bands) -> list[str]:
@@ -20,13 +26,14 @@ def band_names(pd: np.ndarray, bands: Bands) -> list[str]:
 
 
 def risk_columns(
-    pd: np.ndarray, exposure: np.ndarray, bands: Bands, lgd: float
+    pd: np.ndarray, exposure: np.ndarray, bands: Bands, lgd: float, horizon: Horizon
 ) -> dict[str, pa.Array]:
-    """The ``pd``, ``band``, ``exposure``, ``lgd`` and ``expected_loss`` columns of score rows."""
+    """The ``pd_<horizon>``, ``band``, ``exposure``, ``lgd`` and ``expected_loss_<horizon>``
+    columns of score rows: a PD's column names say over what horizon it is a probability."""
     return {
-        "pd": pa.array(pd, pa.float64()),
+        f"pd_{horizon}": pa.array(pd, pa.float64()),
         "band": pa.array(band_names(pd, bands), pa.string()),
         "exposure": pa.array(exposure, pa.float64()),
         "lgd": pa.array(np.full(len(pd), lgd), pa.float64()),
-        "expected_loss": pa.array(pd * exposure * lgd, pa.float64()),
+        f"expected_loss_{horizon}": pa.array(pd * exposure * lgd, pa.float64()),
     }

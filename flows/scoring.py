@@ -139,7 +139,8 @@ class BatchScorer:
             "processed_at": constant_time(datetime.now(UTC), n),
             "model_version": constant(model.version, n),
             "model_kind": constant(model.kind, n),
-            **risk_columns(pd, exposure, self._bands, self._lgd),
+            # the applicant model scores a lifetime PD; the store adds its 12-month one
+            **risk_columns(pd, exposure, self._bands, self._lgd, "lifetime"),
             "grade": pa.array([g[:1] for g in sub_grade], pa.string()),
             "sub_grade": pa.array(sub_grade, pa.string()),
             "addr_state": pa.array([a.addr_state for a in apps], pa.string()),

@@ -41,24 +41,26 @@ START = datetime(2024, 1, 8, tzinfo=UTC)
 
 # Row-level comparisons beyond the per-table sums: every view and each loan's month states.
 COMPARE = {
-    "scored": "SELECT event_id, pd, band, expected_loss FROM scored_events FINAL ORDER BY event_id",
+    "scored": "SELECT event_id, pd_lifetime, pd_12m, band, expected_loss_lifetime"
+    " FROM scored_events FINAL ORDER BY event_id",
     "dead_letters": "SELECT dead_letter_id, reason FROM dead_letters FINAL ORDER BY ALL",
-    "repayment_scores": "SELECT event_id, pd, days_past_due, worst_days_past_due,"
-    " outstanding_balance, expected_loss, dpd_bucket FROM repayment_scores FINAL ORDER BY event_id",
+    "repayment_scores": "SELECT event_id, pd_12m, days_past_due, worst_days_past_due,"
+    " outstanding_balance, expected_loss_12m, dpd_bucket FROM repayment_scores FINAL"
+    " ORDER BY event_id",
     "loan_month_end": "SELECT month, loan_id, dpd_bucket, days_past_due, balance,"
-    " round(expected_loss, 6) AS el FROM loan_month_end ORDER BY month, loan_id",
-    "watchlist": "SELECT loan_id, pd, band, event_time FROM watchlist ORDER BY loan_id",
+    " round(expected_loss_12m, 6) AS el FROM loan_month_end ORDER BY month, loan_id",
+    "watchlist": "SELECT loan_id, pd_12m, band, event_time FROM watchlist ORDER BY loan_id",
     "delinquency_monthly": "SELECT month, dpd_bucket, loans, round(balance, 2) AS balance,"
-    " round(expected_loss, 4) AS el FROM delinquency_monthly ORDER BY ALL",
+    " round(expected_loss_12m, 4) AS el FROM delinquency_monthly ORDER BY ALL",
     "roll_rates": "SELECT month, from_bucket, to_bucket, loans FROM roll_rates ORDER BY ALL",
     "expected_loss_current": "SELECT band, grade, addr_state, loans, round(exposure, 2) AS e,"
-    " round(expected_loss, 4) AS el FROM expected_loss_current ORDER BY ALL",
+    " round(expected_loss_12m, 4) AS el FROM expected_loss_current ORDER BY ALL",
     "risk_band_minute": "SELECT minute, band, sum(loans) AS n, round(sum(exposure), 2) AS e,"
-    " round(sum(expected_loss), 4) AS el FROM risk_band_minute GROUP BY ALL ORDER BY ALL",
+    " round(sum(expected_loss_lifetime), 4) AS el FROM risk_band_minute GROUP BY ALL ORDER BY ALL",
     "risk_segment_minute": "SELECT minute, band, grade, addr_state, sum(loans) AS n"
     " FROM risk_segment_minute GROUP BY ALL ORDER BY ALL",
     "risk_by_grade_day": "SELECT day, sub_grade, band, sum(loans) AS n,"
-    " round(sum(expected_loss), 4) AS el FROM risk_by_grade_day GROUP BY ALL ORDER BY ALL",
+    " round(sum(expected_loss_lifetime), 4) AS el FROM risk_by_grade_day GROUP BY ALL ORDER BY ALL",
     "risk_by_state_day": "SELECT day, addr_state, band, sum(loans) AS n FROM risk_by_state_day"
     " GROUP BY ALL ORDER BY ALL",
     # keyed by receive minute, which differs between runs by nature: compared by reason

@@ -90,6 +90,7 @@ from flows.loan.schedule import amortization_schedule, due_date
 from flows.loan.state import CENT, apply_repayment, open_loan
 from flows.times import iso_utc, parse_instant
 from training.dataset import LendingClub
+from training.published_rolls import pooled
 from training.replay import ReplayPlan, application_events
 
 DEFAULT_MONTHS = 12
@@ -137,16 +138,23 @@ class Transition:
     roll: float
 
 
-# Bad loans in arrears, by installments behind (1: 30-59 days past due at the next due date,
-# 2: 60-89, 3: 90-119; a fourth unpaid installment is the charge-off). Chosen so the chain's
-# six-month shares back to current match the published six-month roll-rate matrix of US
-# unsecured consumer instalment loans quoted in docs/repayments.md (20.9 % of 30-day and 7.0 %
-# of 60+-day delinquent loans current six months later); tests/unit/test_repayments.py recomputes
-# them.
+def _published(bucket: str) -> Transition:
+    """The pooled published row of ``bucket`` (training/published_rolls.py) as a step of the
+    chain: got better -> cure, stayed the same -> stay, got worse -> roll."""
+    row = pooled(bucket)
+    return Transition(cure=row.share("better"), stay=row.share("same"), roll=row.share("worse"))
+
+
+# Bad loans in arrears, by installments behind at a due date. A loan 2 behind sat 30-59 days
+# past due at the month end before, 3 behind 60-89: those two steps are Prosper's published
+# month-to-month rows for those buckets (docs/repayments.md), and the roll from 3 behind is the
+# charge-off. The first step (1 behind, 1-29 days at the month end before) is not taken from
+# them: Prosper's 1-29 row counts every loan a few days late, and here late payers and good
+# loans' misses are modelled apart and sized by openintro's shares, so it is set by hand.
 BAD_TRANSITIONS: Mapping[int, Transition] = {
     1: Transition(cure=0.12, stay=0.18, roll=0.70),
-    2: Transition(cure=0.14, stay=0.08, roll=0.78),
-    3: Transition(cure=0.07, stay=0.05, roll=0.88),
+    2: _published("30-59"),
+    3: _published("60-89"),
 }
 # A bad loan that cured misses again with this probability at each later due date.
 BAD_REDEFAULT_HAZARD = 0.35
@@ -220,12 +228,6 @@ def arrears_paths(
         dist = dict(nxt)
         out.append(dist)
     return out
-
-
-def six_month_cure_share(behind: int) -> float:
-    """The chance a bad loan ``behind`` installments in arrears is current six due dates later
-    (compared with the published six-month roll rates in docs/repayments.md)."""
-    return arrears_paths(True, 6, (behind, True))[6].get((0, False), 0.0)
 
 
 def _path_shares(bad: bool, w: Mapping[int, float]) -> tuple[float, float]:

@@ -31,7 +31,7 @@ GRANT INSERT, SELECT, ALTER DELETE ON ${database}.sink_journal TO riskctl_writer
 -- (flows/connectors/loan_history.py).
 GRANT SELECT ON ${database}.raw_events TO riskctl_writer_role;
 GRANT SELECT(loan_id) ON ${database}.scored_events TO riskctl_writer_role;
-GRANT SELECT(pd) ON ${database}.scored_events TO riskctl_writer_role;
+GRANT SELECT(pd_lifetime) ON ${database}.scored_events TO riskctl_writer_role;
 GRANT SELECT(model_version) ON ${database}.scored_events TO riskctl_writer_role;
 GRANT SELECT(loan_id) ON ${database}.repayment_scores TO riskctl_writer_role;
 -- Workers check on start that the schema is current: the migration ledger's CREATE TABLE IF

@@ -33,7 +33,7 @@ SELECT r.origin AS origin, r.payload AS payload,
        r.event_id IN (SELECT event_id FROM repayment_scores WHERE loan_id IN {ids}) AS observed
 FROM (SELECT * FROM raw_events WHERE loan_id IN {ids} AND received_at < {before}
       ORDER BY received_at LIMIT 1 BY event_id) AS r
-LEFT JOIN (SELECT event_id, any(pd) AS pd, any(model_version) AS model_version
+LEFT JOIN (SELECT event_id, any(pd_lifetime) AS pd, any(model_version) AS model_version
            FROM scored_events WHERE loan_id IN {ids} GROUP BY event_id) AS s
     ON s.event_id = r.event_id
 ORDER BY received_us, r.event_time, r.event_id

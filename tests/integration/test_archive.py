@@ -221,15 +221,15 @@ def _nan_as_null(table: pa.Table) -> pa.Table:
 
 # Float sums in the views depend on how rows were grouped into inserts (the rebuild uses other
 # batches), so they are compared rounded, well below any figure a report shows.
-_PD_SUM = "round(sum(pd_sum), 9)"
-_EL_SUM = "round(sum(expected_loss), 6)"
+_PD_SUM = "round(sum(pd_lifetime_sum), 9)"
+_EL_SUM = "round(sum(expected_loss_lifetime), 6)"
 
 VIEW_QUERIES = {
     "scored_events": "SELECT * EXCEPT processed_at FROM scored_events FINAL ORDER BY event_id",
     "raw_events": "SELECT * FROM raw_events FINAL ORDER BY event_id",
     "dead_letters": "SELECT * FROM dead_letters FINAL ORDER BY dead_letter_id",
     "risk_band_minute": f"SELECT minute, band, model_version, sum(loans), {_PD_SUM},"
-    f" quantilesMerge(0.5, 0.9, 0.95, 0.99)(pd_quantiles), sum(exposure), {_EL_SUM}"
+    f" quantilesMerge(0.5, 0.9, 0.95, 0.99)(pd_lifetime_quantiles), sum(exposure), {_EL_SUM}"
     " FROM risk_band_minute GROUP BY minute, band, model_version"
     " ORDER BY minute, band, model_version",
     "risk_by_grade_day": f"SELECT day, grade, sub_grade, band, sum(loans), {_PD_SUM},"

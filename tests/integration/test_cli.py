@@ -88,7 +88,7 @@ def test_run_then_sql_then_watchlist(
     assert code == 0, out
     rows = json.loads(out)
     assert len(rows) == 5
-    assert [r["pd"] for r in rows] == sorted((r["pd"] for r in rows), reverse=True)
+    assert [r["pd_12m"] for r in rows] == sorted((r["pd_12m"] for r in rows), reverse=True)
     # the reasons' texts from the model card, not bare feature names
     assert all(r["reason_texts"] for r in rows)
     assert all(" " in text for r in rows for text in r["reason_texts"])
@@ -136,7 +136,7 @@ def test_score_prints_pd_band_reasons_and_version(settings: Settings) -> None:
     )
     assert code == 0, out
     answer = json.loads(out)
-    assert 0.15 < answer["pd"] < 1 and answer["band"] == "very_high"
+    assert 0.15 < answer["pd_lifetime"] < 1 and answer["band"] == "very_high"
     assert answer["reason_codes"] and answer["model_version"]
 
 

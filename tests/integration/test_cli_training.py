@@ -110,7 +110,7 @@ def _score(home: Path, loan: dict[str, object], *extra: str) -> dict[str, object
 def test_applicant_model_scores_without_a_price_or_grade(trained_home: Path) -> None:
     answer = _score(trained_home, APPLICANT)
     assert answer["model_kind"] == "applicant"
-    assert 0.0 < answer["pd"] < 1.0
+    assert 0.0 < answer["pd_lifetime"] < 1.0
     assert answer["reason_codes"] and len(answer["reasons"]) == len(answer["reason_codes"])
     # employment length was not given: cited, if at all, only as not supplied
     assert "employment_years" not in answer["reason_codes"]
@@ -125,8 +125,8 @@ def test_priced_model_is_chosen_by_setting_or_option(
     monkeypatch.setenv("RISKCTL_MODEL_KIND", "priced")
     by_setting = _score(trained_home, priced_loan)
     assert by_option == by_setting and by_setting["model_kind"] == "priced"
-    assert by_setting["pd"] > _score(trained_home, {**priced_loan, "sub_grade": "A1",
-                                                     "int_rate": 6.0})["pd"]  # fmt: skip
+    assert by_setting["pd_lifetime"] > _score(trained_home, {**priced_loan, "sub_grade": "A1",
+                                                     "int_rate": 6.0})["pd_lifetime"]  # fmt: skip
 
 
 @pytest.mark.parametrize(
@@ -147,7 +147,7 @@ def test_score_never_falls_as_a_risk_rises(
     loan = {**APPLICANT, "int_rate": 14.0, "sub_grade": "C3", "delinq_2yrs": 0}
     safer = _score(trained_home, {**loan, field: low}, "--kind", kind)
     riskier = _score(trained_home, {**loan, field: high}, "--kind", kind)
-    assert riskier["pd"] >= safer["pd"]
+    assert riskier["pd_lifetime"] >= safer["pd_lifetime"]
 
 
 def test_score_text_output_shows_the_reason_texts(trained_home: Path) -> None:

@@ -244,15 +244,15 @@ def test_both_dashboards_load_with_their_panels() -> None:
     business = {p.title for p in by_uid["riskctl-business"].panels}
     assert {
         "Risk band distribution",
-        "Mean and p95 PD",
-        "Expected loss by band",
-        "Expected loss by grade",
-        "Expected loss by state (top 15)",
+        "Mean and p95 PD at origination (lifetime)",
+        "Expected loss at origination by band (lifetime)",
+        "Expected loss at origination by grade (lifetime)",
+        "Expected loss at origination by state (lifetime, top 15)",
         "Watchlist: riskiest loans",
         "Approvals landing in high bands",
         "Delinquency buckets over time",
         "Roll rates month to month",
-        "Current expected loss by band",
+        "Current expected loss by band (12 months)",
     } <= business
     ops = {p.title for p in by_uid["riskctl-ops"].panels}
     assert {
@@ -439,12 +439,13 @@ def test_variables_filter_the_panels_to_the_same_numbers_as_scored_events(db: St
 
     picked = {"grade": Selection.of("B", "C"), "state": Selection.of("CA", "TX")}
     loans = _panel_table(db, "Loans scored", picked).column(0)[0].as_py()
-    expected_loss = _panel_table(db, "Expected loss", picked).column(0)[0].as_py()
+    origination_el = "Expected loss at origination (lifetime)"
+    expected_loss = _panel_table(db, origination_el, picked).column(0)[0].as_py()
     where = f"{in_window} AND grade IN ('B', 'C') AND addr_state IN ('CA', 'TX')"
     assert 0 < loans < everything
     assert loans == _direct(db, f"SELECT count() FROM scored_events FINAL WHERE {where}")
     assert expected_loss == pytest.approx(
-        _direct(db, f"SELECT sum(expected_loss) FROM scored_events FINAL WHERE {where}")
+        _direct(db, f"SELECT sum(expected_loss_lifetime) FROM scored_events FINAL WHERE {where}")
     )
 
     high = _panel_table(db, "Risk band distribution", {"band": Selection.of("high")})
@@ -454,7 +455,7 @@ def test_variables_filter_the_panels_to_the_same_numbers_as_scored_events(db: St
 
     watch = _panel_table(db, "Watchlist: riskiest loans", {"band": Selection.of("very_high")})
     assert set(watch.column("band").to_pylist()) == {"very_high"}
-    pds = watch.column("pd").to_pylist()
+    pds = watch.column("pd_12m").to_pylist()
     assert pds == sorted(pds, reverse=True)
     assert all(" " in reasons for reasons in watch.column("reasons").to_pylist())
 
@@ -535,35 +536,34 @@ def test_roll_rates_follow_each_loan_from_one_month_to_the_next(db: Store) -> No
     assert keys == sorted(keys, reverse=True)
 
 
-# Each loan's latest score with a 12-month expected loss: origination (lifetime) PDs converted
-# over the application's term, as migration 0040 documents.
+# Each loan's latest score with a 12-month expected loss, from the scores themselves: an
+# origination's lifetime PD converted over its term (migration 0120), a live PD as it is.
 _LATEST_12M = """(
-    SELECT l.band AS band, l.grade AS grade,
-           if(s.n = 0, l.expected_loss * (1 - pow(1 - l.pd, 12 / s.term_months)) / l.pd,
-              l.expected_loss) AS expected_loss
-    FROM loan_latest_score AS l FINAL
-    INNER JOIN (
-        SELECT loan_id, argMax(n, (event_time, n)) AS n, any(term_months) AS term_months FROM (
-            SELECT loan_id, event_time, 0 AS n, term_months FROM scored_events
-            UNION ALL SELECT loan_id, event_time, installment_number, term_months
-            FROM repayment_scores)
-        GROUP BY loan_id
-    ) AS s ON s.loan_id = l.loan_id
+    SELECT loan_id, argMax(band, (event_time, n)) AS band, any(grade) AS grade,
+           argMax(el_12m, (event_time, n)) AS expected_loss
+    FROM (
+        SELECT loan_id, event_time, 0 AS n, band, grade,
+               (1 - pow(1 - pd_lifetime, 12 / term_months)) * exposure * lgd AS el_12m
+        FROM scored_events FINAL
+        UNION ALL
+        SELECT loan_id, event_time, installment_number, band, grade, expected_loss_12m
+        FROM repayment_scores FINAL)
+    GROUP BY loan_id
 )"""
 
 
 def test_current_expected_loss_follows_the_variables(db: Store) -> None:
-    everything = _panel_table(db, "Current expected loss by band")
+    everything = _panel_table(db, "Current expected loss by band (12 months)")
     bands = everything.column("band").to_pylist()
     assert bands == [b for b in DEFAULT_BAND_NAMES if b in bands] and len(bands) > 1
-    assert sum(everything.column("expected_loss").to_pylist()) == pytest.approx(
+    assert sum(everything.column("expected_loss_12m").to_pylist()) == pytest.approx(
         _direct(db, f"SELECT sum(expected_loss) FROM {_LATEST_12M}")
     )
     picked = {"grade": Selection.of("B", "C"), "band": Selection.of("high", "very_high")}
-    some = _panel_table(db, "Current expected loss by band", picked)
+    some = _panel_table(db, "Current expected loss by band (12 months)", picked)
     assert set(some.column("band").to_pylist()) <= {"high", "very_high"}
     where = "grade IN ('B', 'C') AND band IN ('high', 'very_high')"
-    shown = sum(some.column("expected_loss").to_pylist())
+    shown = sum(some.column("expected_loss_12m").to_pylist())
     assert shown > 0
     assert shown == pytest.approx(
         _direct(db, f"SELECT sum(expected_loss) FROM {_LATEST_12M} WHERE {where}")

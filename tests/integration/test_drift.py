@@ -78,7 +78,8 @@ def test_sql_binning_by_hand(store: Store) -> None:
         "event_time": [*times, T0 - timedelta(seconds=1), T0 + timedelta(hours=1)],
         "model_version": ["m1"] * 9 + ["m0"] + ["m1", "m1"],
         "interest_rate": [*values, 0.5, 0.5],
-        "pd": [0.01, 0.03, 0.05, 0.07, 0.2, 0.2, 0.3, 0.01, 0.01, 0.9, 0.5, 0.5],
+        # the applicant model's PD, stored under its horizon's name (migration 0120)
+        "pd_lifetime": [0.01, 0.03, 0.05, 0.07, 0.2, 0.2, 0.3, 0.01, 0.01, 0.9, 0.5, 0.5],
     }
     store.insert_arrow(
         "scored_events",
@@ -202,7 +203,8 @@ def test_sql_bins_equal_training_bins_on_real_scores(
     """The live shares ClickHouse computes equal numpy's bin_shares on the same values and
     edges, for every feature and the PD."""
     table = query_rows(
-        populations["as_trained"].url, f"SELECT {', '.join(FEATURE_NAMES)}, pd FROM scored_events"
+        populations["as_trained"].url,
+        f"SELECT {', '.join(FEATURE_NAMES)}, pd_lifetime AS pd FROM scored_events",
     )
     refs = card_references(model.card)
     by_name = {row.name: row for row in populations["as_trained"].result.rows}

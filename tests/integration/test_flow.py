@@ -63,8 +63,9 @@ def test_scored_rows_carry_times_version_band_and_reasons(
     run_files([path], settings, model)
     rows = query_rows(
         settings.store,
-        "SELECT event_id, event_time, processed_at, model_version, pd, band, exposure, lgd,"
-        " expected_loss, reason_codes FROM scored_events",
+        "SELECT event_id, event_time, processed_at, model_version, pd_lifetime AS pd, pd_12m,"
+        " term_months, band, exposure, lgd, expected_loss_lifetime AS expected_loss,"
+        " expected_loss_12m, reason_codes FROM scored_events",
     )
     events = {
         e.event_id: e
@@ -87,6 +88,11 @@ def test_scored_rows_carry_times_version_band_and_reasons(
         assert row["band"] == settings.bands.names[band_index]
         assert row["exposure"] == source.funded_amnt
         assert row["expected_loss"] == pytest.approx(row["pd"] * source.funded_amnt * settings.lgd)
+        # the store converts the lifetime PD to 12 months once, at a constant monthly hazard
+        pd_12m = 1 - (1 - row["pd"]) ** (12 / row["term_months"])
+        assert row["pd_12m"] == pytest.approx(pd_12m, rel=1e-12)
+        assert row["pd_12m"] < row["pd"]
+        assert row["expected_loss_12m"] == pytest.approx(pd_12m * row["exposure"] * settings.lgd)
         assert len(row["reason_codes"]) <= settings.reason_codes
         assert set(row["reason_codes"]) <= set(model.reason_table)
     risky = [r for r in rows if r["pd"] > 0.15]
@@ -115,7 +121,7 @@ def test_stream_pd_equals_batch_scoring_of_the_same_features(
     run_files([path], replace(settings, batch_size=7), model)
     stored = {
         r["event_id"]: r["pd"]
-        for r in query_rows(settings.store, "SELECT event_id, pd FROM scored_events")
+        for r in query_rows(settings.store, "SELECT event_id, pd_lifetime AS pd FROM scored_events")
     }
     apps = [msgspec.json.decode(line, type=LoanApplication) for line in path.read_bytes().split()]
     matrix = np.array([application_features(a) for a in apps])

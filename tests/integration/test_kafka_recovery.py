@@ -94,24 +94,26 @@ def run_until(process: subprocess.Popen[str], recovery: Path, kill_after_sent: i
 
 
 COMPARE = {
-    "scored": "SELECT event_id, pd, band, exposure, expected_loss FROM scored_events FINAL"
-    " ORDER BY event_id",
+    "scored": "SELECT event_id, pd_lifetime, band, exposure, expected_loss_lifetime"
+    " FROM scored_events FINAL ORDER BY event_id",
     "counts": "SELECT count() AS rows, uniqExact(event_id) AS ids FROM scored_events",
     "dead": "SELECT dead_letter_id, reason FROM dead_letters FINAL ORDER BY dead_letter_id",
     "dead_rows": "SELECT count() AS rows FROM dead_letters",
     "bands": "SELECT minute, band, sum(loans) AS loans, round(sum(exposure), 2) AS exposure,"
-    " round(sum(expected_loss), 4) AS el FROM risk_band_minute GROUP BY minute, band"
+    " round(sum(expected_loss_lifetime), 4) AS el FROM risk_band_minute GROUP BY minute, band"
     " ORDER BY minute, band",
-    "grades": "SELECT day, sub_grade, band, sum(loans) AS loans, round(sum(expected_loss), 4) AS el"
+    "grades": "SELECT day, sub_grade, band, sum(loans) AS loans,"
+    " round(sum(expected_loss_lifetime), 4) AS el"
     " FROM risk_by_grade_day GROUP BY day, sub_grade, band ORDER BY day, sub_grade, band",
     "states": "SELECT day, addr_state, band, sum(loans) AS loans FROM risk_by_state_day"
     " GROUP BY day, addr_state, band ORDER BY day, addr_state, band",
-    "watchlist": "SELECT loan_id, pd, band FROM watchlist ORDER BY loan_id",
-    "repayments": "SELECT event_id, pd, origination_pd, days_past_due, worst_days_past_due,"
-    " missed_last_6, on_time_ratio, outstanding_balance, expected_loss, dpd_bucket"
+    "watchlist": "SELECT loan_id, pd_12m, band FROM watchlist ORDER BY loan_id",
+    "repayments": "SELECT event_id, pd_12m, origination_pd_lifetime, days_past_due,"
+    " worst_days_past_due, missed_last_6, on_time_ratio, outstanding_balance,"
+    " expected_loss_12m, dpd_bucket"
     " FROM repayment_scores FINAL ORDER BY event_id",
     "delinquency": "SELECT month, dpd_bucket, loans, round(balance, 2) AS balance,"
-    " round(expected_loss, 4) AS el FROM delinquency_monthly ORDER BY month, dpd_bucket",
+    " round(expected_loss_12m, 4) AS el FROM delinquency_monthly ORDER BY month, dpd_bucket",
     "dead_by_reason": "SELECT reason, sum(dead_letters) AS n FROM dead_letters_minute"
     " GROUP BY reason ORDER BY reason",
 }

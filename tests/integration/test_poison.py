@@ -309,7 +309,7 @@ def test_scoring_step_never_raises_on_any_batch(model: ScoringModel, payloads: l
     batch = scorer(RawBatch([f"fuzz:{i}" for i in range(len(payloads))], payloads))
     repaid = sum(isinstance(e, Repaid) for e in batch.loan_events)
     assert batch.scored.num_rows + batch.dead.num_rows + repaid == len(payloads)
-    pd = batch.scored.column("pd").to_numpy()
+    pd = batch.scored.column("pd_lifetime").to_numpy()
     assert ((pd >= 0) & (pd <= 1)).all()
     for name in FEATURE_NAMES:  # NaN stands for a missing bureau field, imputed by the model
         assert not np.isinf(batch.scored.column(name).to_numpy()).any(), name

@@ -74,8 +74,9 @@ def mixed_store(
 def test_every_repayment_gets_a_live_score(mixed_store: StoreURL, settings: Settings) -> None:
     rows = query_rows(
         mixed_store,
-        "SELECT pd, origination_pd, model_version, origination_model_version, exposure, lgd,"
-        " expected_loss, outstanding_balance, dpd_bucket, days_past_due, reason_codes"
+        "SELECT pd_12m AS pd, origination_pd_lifetime AS origination_pd, model_version,"
+        " origination_model_version, exposure, lgd, expected_loss_12m AS expected_loss,"
+        " outstanding_balance, dpd_bucket, days_past_due, reason_codes"
         " FROM repayment_scores",
     )
     assert rows
@@ -93,7 +94,7 @@ def test_live_pd_rises_when_payments_are_missed(mixed_store: StoreURL) -> None:
     # histories here cure only within a few days, before any event sees them delinquent.
     rows = query_rows(
         mixed_store,
-        "SELECT loan_id, installment_number, days_past_due, pd FROM repayment_scores"
+        "SELECT loan_id, installment_number, days_past_due, pd_12m AS pd FROM repayment_scores"
         " ORDER BY loan_id, event_time, installment_number",
     )
     history: dict[str, list[dict]] = defaultdict(list)
@@ -111,12 +112,12 @@ def test_live_pd_rises_when_payments_are_missed(mixed_store: StoreURL) -> None:
 def test_watchlist_follows_the_latest_event_of_each_loan(mixed_store: StoreURL) -> None:
     latest = query_rows(
         mixed_store,
-        "SELECT loan_id, argMax(pd, (event_time, n)) AS pd FROM ("
-        " SELECT loan_id, event_time, 0 AS n, pd FROM scored_events"
-        " UNION ALL SELECT loan_id, event_time, installment_number AS n, pd FROM repayment_scores)"
+        "SELECT loan_id, argMax(pd_12m, (event_time, n)) AS pd_12m FROM ("
+        " SELECT loan_id, event_time, 0 AS n, pd_12m FROM scored_events UNION ALL"
+        " SELECT loan_id, event_time, installment_number AS n, pd_12m FROM repayment_scores)"
         " GROUP BY loan_id ORDER BY loan_id",
     )
-    shown = query_rows(mixed_store, "SELECT loan_id, pd FROM watchlist ORDER BY loan_id")
+    shown = query_rows(mixed_store, "SELECT loan_id, pd_12m FROM watchlist ORDER BY loan_id")
     assert shown == latest
 
 
@@ -195,10 +196,10 @@ def latest_12m_expected_loss(store: str) -> dict[str, tuple[str, float]]:
     score as stored; an origination (lifetime) PD over the term converted to 12 months."""
     rows = query_rows(
         store,
-        "SELECT loan_id, event_time, 0 AS n, band, pd, expected_loss, term_months"
-        " FROM scored_events UNION ALL"
-        " SELECT loan_id, event_time, installment_number AS n, band, pd, expected_loss,"
-        " term_months FROM repayment_scores",
+        "SELECT loan_id, event_time, 0 AS n, band, pd_lifetime AS pd,"
+        " expected_loss_lifetime AS expected_loss, term_months FROM scored_events UNION ALL"
+        " SELECT loan_id, event_time, installment_number AS n, band, pd_12m AS pd,"
+        " expected_loss_12m AS expected_loss, term_months FROM repayment_scores",
     )
     latest: dict[str, dict] = {}
     for row in rows:
@@ -220,7 +221,7 @@ def test_expected_loss_is_on_one_12_month_horizon(mixed_store: StoreURL) -> None
         direct[band].append(el)
     view = query_rows(
         mixed_store,
-        "SELECT band, sum(expected_loss) AS el, sum(loans) AS loans FROM expected_loss_current"
+        "SELECT band, sum(expected_loss_12m) AS el, sum(loans) AS loans FROM expected_loss_current"
         " GROUP BY band ORDER BY band",
     )
     assert [(r["band"], r["loans"]) for r in view] == sorted(

@@ -23,7 +23,8 @@ from training.repayments import mixed_events
 from training.replay import ReplayPlan
 
 SCORES = (
-    "SELECT event_id, pd, origination_pd, days_past_due, outstanding_balance, expected_loss,"
+    "SELECT event_id, pd_12m, origination_pd_lifetime, days_past_due, outstanding_balance,"
+    " expected_loss_12m,"
     " dpd_bucket FROM repayment_scores FINAL ORDER BY event_id"
 )
 MONTHS = "SELECT month, loan_id, dpd_bucket, balance FROM loan_month_end ORDER BY ALL"

@@ -50,7 +50,10 @@ def test_watchlist_fits_80_columns_and_wide_shows_everything(scored: str) -> Non
     )
     lines = narrow.output.splitlines()
     header = lines[1].split()
-    assert header == ["loan", "PD", "band", "exposure", "EL", "grade", "state", "top", "reason"]
+    # the PD and expected loss say their horizon
+    assert header == [
+        "loan", "PD", "12m", "band", "exposure", "EL", "12m", "grade", "state", "top", "reason"
+    ]
     body = [line.split() for line in lines[3:] if line.strip()]
     assert len(body) == len(rows) == 10
     for shown, row in zip(body, rows, strict=True):
@@ -65,7 +68,7 @@ def test_watchlist_fits_80_columns_and_wide_shows_everything(scored: str) -> Non
     wide = runner.invoke(app, ["watchlist", "-n", "10", "--store", scored, "--wide"])
     assert wide.exit_code == 0, wide.output
     assert "…" not in wide.output
-    for name in ("loan_id", "expected_loss", "sub_grade", "addr_state", "reason_codes"):
+    for name in ("loan_id", "expected_loss_12m", "sub_grade", "addr_state", "reason_codes"):
         assert name in wide.output
     for row in rows:
         assert ", ".join(row["reason_codes"]) in wide.output
@@ -126,7 +129,7 @@ LOAN = {
     ("command", "fields"),
     [
         (["models", "list"], {"version", "kind", "stage", "created_at", "test_auc", "test_brier"}),
-        (["score", "--json", json.dumps(LOAN)], {"loan_id", "pd", "band", "reason_codes"}),
+        (["score", "--json", json.dumps(LOAN)], {"loan_id", "pd_lifetime", "band", "reason_codes"}),
     ],
 )
 def test_one_format_option_for_machine_readable_output(

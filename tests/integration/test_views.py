@@ -41,14 +41,15 @@ def same(url: StoreURL, from_view: str, direct: str) -> None:
 def test_risk_band_minute(scored_store: str) -> None:
     same(
         scored_store,
-        "SELECT minute, band, model_version, sum(loans) AS loans, sum(pd_sum) AS pd_sum,"
-        " quantilesMerge(0.5, 0.9, 0.95, 0.99)(pd_quantiles) AS q,"
-        " sum(exposure) AS exposure, sum(expected_loss) AS el"
+        "SELECT minute, band, model_version, sum(loans) AS loans, sum(pd_lifetime_sum) AS pd_sum,"
+        " quantilesMerge(0.5, 0.9, 0.95, 0.99)(pd_lifetime_quantiles) AS q,"
+        " sum(exposure) AS exposure, sum(expected_loss_lifetime) AS el"
         " FROM risk_band_minute GROUP BY minute, band, model_version"
         " ORDER BY minute, band, model_version",
         "SELECT toStartOfMinute(event_time) AS minute, band, model_version,"
-        " count() AS loans, sum(pd) AS pd_sum, quantiles(0.5, 0.9, 0.95, 0.99)(pd) AS q,"
-        " sum(exposure) AS exposure, sum(expected_loss) AS el"
+        " count() AS loans, sum(pd_lifetime) AS pd_sum,"
+        " quantiles(0.5, 0.9, 0.95, 0.99)(pd_lifetime) AS q,"
+        " sum(exposure) AS exposure, sum(expected_loss_lifetime) AS el"
         " FROM scored_events FINAL GROUP BY minute, band, model_version"
         " ORDER BY minute, band, model_version",
     )
@@ -57,11 +58,11 @@ def test_risk_band_minute(scored_store: str) -> None:
 def test_risk_by_grade_day(scored_store: str) -> None:
     same(
         scored_store,
-        "SELECT day, grade, sub_grade, band, sum(loans) AS loans, sum(pd_sum) AS pd_sum,"
-        " sum(exposure) AS exposure, sum(expected_loss) AS el FROM risk_by_grade_day"
+        "SELECT day, grade, sub_grade, band, sum(loans) AS loans, sum(pd_lifetime_sum) AS pd_sum,"
+        " sum(exposure) AS exposure, sum(expected_loss_lifetime) AS el FROM risk_by_grade_day"
         " GROUP BY day, grade, sub_grade, band ORDER BY day, grade, sub_grade, band",
         "SELECT toDate(event_time) AS day, grade, sub_grade, band, count() AS loans,"
-        " sum(pd) AS pd_sum, sum(exposure) AS exposure, sum(expected_loss) AS el"
+        " sum(pd_lifetime) AS pd_sum, sum(exposure) AS exposure, sum(expected_loss_lifetime) AS el"
         " FROM scored_events FINAL GROUP BY day, grade, sub_grade, band"
         " ORDER BY day, grade, sub_grade, band",
     )
@@ -70,11 +71,11 @@ def test_risk_by_grade_day(scored_store: str) -> None:
 def test_risk_by_state_day(scored_store: str) -> None:
     same(
         scored_store,
-        "SELECT day, addr_state, band, sum(loans) AS loans, sum(pd_sum) AS pd_sum,"
-        " sum(exposure) AS exposure, sum(expected_loss) AS el FROM risk_by_state_day"
+        "SELECT day, addr_state, band, sum(loans) AS loans, sum(pd_lifetime_sum) AS pd_sum,"
+        " sum(exposure) AS exposure, sum(expected_loss_lifetime) AS el FROM risk_by_state_day"
         " GROUP BY day, addr_state, band ORDER BY day, addr_state, band",
         "SELECT toDate(event_time) AS day, addr_state, band, count() AS loans,"
-        " sum(pd) AS pd_sum, sum(exposure) AS exposure, sum(expected_loss) AS el"
+        " sum(pd_lifetime) AS pd_sum, sum(exposure) AS exposure, sum(expected_loss_lifetime) AS el"
         " FROM scored_events FINAL GROUP BY day, addr_state, band ORDER BY day, addr_state, band",
     )
 
@@ -82,10 +83,10 @@ def test_risk_by_state_day(scored_store: str) -> None:
 def test_watchlist_is_each_loans_latest_score(scored_store: str) -> None:
     same(
         scored_store,
-        "SELECT loan_id, pd, band, reason_codes FROM watchlist ORDER BY pd DESC, loan_id",
-        "SELECT loan_id, argMax(pd, event_time) AS pd, argMax(band, event_time) AS band,"
+        "SELECT loan_id, pd_12m, band, reason_codes FROM watchlist ORDER BY pd_12m DESC, loan_id",
+        "SELECT loan_id, argMax(pd_12m, event_time) AS pd_12m, argMax(band, event_time) AS band,"
         " argMax(reason_codes, event_time) AS reason_codes"
-        " FROM scored_events FINAL GROUP BY loan_id ORDER BY pd DESC, loan_id",
+        " FROM scored_events FINAL GROUP BY loan_id ORDER BY pd_12m DESC, loan_id",
     )
 
 

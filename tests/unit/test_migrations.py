@@ -63,9 +63,8 @@ def test_scored_table_has_a_column_for_every_feature(store: Store) -> None:
         .to_pylist()
     )
     assert set(FEATURE_NAMES) <= set(columns)
-    assert {"event_time", "processed_at", "model_version", "pd", "band", "reason_codes"} <= set(
-        columns
-    )
+    named = {"event_time", "processed_at", "model_version", "pd_lifetime", "pd_12m", "band"}
+    assert named | {"reason_codes"} <= set(columns)
 
 
 def test_a_large_batch_is_written_as_one_compact_part(store: Store) -> None:

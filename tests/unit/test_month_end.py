@@ -88,7 +88,7 @@ def _scored_rows(app: LoanApplication, events: Iterable[LoanRepayment]) -> list[
                 "amount_due": event.amount_due,
                 "amount_paid": event.amount_paid,
                 "outstanding_balance": event.outstanding_balance,
-                "pd": 0.1,
+                "pd_12m": 0.1,
                 "lgd": 0.45,
                 "band": "high",
                 "grade": "B",
@@ -204,7 +204,7 @@ def test_current_expected_loss_is_on_a_12_month_horizon(store: Store) -> None:
     share; a loan with a live (12-month) score counts as stored."""
     at = datetime(2024, 3, 1, tzinfo=UTC)
     common = {"event_time": at, "band": "high", "grade": "C", "addr_state": "TX",
-              "exposure": 10_000.0, "model_version": "v"}  # fmt: skip
+              "exposure": 10_000.0, "lgd": 0.45, "model_version": "v"}  # fmt: skip
     store.insert_arrow(
         "scored_events",
         pa.Table.from_pylist(
@@ -213,16 +213,16 @@ def test_current_expected_loss_is_on_a_12_month_horizon(store: Store) -> None:
                     **common,
                     "event_id": "a1",
                     "loan_id": "ORIG",
-                    "pd": 0.30,
-                    "expected_loss": 1350.0,
+                    "pd_lifetime": 0.30,
+                    "expected_loss_lifetime": 1350.0,
                     "term_months": 36,
                 },
                 {
                     **common,
                     "event_id": "a2",
                     "loan_id": "LIVE",
-                    "pd": 0.30,
-                    "expected_loss": 1350.0,
+                    "pd_lifetime": 0.30,
+                    "expected_loss_lifetime": 1350.0,
                     "term_months": 36,
                 },
             ]
@@ -238,15 +238,15 @@ def test_current_expected_loss_is_on_a_12_month_horizon(store: Store) -> None:
                     "loan_id": "LIVE",
                     "installment_number": 1,
                     "event_time": at + timedelta(days=30),
-                    "pd": 0.05,
-                    "expected_loss": 225.0,
+                    "pd_12m": 0.05,
+                    "expected_loss_12m": 225.0,
                     "term_months": 36,
                 }
             ]
         ),
     )
     [row] = store.query_arrow(
-        "SELECT sum(expected_loss) AS el, sum(loans) AS loans FROM expected_loss_current"
+        "SELECT sum(expected_loss_12m) AS el, sum(loans) AS loans FROM expected_loss_current"
     ).to_pylist()
     twelve_month = 1 - (1 - 0.30) ** (12 / 36)
     assert row["loans"] == 2

@@ -17,6 +17,8 @@ from flows.loan.behaviour import BEHAVIOUR_FEATURE_NAMES, behaviour_features
 from flows.loan.schedule import amortization_schedule, due_date
 from flows.loan.state import apply_repayment, open_loan
 from training.dataset import LendingClub
+from training.month_end_rolls import MOVES, realised_moves
+from training.published_rolls import PROSPER_2008, pooled
 from training.repayments import (
     BAD_TRANSITIONS,
     DEFAULT_MONTHS,
@@ -32,7 +34,6 @@ from training.repayments import (
     mixed_events,
     openintro_targets,
     repayment_history,
-    six_month_cure_share,
 )
 from training.replay import ReplayPlan, application_events
 
@@ -202,17 +203,48 @@ def test_good_loans_miss_and_cure_and_bad_loans_cure_before_they_roll(every_loan
     assert bad_cured_then_defaulted > 0
 
 
-def test_the_chain_reproduces_the_published_six_month_cure_shares() -> None:
-    """Six due dates on, 7.0 % of 60-day delinquent loans are current in the published matrix
-    (docs/repayments.md); the bad loans' chain gives 6.0 %. Of 30-day ones 20.9 %, a population
-    that also holds good loans (which always cure), so bad loans alone cure less often."""
-    assert six_month_cure_share(2) == pytest.approx(0.070, abs=0.015)
-    assert 0.08 < six_month_cure_share(1) < 0.209
+def test_the_chain_past_30_days_is_the_published_prosper_rows() -> None:
+    """From 30-59 and 60-89 days past due the chain's cure / stay / roll are Prosper's pooled
+    better / same / worse (training/published_rolls.py); the roll from 60-89 is the
+    charge-off."""
+    for behind, bucket in ((2, "30-59"), (3, "60-89")):
+        row = pooled(bucket)
+        step = BAD_TRANSITIONS[behind]
+        assert (step.cure, step.stay, step.roll) == (
+            row.better / row.loans,
+            row.same / row.loans,
+            row.worse / row.loans,
+        )
     for bad in (True, False):
         paths = arrears_paths(bad, 12)
         assert all(abs(sum(p.values()) - 1.0) < 1e-12 for p in paths)
     # good loans never roll: one installment behind at most
     assert all(behind <= 1 for p in arrears_paths(False, 12) for behind, _ in p)
+
+
+def test_published_counts_add_up() -> None:
+    for month in PROSPER_2008.values():
+        for loans, better, same, worse in month.values():
+            assert better + same + worse == loans
+
+
+def test_month_end_moves_match_the_published_rows(every_loan: list) -> None:
+    """Measured as published: every derived loan's bucket at one month end against the next.
+    From 30-59 and 60-89 days the shares are within three standard errors of the difference of
+    two independent shares (derived and published counts) of Prosper's pooled rows."""
+    moves = realised_moves((app, events) for app, _, events in every_loan)
+    for bucket in ("30-59", "60-89"):
+        row = pooled(bucket)
+        n = sum(moves[bucket].values())
+        assert n >= 150, bucket
+        for move in MOVES:
+            p = row.share(move)
+            tolerance = 3.0 * math.sqrt(p * (1.0 - p) * (1.0 / n + 1.0 / row.loans))
+            assert abs(moves[bucket][move] / n - p) <= tolerance, (bucket, move)
+    # the 1-29 bucket holds late payers and good loans' misses, which mostly pay within the
+    # month: far more of it gets better than Prosper's, whose 1-29 loans had mostly stopped
+    early = moves["1-29"]
+    assert early["better"] / sum(early.values()) > pooled("1-29").share("better")
 
 
 def test_on_time_histories_follow_the_amortization_schedule(every_loan: list) -> None:

@@ -75,7 +75,7 @@ def test_the_writer_may_insert_into_exactly_what_the_sink_writes() -> None:
     # that loan's raw events and its scores' ids, PDs and model versions.
     also = {
         "raw_events": {"SELECT(content_hash)", "SELECT"},
-        "scored_events": {"SELECT(loan_id)", "SELECT(pd)", "SELECT(model_version)"},
+        "scored_events": {"SELECT(loan_id)", "SELECT(pd_lifetime)", "SELECT(model_version)"},
         "repayment_scores": {"SELECT(loan_id)"},
     }
     for table, key in TARGETS:

@@ -1,0 +1,78 @@
+"""Published month-to-month delinquency transitions of US unsecured consumer instalment loans.
+
+Source: the *Prosper collections reports* on the Prosperous Land blog, which compared a snapshot
+of every Prosper loan (3-year unsecured consumer instalment loans, fixed rate, amortizing) with
+the same loans about one month later, from Prosper's public loan data:
+
+* January 2008 (1 Jan -> 1 Feb): http://prosperousland.blogspot.com/2008/02
+* February 2008 (1 Feb -> 3 Mar):
+  http://prosperousland.blogspot.com/2008/04/february-prosper-collections-report.html
+* March 2008 (3 Mar -> 1 Apr):
+  http://prosperousland.blogspot.com/2008/04/march-prospercom-collections-update.html
+* April 2008 (1 Apr -> 2 May):
+  http://prosperousland.blogspot.com/2008/05/april-prospercom-collections-update.html
+
+Each table gives, per status at the first snapshot, the loans and how many "got better" (a less
+delinquent status a month later), "stayed the same" or "got worse". Prosper's statuses map to
+the project's buckets (:func:`flows.loan_state.dpd_bucket`): Late (under a month) is 1-29,
+1 month late 30-59, 2 months late 60-89, 3 months late (90-119 days) 90+. The counts are copied
+as published; pooling the four months gives one row per bucket.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+# {month: {bucket: (loans, got better, stayed the same, got worse)}}
+PROSPER_2008: Mapping[str, Mapping[str, tuple[int, int, int, int]]] = {
+    "2008-01": {
+        "current": (12620, 182, 12122, 316),
+        "1-29": (265, 82, 33, 150),
+        "30-59": (304, 51, 12, 241),
+        "60-89": (249, 16, 16, 217),
+        "90+": (271, 12, 10, 249),
+    },
+    "2008-02": {
+        "current": (13271, 241, 12719, 311),
+        "1-29": (228, 58, 36, 134),
+        "30-59": (297, 22, 19, 256),
+        "60-89": (265, 11, 14, 240),
+        "90+": (229, 5, 6, 218),
+    },
+    "2008-03": {
+        "current": (13772, 214, 13243, 315),
+        "1-29": (203, 54, 42, 107),
+        "30-59": (281, 34, 35, 212),
+        "60-89": (273, 11, 23, 239),
+        "90+": (254, 4, 25, 225),
+    },
+    "2008-04": {
+        "current": (14456, 226, 13895, 335),
+        "1-29": (223, 56, 31, 136),
+        "30-59": (292, 32, 26, 234),
+        "60-89": (235, 18, 11, 206),
+        "90+": (260, 7, 7, 246),
+    },
+}
+
+
+@dataclass(frozen=True)
+class PublishedRow:
+    """One pooled row: loans in a bucket at a month end and what they did by the next."""
+
+    loans: int
+    better: int
+    same: int
+    worse: int
+
+    def share(self, move: str) -> float:
+        """The share of ``move`` (``better``, ``same`` or ``worse``)."""
+        count: int = getattr(self, move)
+        return count / self.loans
+
+
+def pooled(bucket: str) -> PublishedRow:
+    """The four months of :data:`PROSPER_2008` pooled for ``bucket``."""
+    rows = [month[bucket] for month in PROSPER_2008.values()]
+    return PublishedRow(*(sum(column) for column in zip(*rows, strict=True)))
