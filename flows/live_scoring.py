@@ -23,7 +23,7 @@ from flows.batches import (
     utc_ms,
 )
 from flows.loan.behaviour import BEHAVIOUR_FEATURE_NAMES
-from flows.loan.labels import dpd_bucket
+from flows.loan.labels import BUCKET_STARTS, DPD_BUCKETS
 from flows.model import ModelError, ScoringModel
 from flows.risk import risk_columns
 from flows.settings import Settings
@@ -32,8 +32,8 @@ from flows.steps.loan_state_step import BookOutcome
 _DPD = BEHAVIOUR_FEATURE_NAMES.index("days_past_due")
 _BALANCE = BEHAVIOUR_FEATURE_NAMES.index("outstanding_balance")
 # dpd_bucket() vectorized: the lower bound of every bucket after "current".
-_BUCKET_EDGES = np.array([1, 30, 60, 90], dtype=np.float64)
-_BUCKET_NAMES = np.array([dpd_bucket(d) for d in (0, 1, 30, 60, 90)], dtype=object)
+_BUCKET_EDGES = np.array(BUCKET_STARTS[1:], dtype=np.float64)
+_BUCKET_NAMES = np.array(DPD_BUCKETS, dtype=object)
 
 
 class LiveScorer:

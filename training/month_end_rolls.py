@@ -2,7 +2,7 @@
 published roll rates were (training/published_rolls.py): each loan's bucket at a month end
 against its bucket at the next, counted as better, same or worse.
 
-Positions come from :func:`flows.loan_state.days_past_due` on the events dated by each month
+Positions come from :func:`flows.loan.state.days_past_due` on the events dated by each month
 end, the computation the ``loan_month_end`` view is tested against.
 """
 
@@ -14,14 +14,9 @@ from datetime import date, timedelta
 from itertools import pairwise
 
 from flows.events import LoanApplication, LoanRepayment
-from flows.loan_state import (
-    DPD_BUCKETS,
-    add_months,
-    apply_repayment,
-    days_past_due,
-    dpd_bucket,
-    open_loan,
-)
+from flows.loan.labels import DPD_BUCKETS, dpd_bucket
+from flows.loan.schedule import add_months
+from flows.loan.state import apply_repayment, days_past_due, open_loan
 
 MOVES = ("better", "same", "worse")
 # a loan whose history stops this far behind was charged off: its next month end still counts

@@ -14,7 +14,7 @@ the same loans about one month later, from Prosper's public loan data:
 
 Each table gives, per status at the first snapshot, the loans and how many "got better" (a less
 delinquent status a month later), "stayed the same" or "got worse". Prosper's statuses map to
-the project's buckets (:func:`flows.loan_state.dpd_bucket`): Late (under a month) is 1-29,
+the project's buckets (:func:`flows.loan.labels.dpd_bucket`): Late (under a month) is 1-29,
 1 month late 30-59, 2 months late 60-89, 3 months late (90-119 days) 90+. The counts are copied
 as published; pooling the four months gives one row per bucket.
 """

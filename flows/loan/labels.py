@@ -23,6 +23,8 @@ LOAN_STATUSES: tuple[str, ...] = (
 )
 GRACE_DAYS = 15
 CHARGE_OFF_AFTER_DAYS = 120
+# The first day past due of each bucket, in order; ``dpd_bucket`` names them.
+BUCKET_STARTS: tuple[int, ...] = (0, 1, 30, 60, 90)
 
 
 def dpd_bucket(days: int) -> str:
@@ -56,3 +58,6 @@ def loan_status(state: LoanState, as_of: date) -> str:
     if days <= CHARGE_OFF_AFTER_DAYS:
         return "Late (31-120 days)"
     return "Charged Off"
+
+
+DPD_BUCKETS: tuple[str, ...] = tuple(dpd_bucket(d) for d in BUCKET_STARTS)

@@ -281,7 +281,7 @@ def test_rebuild_from_the_archive_reproduces_tables_and_views(
 
 
 _ISSUED = (
-    "SELECT event_id, pd, band, model_version, model_kind FROM scored_events FINAL "
+    "SELECT event_id, pd_lifetime AS pd, band, model_version, model_kind FROM scored_events FINAL "
     "ORDER BY event_id"
 )
 

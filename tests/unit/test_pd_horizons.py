@@ -13,7 +13,7 @@ import numpy as np
 import pyarrow as pa
 import pytest
 
-from flows.loan_state import BEHAVIOUR_FEATURE_NAMES
+from flows.loan.behaviour import BEHAVIOUR_FEATURE_NAMES
 from flows.store import Store, open_store
 from flows.store.migrations import MIGRATIONS_DIR, applied, discover, migrate
 
