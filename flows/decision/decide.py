@@ -1,0 +1,59 @@
+"""Turn a PD and the features it was scored from into approve / refer / decline, naming every
+rule that fired. Pure: no model, no I/O."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import numpy as np
+
+from flows.decision.policy import OUTCOMES, Policy
+from flows.features import FEATURE_NAMES
+
+_RANK = {outcome: i for i, outcome in enumerate(OUTCOMES)}
+# The PD cut-offs are named like rules, so that the answer says why in one list.
+PD_REFER = "pd_refer"
+PD_DECLINE = "pd_decline"
+
+
+@dataclass(frozen=True, slots=True)
+class Decision:
+    outcome: str
+    # Every rule that fired, PD cut-offs included, in policy order.
+    rules_fired: tuple[str, ...]
+
+
+def _pd_outcome(pd: float, policy: Policy) -> tuple[str, tuple[str, ...]]:
+    if pd >= policy.decline_from:
+        return "decline", (PD_DECLINE,)
+    if pd >= policy.approve_below:
+        return "refer", (PD_REFER,)
+    return "approve", ()
+
+
+def decide(pd: float, features: dict[str, float], policy: Policy) -> Decision:
+    """The decision for one application; ``features`` maps feature names to values."""
+    if not math.isfinite(pd):
+        raise ValueError(f"PD must be a finite number, got {pd}")
+    outcome, fired = _pd_outcome(pd, policy)
+    names = list(fired)
+    for rule in policy.rules:
+        value = features[rule.feature]
+        if value > rule.above:  # NaN compares False: a missing value fires nothing
+            names.append(rule.name)
+            if _RANK[rule.outcome] > _RANK[outcome]:
+                outcome = rule.outcome
+    return Decision(outcome, tuple(names))
+
+
+def decide_many(pd: np.ndarray, matrix: np.ndarray, policy: Policy) -> list[Decision]:
+    """Decisions for a scored batch: row i of ``matrix`` (features in FEATURE_NAMES order)
+    was scored ``pd[i]``."""
+    columns = {rule.feature: FEATURE_NAMES.index(rule.feature) for rule in policy.rules}
+    decisions = []
+    for i, value in enumerate(pd.tolist()):
+        row = matrix[i]
+        features = {name: float(row[j]) for name, j in columns.items()}
+        decisions.append(decide(value, features, policy))
+    return decisions
