@@ -76,6 +76,12 @@ COMMANDS: tuple[Entry, ...] = (
         "Score one loan application: PD, risk band, reasons and the model that scored it.",
     ),
     Entry(
+        "serve",
+        ("cli.serve_cmd",),
+        MODELS,
+        "Serve loan decisions over HTTP (approve / refer / decline), audited in the store.",
+    ),
+    Entry(
         "replay",
         ("cli.replay_cmd",),
         STREAMING,
@@ -136,6 +142,7 @@ EXAMPLES: dict[str, str] = {
     "train-behaviour": "riskctl train-behaviour --months 12",
     "models list": "riskctl models list",
     "score": "riskctl score --file loan.json --format json",
+    "serve": "RISKCTL_API_TOKEN=... riskctl serve --port 8000 --policy policy.toml",
     "replay": "riskctl replay --max 10000 --out events.jsonl --corrupt 0.01",
     "run": "riskctl run --input events.jsonl",
     "topics create": "riskctl topics create --brokers 127.0.0.1:9092 --partitions 4",
