@@ -151,7 +151,13 @@ class AuditWriter:
             pause = min(pause * 2, self._retry_max)
 
     def _flush(self) -> bool:
-        """Write everything buffered; False when the store failed (the rows stay)."""
+        """Write everything buffered; False when the store failed (the rows stay). The store
+        is opened even with nothing to write, so that an outage shows before rows wait."""
+        try:
+            self._connected()
+        except StoreError as exc:
+            self._failed(exc)
+            return False
         while self._buffer:
             with self._lock:
                 batch = list(islice(self._buffer, self._batch))
@@ -161,12 +167,7 @@ class AuditWriter:
                 token = f"decisions_{batch[0].answer.decision_id}_{len(batch)}"
                 store.insert_arrow("decisions", audit_table(batch), token=token)
             except StoreError as exc:
-                self.failures += 1
-                if str(exc) != self.last_error:
-                    log.warning("audit store unavailable, %d decisions buffered: %s",
-                                len(self._buffer), exc)  # fmt: skip
-                self.last_error = str(exc)
-                self._close_store()
+                self._failed(exc)
                 return False
             with self._lock:
                 for _ in range(len(batch)):
@@ -174,6 +175,14 @@ class AuditWriter:
             self.written += len(batch)
             self.last_error = ""
         return True
+
+    def _failed(self, exc: StoreError) -> None:
+        self.failures += 1
+        if str(exc) != self.last_error:  # once per kind of failure, not once per retry
+            log.warning("audit store unavailable, %d decisions buffered: %s",
+                        len(self._buffer), exc)  # fmt: skip
+        self.last_error = str(exc)
+        self._close_store()
 
     def _connected(self) -> Store:
         if self._store is None:
