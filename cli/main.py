@@ -142,7 +142,7 @@ EXAMPLES: dict[str, str] = {
     "train-behaviour": "riskctl train-behaviour --months 12",
     "models list": "riskctl models list",
     "score": "riskctl score --file loan.json --format json",
-    "serve": "RISKCTL_API_TOKEN=... riskctl serve --port 8000 --policy policy.toml",
+    "serve": "riskctl serve --port 8000 --policy policy.toml",
     "replay": "riskctl replay --max 10000 --out events.jsonl --corrupt 0.01",
     "run": "riskctl run --input events.jsonl",
     "topics create": "riskctl topics create --brokers 127.0.0.1:9092 --partitions 4",

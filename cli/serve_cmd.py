@@ -31,9 +31,9 @@ def serve(
     home: HomeOption = None,
     store: StoreOption = None,
 ) -> None:
-    """Serve loan decisions over HTTP: POST /v1/decisions, /v1/decisions:batch; docs at /docs.
+    """Serve loan decisions over HTTP (approve / refer / decline), audited in the store.
 
-    Needs RISKCTL_API_TOKEN (never printed); every decision is written to the `decisions`
+    POST /v1/decisions and /v1/decisions:batch; docs at /docs. Needs RISKCTL_API_TOKEN (never printed); every decision is written to the `decisions`
     table, and a new models/CURRENT is picked up without a restart.
     """
     with user_errors():
