@@ -33,8 +33,9 @@ def serve(
 ) -> None:
     """Serve loan decisions over HTTP (approve / refer / decline), audited in the store.
 
-    POST /v1/decisions and /v1/decisions:batch; docs at /docs. Needs RISKCTL_API_TOKEN (never printed); every decision is written to the `decisions`
-    table, and a new models/CURRENT is picked up without a restart.
+    POST /v1/decisions and /v1/decisions:batch; docs at /docs. Needs RISKCTL_API_TOKEN
+    (never printed); every decision is written to the `decisions` table, and a new
+    models/CURRENT is picked up without a restart.
     """
     with user_errors():
         from flows.api.settings import api_settings
