@@ -154,3 +154,28 @@ def test_a_bad_policy_file_is_one_usage_error(
 def test_a_missing_policy_file_is_a_usage_error(tmp_path: Path) -> None:
     with pytest.raises(PolicyError, match="cannot read"):
         load_policy(tmp_path / "absent.toml")
+
+
+@given(
+    rows=st.lists(
+        st.tuples(st.floats(min_value=0, max_value=1), _feature, _feature, _feature),
+        min_size=1,
+        max_size=30,
+    )
+)
+def test_a_batch_decides_exactly_as_one_application_at_a_time(
+    rows: list[tuple[float, float, float, float]],
+) -> None:
+    columns = ("loan_to_income", "accounts_delinquent", "debt_to_income")
+    matrix = np.zeros((len(rows), len(FEATURE_NAMES)))
+    for i, (_, *values) in enumerate(rows):
+        for name, value in zip(columns, values, strict=True):
+            matrix[i, FEATURE_NAMES.index(name)] = value
+    pd = np.array([row[0] for row in rows])
+    for policy in (POLICY, DEFAULT_POLICY):
+        batch = decide_many(pd, matrix, policy)
+        one_by_one = [
+            decide(float(pd[i]), dict(zip(columns, rows[i][1:], strict=True)), policy)
+            for i in range(len(rows))
+        ]
+        assert batch == one_by_one

@@ -49,11 +49,27 @@ def decide(pd: float, features: dict[str, float], policy: Policy) -> Decision:
 
 def decide_many(pd: np.ndarray, matrix: np.ndarray, policy: Policy) -> list[Decision]:
     """Decisions for a scored batch: row i of ``matrix`` (features in FEATURE_NAMES order)
-    was scored ``pd[i]``."""
-    columns = {rule.feature: FEATURE_NAMES.index(rule.feature) for rule in policy.rules}
-    decisions = []
-    for i, value in enumerate(pd.tolist()):
-        row = matrix[i]
-        features = {name: float(row[j]) for name, j in columns.items()}
-        decisions.append(decide(value, features, policy))
-    return decisions
+    was scored ``pd[i]``. The same rules as :func:`decide`, a column at a time."""
+    pd = np.asarray(pd, dtype=np.float64)
+    if not np.isfinite(pd).all():
+        raise ValueError("PD must be a finite number")
+    rank = np.where(pd >= policy.decline_from, 2, np.where(pd >= policy.approve_below, 1, 0))
+    fired: list[tuple[str, np.ndarray]] = [
+        (PD_DECLINE, rank == 2),
+        (PD_REFER, rank == 1),
+    ]
+    for rule in policy.rules:
+        with np.errstate(invalid="ignore"):  # NaN compares False: a missing value fires nothing
+            hit = matrix[:, FEATURE_NAMES.index(rule.feature)] > rule.above
+        fired.append((rule.name, hit))
+        rank = np.where(hit, np.maximum(rank, _RANK[rule.outcome]), rank)
+    # The usual row fires nothing: find the rows that fired anything once, then name for those.
+    any_fired = np.zeros(len(pd), dtype=bool)
+    for _, hit in fired:
+        any_fired |= hit
+    names: list[tuple[str, ...]] = [()] * len(pd)
+    for i in np.flatnonzero(any_fired).tolist():
+        names[i] = tuple(name for name, hit in fired if hit[i])
+    return [
+        Decision(OUTCOMES[r], n) for r, n in zip(rank.tolist(), names, strict=True)
+    ]
