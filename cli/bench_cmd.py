@@ -106,16 +106,15 @@ def _bench_api(url: str, rate: float, duration: float, batch: int, clients: int)
         payloads = list(application_events(load_lending_club(), ReplayPlan(max(batch * 4, 5000))))
         runs = run_all(url.rstrip("/"), token, payloads, rate=rate, duration_s=duration,
                        batch_size=batch, clients=clients)  # fmt: skip
-    table = Table(title=f"riskctl bench --api: {url}, {duration:g} s each")
-    for column in ("load", "requests/s", "decisions/s", "p50 ms", "p95 ms", "p99 ms", "errors"):
-        table.add_column(column, justify="left" if column == "load" else "right")
+    console.print(f"riskctl bench --api: {url}, {duration:g} s each, real loans")
     for run in runs:
-        table.add_row(
-            run.label, f"{run.requests_per_s:,.0f}", f"{run.decisions_per_s:,.0f}",
-            f"{run.percentile_ms(50):.2f}", f"{run.percentile_ms(95):.2f}",
-            f"{run.percentile_ms(99):.2f}", f"{run.errors:,}",
-        )  # fmt: skip
-    console.print(table)
+        console.print(
+            f"{run.label}: {run.requests_per_s:,.0f} requests/s, {run.decisions_per_s:,.0f} "
+            f"decisions/s; latency p50 {run.percentile_ms(50):.2f} ms, p95 "
+            f"{run.percentile_ms(95):.2f} ms, p99 {run.percentile_ms(99):.2f} ms; "
+            f"{run.errors:,} errors of {run.requests:,} requests",
+            highlight=False,
+        )
     if any(run.errors for run in runs):
         raise typer.Exit(1)
 

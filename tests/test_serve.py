@@ -399,3 +399,21 @@ def test_decisions_made_while_the_store_is_away_are_all_stored_later(
     assert first["request"].encode() == events[0]
     assert json.loads(first["response"])["decision_id"] == answered[0]
     assert np.isfinite([json.loads(r["response"])["pd"] for r in rows]).all()
+
+
+def test_bench_api_drives_the_service_and_reports_every_load(
+    server: ApiServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from tests.test_cli import invoke
+
+    monkeypatch.setenv("RISKCTL_API_TOKEN", TOKEN)
+    before = _decided(server)
+    code, out = invoke(
+        "bench", "--api", "--url", f"http://127.0.0.1:{server.port}", "--rate", "50",
+        "--duration", "1", "--api-batch", "100", "--clients", "1",
+    )  # fmt: skip
+    assert code == 0, out
+    text = " ".join(out.split())
+    assert "single at 50/s" in text and "batch of 100" in text
+    # the warm-up (1 s at 50/s) and the single run (50) and at least one batch were decided
+    assert _decided(server) >= before + 50 + 50 + 100
