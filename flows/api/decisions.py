@@ -90,7 +90,7 @@ class Decider:
         self, apps: list[LoanApplication], model: ScoringModel, decided_at: datetime
     ) -> list[DecisionAnswer]:
         matrix = feature_matrix(apps)
-        pd, codes, texts = model.explain(matrix, self._top)
+        pd, codes, texts = model.explain_rows(matrix, self._top)
         bands = band_names(pd, self._bands)
         decisions = decide_many(pd, matrix, self.policy)
         version, kind, policy = model.version, model.kind, self.policy.version
@@ -98,7 +98,7 @@ class Decider:
         hits = self._hits
         answers = []
         for i, (app, score, decision, code_list, text_list) in enumerate(
-            zip(apps, pd.tolist(), decisions, codes.to_pylist(), texts.to_pylist(), strict=True)
+            zip(apps, pd.tolist(), decisions, codes, texts, strict=True)
         ):
             answers.append(
                 DecisionAnswer(

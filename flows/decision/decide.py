@@ -15,6 +15,7 @@ _RANK = {outcome: i for i, outcome in enumerate(OUTCOMES)}
 # The PD cut-offs are named like rules, so that the answer says why in one list.
 PD_REFER = "pd_refer"
 PD_DECLINE = "pd_decline"
+_VECTOR_FROM = 8
 
 
 @dataclass(frozen=True, slots=True)
@@ -51,6 +52,14 @@ def decide_many(pd: np.ndarray, matrix: np.ndarray, policy: Policy) -> list[Deci
     """Decisions for a scored batch: row i of ``matrix`` (features in FEATURE_NAMES order)
     was scored ``pd[i]``. The same rules as :func:`decide`, a column at a time."""
     pd = np.asarray(pd, dtype=np.float64)
+    if len(pd) < _VECTOR_FROM:
+        # numpy's fixed cost per rule outweighs a loop over a few rows (one request)
+        columns = {rule.feature: FEATURE_NAMES.index(rule.feature) for rule in policy.rules}
+        rows = matrix.tolist()
+        return [
+            decide(value, {name: rows[i][j] for name, j in columns.items()}, policy)
+            for i, value in enumerate(pd.tolist())
+        ]
     if not np.isfinite(pd).all():
         raise ValueError("PD must be a finite number")
     rank = np.where(pd >= policy.decline_from, 2, np.where(pd >= policy.approve_below, 1, 0))
