@@ -17,6 +17,7 @@ from rich.table import Table
 
 from cli.common import BrokersOption, HomeOption, UsageError, console, settings, user_errors
 from flows.batches import ApplicationBatch, RawBatch
+from flows.errors import RiskctlError
 from flows.events import LoanApplication
 from flows.jobs import RunOptions, ensure_schema, run_files, run_kafka
 from flows.kafka_admin import create_topics, event_messages, produce
@@ -46,9 +47,23 @@ def bench(
     ] = False,
     partitions: Annotated[int, typer.Option(help="Partitions of the --kafka bench topic.")] = 4,
     brokers: BrokersOption = None,
+    api: Annotated[
+        bool,
+        typer.Option("--api", help="Drive a running `riskctl serve` at --url instead."),
+    ] = False,
+    url: Annotated[str, typer.Option(help="The decision service (--api).")] = (
+        "http://127.0.0.1:8000"
+    ),
+    rate: Annotated[float, typer.Option(help="Single decisions a second (--api).")] = 500.0,
+    duration: Annotated[float, typer.Option(help="Seconds per --api measurement.")] = 10.0,
+    api_batch: Annotated[int, typer.Option(help="Applications per --api batch.")] = 1000,
+    clients: Annotated[int, typer.Option(help="Concurrent batch clients (--api).")] = 2,
     home: HomeOption = None,
 ) -> None:
     """Measure the pipeline on real replayed loans: file -> dataflow -> chDB, or from Kafka."""
+    if api:
+        _bench_api(url, rate, duration, api_batch, clients)
+        return
     with user_errors():
         if events < 1000:
             raise UsageError("--events must be at least 1000 for a meaningful rate")
@@ -74,6 +89,46 @@ def bench(
         if live_model is not None:
             mixed = _bench_mixed(cfg, model, live_model, events, workers)
             _print_run("mixed end-to-end (applications + repayments)", mixed, workers, "file")
+
+
+def _bench_api(url: str, rate: float, duration: float, batch: int, clients: int) -> None:
+    """Single decisions at ``rate`` and batches as fast as they come, from real loans."""
+    import os
+
+    from cli.api_bench import run_all
+
+    with user_errors():
+        token = os.environ.get("RISKCTL_API_TOKEN", "")
+        if not token:
+            raise UsageError("set RISKCTL_API_TOKEN to the service's token for --api")
+        if rate <= 0 or duration <= 0 or batch < 1 or clients < 1:
+            raise UsageError("--rate, --duration, --api-batch and --clients must be positive")
+        _reachable(url)
+        payloads = list(application_events(load_lending_club(), ReplayPlan(max(batch * 4, 5000))))
+        runs = run_all(url.rstrip("/"), token, payloads, rate=rate, duration_s=duration,
+                       batch_size=batch, clients=clients)  # fmt: skip
+    console.print(f"riskctl bench --api: {url}, {duration:g} s each, real loans")
+    for run in runs:
+        console.print(
+            f"{run.label}: {run.requests_per_s:,.0f} requests/s, {run.decisions_per_s:,.0f} "
+            f"decisions/s; latency p50 {run.percentile_ms(50):.2f} ms, p95 "
+            f"{run.percentile_ms(95):.2f} ms, p99 {run.percentile_ms(99):.2f} ms; "
+            f"{run.errors:,} errors of {run.requests:,} requests",
+            highlight=False,
+        )
+    if any(run.errors for run in runs):
+        raise typer.Exit(1)
+
+
+def _reachable(url: str) -> None:
+    import urllib.error
+    import urllib.request
+
+    try:
+        with urllib.request.urlopen(f"{url.rstrip('/')}/healthz", timeout=5):
+            pass
+    except (urllib.error.URLError, OSError, ValueError) as exc:
+        raise RiskctlError(f"no decision service answers at {url}: {exc}") from None
 
 
 def _print_rates(title: str, rows: list[tuple[str, float]]) -> None:

@@ -87,6 +87,12 @@ COMMANDS: tuple[Entry, ...] = (
         "Score one loan application: PD, risk band, reasons and the model that scored it.",
     ),
     Entry(
+        "serve",
+        ("cli.serve_cmd",),
+        MODELS,
+        "Serve loan decisions over HTTP (approve / refer / decline), audited in the store.",
+    ),
+    Entry(
         "replay",
         ("cli.replay_cmd",),
         STREAMING,
@@ -152,6 +158,7 @@ EXAMPLES: dict[str, str] = {
     "models rollback": "riskctl models rollback --kind applicant --reason 'PD too high'",
     "models runs": "riskctl models runs --kind priced --format json",
     "score": "riskctl score --file loan.json --format json",
+    "serve": "riskctl serve --port 8000 --policy policy.toml",
     "replay": "riskctl replay --max 10000 --out events.jsonl --corrupt 0.01",
     "run": "riskctl run --input events.jsonl",
     "topics create": "riskctl topics create --brokers 127.0.0.1:9092 --partitions 4",

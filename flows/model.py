@@ -241,6 +241,8 @@ class ScoringModel:
             self._codes = pa.array(feature_names, pa.string())
             self._texts = self._codes
             self.reason_table = {name: name for name in feature_names}
+        self._code_list: list[str] = self._codes.to_pylist()
+        self._text_list: list[str] = self._texts.to_pylist()
 
     def _run(self, features: np.ndarray, outputs: list[str]) -> list[np.ndarray]:
         matrix = np.ascontiguousarray(features, dtype=np.float32)
@@ -274,18 +276,38 @@ class ScoringModel:
         if len(features) == 0:
             empty = pa.array([], pa.list_(pa.string()))
             return np.empty(0, dtype=np.float64), empty, empty
+        pd, index, picked = self._reasons(features, top)
+        flat = index[picked]
+        return pd, _lists(self._codes, flat, picked), _lists(self._texts, flat, picked)
+
+    def explain_rows(
+        self, features: np.ndarray, top: int
+    ) -> tuple[np.ndarray, list[list[str]], list[list[str]]]:
+        """As :meth:`explain`, the reasons as Python lists: for a few rows (one request),
+        building Arrow arrays costs more than the model run itself."""
+        features = np.asarray(features, dtype=np.float64)
+        if len(features) == 0:
+            return np.empty(0, dtype=np.float64), [], []
+        pd, index, picked = self._reasons(features, top)
+        codes, texts = self._code_list, self._text_list
+        rows = [row[keep].tolist() for row, keep in zip(index, picked, strict=True)]
+        return pd, [[codes[j] for j in r] for r in rows], [[texts[j] for j in r] for r in rows]
+
+    def _reasons(
+        self, features: np.ndarray, top: int
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """PD; per row the index into the code and text tables of each of the ``top``
+        strongest reasons, and which of them lose anything."""
         if self.reasons_method != "scorecard":
             pd = self.predict_pd(features)
             order, picked = _top(self.contributions(features), top)
-            codes = _lists(self._codes, order[picked], picked)
-            return pd, codes, codes
+            return pd, order, picked
         probabilities, points = self._run(features, [self._output, self._points])
         pd = probabilities[:, self._positive].astype(np.float64)
         order, picked = _top(self._reference - points, top)
         missing = np.isnan(features[:, self._columns])
         index = order + len(self._columns) * np.take_along_axis(missing, order, axis=1)
-        flat = index[picked]
-        return pd, _lists(self._codes, flat, picked), _lists(self._texts, flat, picked)
+        return pd, index, picked
 
     def reason_codes(self, features: np.ndarray, top: int) -> pa.ListArray:
         """Per row, up to ``top`` reason codes, strongest first."""

@@ -16,6 +16,8 @@ GRANT INSERT ON ${database}.dead_letters TO riskctl_writer_role;
 GRANT INSERT ON ${database}.repayment_scores TO riskctl_writer_role;
 GRANT INSERT ON ${database}.ops_batches TO riskctl_writer_role;
 GRANT INSERT ON ${database}.ops_consumer_lag TO riskctl_writer_role;
+-- The decision service (`riskctl serve`) records every answer.
+GRANT INSERT ON ${database}.decisions TO riskctl_writer_role;
 -- Replays must not add rows twice: before inserting, the writer asks which keys are stored,
 -- so it reads the key columns, and only those (and raw events' content hashes, which tell a
 -- repeat from a conflicting duplicate).

@@ -35,6 +35,7 @@ ENV = {
     "RISKCTL_ANALYST_PASSWORD": "analyst-pass-123456",
     "MINIO_ROOT_PASSWORD": "minio-pass-123456",
     "GRAFANA_ADMIN_PASSWORD": "grafana-pass-123456",
+    "RISKCTL_API_TOKEN": "api-token-123456",
 }
 _VARIABLE = re.compile(r"\$\$|\$\{([A-Za-z_]\w*)(?:(:?[-?])([^}]*))?\}|\$([A-Za-z_]\w*)")
 
@@ -117,6 +118,7 @@ def test_the_stack_has_every_part_of_the_deployment() -> None:
         "monitor",
         "retrain",
         "grafana",
+        "api",
     }
     assert len(WORKERS) >= 2
 
@@ -227,7 +229,7 @@ def test_store_urls_reach_the_clickhouse_service_as_the_right_users() -> None:
     )
     # Drift writes drift_psi and the archive reads whole rows: the administrator's rights.
     assert parse_store_url(urls["monitor"] or "") == admin
-    for worker in WORKERS:
+    for worker in [*WORKERS, "api"]:  # the decision service writes its audit rows alike
         store = parse_store_url(urls[worker] or "")
         assert (store.host, store.port, store.database) == ("clickhouse", 8123, "riskctl")
         assert store.username == environment("init")["RISKCTL_WRITER_USER"]

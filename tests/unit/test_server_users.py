@@ -69,7 +69,9 @@ def test_the_writer_may_insert_into_exactly_what_the_sink_writes() -> None:
     inserts = {table for table, privileges in writer.items() if "INSERT" in privileges}
     sink_tables = {f"riskctl.{table}" for table, _ in TARGETS}
     journal = "riskctl.sink_journal"
-    assert inserts == sink_tables | {"riskctl.ops_batches", "riskctl.ops_consumer_lag", journal}
+    ops = {"riskctl.ops_batches", "riskctl.ops_consumer_lag", journal}
+    # ... and the decision service's audit trail (`riskctl serve`)
+    assert inserts == sink_tables | ops | {"riskctl.decisions"}
     # For skipping stored keys it reads the key columns (and raw events' content hashes, a
     # repeat or a conflicting duplicate); to rebuild the state of a loan first met in a run,
     # that loan's raw events and its scores' ids, PDs and model versions.
