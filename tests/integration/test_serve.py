@@ -214,10 +214,8 @@ def test_a_batch_of_a_thousand_is_decided_in_order_like_single_calls(
     assert len({d["decision_id"] for d in decisions}) == 1000
     for i in (0, 499, 999):
         single = server.decide(events[i]).json()
-        assert (single["pd_lifetime"], single["outcome"], single["rules_fired"], single["reasons"]) == (
-            decisions[i]["pd_lifetime"], decisions[i]["outcome"], decisions[i]["rules_fired"],
-            decisions[i]["reasons"],
-        )  # fmt: skip
+        keys = ("pd_lifetime", "outcome", "rules_fired", "reasons")
+        assert [single[k] for k in keys] == [decisions[i][k] for k in keys]
     outcomes = {d["outcome"] for d in decisions}
     assert outcomes == {"approve", "refer", "decline"}  # the real loans span the policy
 
