@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import tempfile
 import time
+import uuid
 from collections.abc import Callable
 from dataclasses import replace
 from itertools import islice
@@ -176,7 +177,8 @@ def _bench_mixed(
 
 
 def _fresh_topics(cfg: Settings, partitions: int, name: str) -> KafkaSettings:
-    tag = f"{name}-{time.strftime('%Y%m%d%H%M%S')}"
+    # unique per run: two benches started in the same second on one broker must not share topics
+    tag = f"{name}-{time.strftime('%Y%m%d%H%M%S')}-{uuid.uuid4().hex[:8]}"
     kafka = replace(
         cfg.kafka,
         applications_topic=f"bench-applications-{tag}",
