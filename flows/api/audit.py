@@ -15,20 +15,18 @@ import logging
 import threading
 import time
 from collections import deque
-from collections.abc import Callable
 from dataclasses import dataclass
 from itertools import islice
 
 import pyarrow as pa
 
 from flows.api.schema import DecisionAnswer
-from flows.store import Store, StoreError, open_store
+from flows.batches import TS_MS, TS_US
+from flows.store import Opener, Store, StoreError, StoreURL, open_store
 from flows.store.migrations import migrate
 
 log = logging.getLogger("riskctl.api.audit")
 
-_TS_US = pa.timestamp("us", tz="UTC")
-_TS_MS = pa.timestamp("ms", tz="UTC")
 _STRINGS = pa.list_(pa.string())
 
 
@@ -49,11 +47,11 @@ def audit_table(rows: list[AuditRow]) -> pa.Table:
     return pa.table(
         {
             "decision_id": pa.array([a.decision_id for a in answers], pa.string()),
-            "decided_at": pa.array([a.decided_at for a in answers], _TS_US),
+            "decided_at": pa.array([a.decided_at for a in answers], TS_US),
             "event_id": pa.array([a.event_id for a in answers], pa.string()),
             "loan_id": pa.array([a.loan_id for a in answers], pa.string()),
             "borrower_id": pa.array([r.borrower_id for r in rows], pa.string()),
-            "event_time": pa.array([r.event_time for r in rows]).cast(_TS_MS, safe=False),
+            "event_time": pa.array([r.event_time for r in rows]).cast(TS_MS, safe=False),
             "outcome": pa.array([a.outcome for a in answers], pa.string()),
             "pd_lifetime": pa.array([a.pd_lifetime for a in answers], pa.float64()),
             "band": pa.array([a.band for a in answers], pa.string()),
@@ -77,13 +75,13 @@ def audit_table(rows: list[AuditRow]) -> pa.Table:
 class AuditWriter:
     def __init__(
         self,
-        store_url: str,
+        store_url: StoreURL,
         *,
         capacity: int,
         batch_rows: int,
         interval_s: float,
         retry_max_s: float,
-        opener: Callable[[str], Store] = open_store,
+        opener: Opener = open_store,
     ) -> None:
         self.capacity = capacity
         self._url = store_url

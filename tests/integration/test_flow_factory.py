@@ -139,7 +139,7 @@ def test_valid_applications_are_each_scored_once_with_the_models_version(
     assert len(out) == 5  # one scored batch per micro-batch
     assert Counter(column(out, "scored", "event_id")) == Counter(map(event_id, applications))
     assert set(column(out, "scored", "model_version")) == {model.version}
-    assert all(0.0 < pd < 1.0 for pd in column(out, "scored", "pd"))  # type: ignore[operator]
+    assert all(0.0 < pd < 1.0 for pd in column(out, "scored", "pd_lifetime"))  # type: ignore[operator]
     assert rows(out, "dead") == 0 and rows(out, "raw") == len(applications)
     # each batch goes to the store writer its first event names
     assert [key for key, _ in out] == [route_key(batch) for _, batch in out]

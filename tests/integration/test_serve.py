@@ -22,7 +22,7 @@ from hypothesis import strategies as st
 from flows.events import LoanApplication
 from flows.model import ScoringModel
 from flows.scoring import feature_matrix
-from flows.store import open_store
+from flows.store import open_store, parse_store_url
 from flows.validation import REASONS, decode_application
 from tests.api_server import TOKEN, ApiServer
 from training.dataset import LendingClub
@@ -337,8 +337,8 @@ def test_a_new_model_is_picked_up_mid_load_without_a_failed_request(
 
 _HOLD = """
 import sys
-from flows.store import open_store
-store = open_store(sys.argv[1])
+from flows.store import open_store, parse_store_url
+store = open_store(parse_store_url(sys.argv[1]))
 print("held", flush=True)
 sys.stdin.readline()
 store.close()
@@ -384,7 +384,7 @@ def test_decisions_made_while_the_store_is_away_are_all_stored_later(
         if holder.poll() is None:
             holder.kill()
             holder.wait(10)
-    store = open_store(url)
+    store = open_store(parse_store_url(url))
     try:
         rows = store.query_arrow(
             "SELECT decision_id, request, response FROM decisions FINAL"

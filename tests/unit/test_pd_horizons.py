@@ -14,7 +14,7 @@ import pyarrow as pa
 import pytest
 
 from flows.loan.behaviour import BEHAVIOUR_FEATURE_NAMES
-from flows.store import Store, open_store
+from flows.store import Store, StoreURL, open_store
 from flows.store.migrations import MIGRATIONS_DIR, applied, discover, migrate
 
 AT = datetime(2024, 3, 1, 9, 0, tzinfo=UTC)
@@ -45,7 +45,7 @@ def _columns(store: Store) -> list[tuple[str, str]]:
 def test_a_store_migrated_to_0040_keeps_its_scores_under_the_named_columns(
     tmp_path: Path,
 ) -> None:
-    db = open_store(f"chdb://{tmp_path / 'store'}")
+    db = open_store(StoreURL.embedded_at(tmp_path / "store"))
     try:
         migrate(db, _copy_migrations(tmp_path / "old", 40))
         assert max(applied(db)) == 40
