@@ -128,12 +128,14 @@ def history_events(rows: pa.Table) -> tuple[list[LoanEvent], set[str]]:
 
 
 class HistoryBookLogic(
-    StatefulBatchLogic[list[LoanEvent], tuple[list[Observation], int], BookSnapshot]
+    StatefulBatchLogic[list[LoanEvent], tuple[list[Observation], int], BookSnapshot | None]
 ):
     """:class:`LoanBookLogic`, with each loan it meets first brought up to date from the store."""
 
-    def __init__(self, resume: BookSnapshot | None, history: LoanHistory) -> None:
-        self._inner = LoanBookLogic(resume)
+    def __init__(
+        self, resume: BookSnapshot | None, history: LoanHistory, snapshots: bool = True
+    ) -> None:
+        self._inner = LoanBookLogic(resume, snapshots)
         self._history = history
         self._met: set[str] = set(resume or ())
 
@@ -159,5 +161,5 @@ class HistoryBookLogic(
         inner, retain = self._inner.on_batch(values)
         return out + inner, retain
 
-    def snapshot(self) -> BookSnapshot:
+    def snapshot(self) -> BookSnapshot | None:
         return self._inner.snapshot()

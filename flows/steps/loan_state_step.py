@@ -2,6 +2,10 @@
 shard of loan ids), snapshotted with the recovery snapshots so a restarted flow resumes with
 the state its last snapshot had; repayments replayed after it are applied again, idempotently.
 
+Bytewax asks every state key it woke for a snapshot at the end of every epoch, with or without
+recovery. A run without recovery never reads them back, so there ``snapshot()`` returns None
+at once (the resume path takes None as "nothing to resume") instead of copying the shard.
+
 Every repayment leaves the step accounted for: observed (to be scored), waiting for its
 application (``pending_change``), a repeat of an event already applied (``repeats``), or a
 dead letter when the state logic failed on it (the book unchanged by it).
@@ -27,9 +31,12 @@ class BookOutcome(msgspec.Struct, frozen=True):
     dead: list[DeadLetter] = msgspec.field(default_factory=list)
 
 
-class LoanBookLogic(StatefulBatchLogic[list[LoanEvent], BookOutcome, BookSnapshot]):
-    def __init__(self, resume: BookSnapshot | None) -> None:
+class LoanBookLogic(StatefulBatchLogic[list[LoanEvent], BookOutcome, BookSnapshot | None]):
+    """``snapshots``: whether the run keeps recovery snapshots (False: ``snapshot()`` is None)."""
+
+    def __init__(self, resume: BookSnapshot | None, snapshots: bool = True) -> None:
         self.book = LoanBook(resume)
+        self.snapshots = snapshots
 
     def on_batch(self, values: list[list[LoanEvent]]) -> tuple[list[BookOutcome], bool]:
         observed: list[Observation] = []
@@ -41,5 +48,5 @@ class LoanBookLogic(StatefulBatchLogic[list[LoanEvent], BookOutcome, BookSnapsho
         keep = observed or outcome.pending_change or repeats or dead
         return ([outcome] if keep else []), StatefulBatchLogic.RETAIN
 
-    def snapshot(self) -> BookSnapshot:
-        return self.book.snapshot()
+    def snapshot(self) -> BookSnapshot | None:
+        return self.book.snapshot() if self.snapshots else None

@@ -13,6 +13,7 @@ from pathlib import Path
 import pytest
 
 from flows.jobs import RunOptions, run_files
+from flows.loan.book import LoanBook
 from flows.model import ScoringModel, load_live_model
 from flows.runner import Recovery
 from flows.settings import Settings
@@ -36,6 +37,20 @@ def lines(lending_club: LendingClub) -> list[bytes]:
     return list(mixed_events(lending_club, plan, months=6))
 
 
+@pytest.fixture
+def book_copies(monkeypatch: pytest.MonkeyPatch) -> list[int]:
+    """How many times a run copied a loan book for a snapshot (the real copy, counted)."""
+    copies = [0]
+    real = LoanBook.snapshot
+
+    def counted(book: LoanBook) -> object:
+        copies[0] += 1
+        return real(book)
+
+    monkeypatch.setattr(LoanBook, "snapshot", counted)
+    return copies
+
+
 def write(path: Path, lines: list[bytes]) -> Path:
     path.write_bytes(b"".join(line + b"\n" for line in lines))
     return path
@@ -52,9 +67,11 @@ def test_a_loan_split_over_two_file_runs_scores_as_one_run(
     tmp_path: Path,
     repayments_first: bool,
     recovery: bool,
+    book_copies: list[int],
 ) -> None:
     """With a recovery directory too: the second run's other file resumes nothing of the
-    first's snapshots (Bytewax stopped such a run before, on its routing map)."""
+    first's snapshots (Bytewax stopped such a run before, on its routing map). Only a run
+    with a recovery directory copies loan books for snapshots."""
     live_model = load_live_model(behaviour_model_home / "models")
     options = RunOptions(live_model=live_model)
     split_options = replace(options, recovery=Recovery(tmp_path / "recovery") if recovery else None)
@@ -62,6 +79,7 @@ def test_a_loan_split_over_two_file_runs_scores_as_one_run(
     applications = [x for x in lines if not is_repayment(x)]
     whole = run_files([write(tmp_path / "all.jsonl", lines)], settings, model, options)
     assert whole.pending_repayments == 0 and len(repayments) > 5 * len(applications)
+    assert book_copies[0] == 0
 
     split = settings.with_overrides(store_url=f"chdb://{tmp_path / 'split'}")
     parts = [applications, repayments]
@@ -69,6 +87,7 @@ def test_a_loan_split_over_two_file_runs_scores_as_one_run(
         parts.reverse()
     first = run_files([write(tmp_path / "first.jsonl", parts[0])], split, model, split_options)
     second = run_files([write(tmp_path / "second.jsonl", parts[1])], split, model, split_options)
+    assert (book_copies[0] > 0) == recovery
     if repayments_first:
         assert first.pending_repayments == len(repayments)
         assert second.pending_repayments == -len(repayments)
