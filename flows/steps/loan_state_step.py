@@ -17,9 +17,12 @@ import msgspec
 from bytewax.operators import StatefulBatchLogic
 
 from flows.loan.book import BookEntry, LoanBook, LoanEvent, Observation
+from flows.loan.snapshot import BookSnapshot, SnapshotRecords
 from flows.validation import DeadLetter
 
-BookSnapshot = dict[str, BookEntry]
+# What a recovery directory may hold for a shard: this code's snapshot, or the whole-book dict
+# earlier versions wrote (still resumed; the first snapshot after it encodes every loan).
+Resume = BookSnapshot | dict[str, BookEntry]
 
 
 class BookOutcome(msgspec.Struct, frozen=True):
@@ -32,11 +35,20 @@ class BookOutcome(msgspec.Struct, frozen=True):
 
 
 class LoanBookLogic(StatefulBatchLogic[list[LoanEvent], BookOutcome, BookSnapshot | None]):
-    """``snapshots``: whether the run keeps recovery snapshots (False: ``snapshot()`` is None)."""
+    """``snapshots``: whether the run keeps recovery snapshots (False: ``snapshot()`` is None,
+    and the book keeps nothing for them). With them, a snapshot encodes only the loans events
+    reached since the last one (:mod:`flows.loan.snapshot`)."""
 
-    def __init__(self, resume: BookSnapshot | None, snapshots: bool = True) -> None:
-        self.book = LoanBook(resume)
-        self.snapshots = snapshots
+    def __init__(self, resume: Resume | None, snapshots: bool = True) -> None:
+        self.records: SnapshotRecords | None = None
+        if isinstance(resume, BookSnapshot):
+            self.book = LoanBook(resume.entries(), track_changes=snapshots)
+            if snapshots:
+                self.records = SnapshotRecords(resume.records)
+                self.book.take_changed()  # the records already hold every loan as it is
+        else:
+            self.book = LoanBook(resume, track_changes=snapshots)
+            self.records = SnapshotRecords() if snapshots else None
 
     def on_batch(self, values: list[list[LoanEvent]]) -> tuple[list[BookOutcome], bool]:
         observed: list[Observation] = []
@@ -49,4 +61,6 @@ class LoanBookLogic(StatefulBatchLogic[list[LoanEvent], BookOutcome, BookSnapsho
         return ([outcome] if keep else []), StatefulBatchLogic.RETAIN
 
     def snapshot(self) -> BookSnapshot | None:
-        return self.book.snapshot() if self.snapshots else None
+        if self.records is None:
+            return None
+        return self.records.take(self.book.entries, self.book.take_changed())

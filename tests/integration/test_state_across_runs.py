@@ -13,7 +13,8 @@ from pathlib import Path
 import pytest
 
 from flows.jobs import RunOptions, run_files
-from flows.loan.book import LoanBook
+from flows.loan import snapshot as snapshot_module
+from flows.loan.book import BookEntry
 from flows.model import ScoringModel, load_live_model
 from flows.runner import Recovery
 from flows.settings import Settings
@@ -38,17 +39,17 @@ def lines(lending_club: LendingClub) -> list[bytes]:
 
 
 @pytest.fixture
-def book_copies(monkeypatch: pytest.MonkeyPatch) -> list[int]:
-    """How many times a run copied a loan book for a snapshot (the real copy, counted)."""
-    copies = [0]
-    real = LoanBook.snapshot
+def encoded(monkeypatch: pytest.MonkeyPatch) -> list[int]:
+    """How many loans a run encoded for snapshots (the real encoding, counted)."""
+    count = [0]
+    real = snapshot_module.encode_entry
 
-    def counted(book: LoanBook) -> object:
-        copies[0] += 1
-        return real(book)
+    def counted(entry: BookEntry) -> bytes:
+        count[0] += 1
+        return real(entry)
 
-    monkeypatch.setattr(LoanBook, "snapshot", counted)
-    return copies
+    monkeypatch.setattr(snapshot_module, "encode_entry", counted)
+    return count
 
 
 def write(path: Path, lines: list[bytes]) -> Path:
@@ -67,11 +68,11 @@ def test_a_loan_split_over_two_file_runs_scores_as_one_run(
     tmp_path: Path,
     repayments_first: bool,
     recovery: bool,
-    book_copies: list[int],
+    encoded: list[int],
 ) -> None:
     """With a recovery directory too: the second run's other file resumes nothing of the
     first's snapshots (Bytewax stopped such a run before, on its routing map). Only a run
-    with a recovery directory copies loan books for snapshots."""
+    with a recovery directory encodes loans for snapshots."""
     live_model = load_live_model(behaviour_model_home / "models")
     options = RunOptions(live_model=live_model)
     split_options = replace(options, recovery=Recovery(tmp_path / "recovery") if recovery else None)
@@ -79,7 +80,7 @@ def test_a_loan_split_over_two_file_runs_scores_as_one_run(
     applications = [x for x in lines if not is_repayment(x)]
     whole = run_files([write(tmp_path / "all.jsonl", lines)], settings, model, options)
     assert whole.pending_repayments == 0 and len(repayments) > 5 * len(applications)
-    assert book_copies[0] == 0
+    assert encoded[0] == 0
 
     split = settings.with_overrides(store_url=f"chdb://{tmp_path / 'split'}")
     parts = [applications, repayments]
@@ -87,7 +88,7 @@ def test_a_loan_split_over_two_file_runs_scores_as_one_run(
         parts.reverse()
     first = run_files([write(tmp_path / "first.jsonl", parts[0])], split, model, split_options)
     second = run_files([write(tmp_path / "second.jsonl", parts[1])], split, model, split_options)
-    assert (book_copies[0] > 0) == recovery
+    assert (encoded[0] > 0) == recovery
     if repayments_first:
         assert first.pending_repayments == len(repayments)
         assert second.pending_repayments == -len(repayments)
