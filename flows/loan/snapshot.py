@@ -7,8 +7,9 @@ loans that events reached since the last snapshot are encoded again, and a snaps
 shallow copy of the records, which pickles as a run of byte strings.
 
 A record is lean: an open loan's (nearly every loan's) is plain values and msgpack, without the
-due days its contract rebuilds; a loan that has only opened is about 300 bytes. Pure: no
-Bytewax here.
+due days its contract rebuilds; a loan that has only opened is about 150 bytes (580 pickled
+whole). Bytewax still stores each woken shard's records whole: the copy is of bytes, not
+objects. Pure: no Bytewax here.
 """
 
 from __future__ import annotations
