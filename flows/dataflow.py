@@ -43,7 +43,10 @@ def build_flow(
     dead_letter_sink: Sink[KafkaSinkMessage[bytes, bytes]] | None = None,
     flow_id: str = "riskctl",
     history: LoanHistory | None = None,
+    snapshots: bool = True,
 ) -> Dataflow:
+    """``snapshots``: whether the run keeps recovery snapshots; without them the loan state
+    step answers Bytewax's per-epoch snapshot calls with None instead of copying its book."""
     flow = Dataflow(flow_id)
     scored = op.map("score", inputs(flow), score)
     if live is not None:
@@ -53,7 +56,11 @@ def build_flow(
         observed = op.stateful_batch(
             "loans",
             work,
-            LoanBookLogic if history is None else lambda resume: HistoryBookLogic(resume, history),  # type: ignore[arg-type]
+            lambda resume: (
+                LoanBookLogic(resume, snapshots)  # type: ignore[arg-type]
+                if history is None
+                else HistoryBookLogic(resume, history, snapshots)
+            ),
         )
         # Every shard's observations that arrive together are scored in one ONNX call.
         lived = op.flat_map_batch("live_pd", op.key_rm("unshard", observed), live)

@@ -121,6 +121,7 @@ def _run(
         else None,
         flow_id=flow_id,
         history=history,
+        snapshots=options.recovery is not None,
     )
     try:
         run(

@@ -14,7 +14,9 @@ One event can never stop the flow: an event the state logic fails on becomes a d
 from __future__ import annotations
 
 import zlib
+from collections.abc import Mapping
 from dataclasses import dataclass, field
+from types import MappingProxyType
 
 import msgspec
 
@@ -115,9 +117,16 @@ def _copy(entries: dict[str, BookEntry]) -> dict[str, BookEntry]:
 
 
 class LoanBook:
-    def __init__(self, entries: dict[str, BookEntry] | None = None) -> None:
+    """``track_changes``: keep the ids of the loans events reached since the last
+    :meth:`take_changed` (every loan it starts with counts as changed), for snapshots that
+    encode only those; off, the book keeps nothing for it."""
+
+    def __init__(
+        self, entries: dict[str, BookEntry] | None = None, *, track_changes: bool = False
+    ) -> None:
         # copied, so that applying events never changes the snapshot the book resumed from
         self._entries: dict[str, BookEntry] = _copy(entries) if entries else {}
+        self._changed: set[str] | None = set(self._entries) if track_changes else None
         # repayments held for an application not yet seen, in total
         self.pending = sum(len(e.waiting) for e in self._entries.values())
         # repeated events seen (changed nothing), and events refused, since the last take()
@@ -133,6 +142,18 @@ class LoanBook:
     def snapshot(self) -> dict[str, BookEntry]:
         return _copy(self._entries)
 
+    @property
+    def entries(self) -> Mapping[str, BookEntry]:
+        """The live entries, read-only: they change as events are applied."""
+        return MappingProxyType(self._entries)
+
+    def take_changed(self) -> set[str]:
+        """The loans events reached since the last call (a superset of those that changed)."""
+        if self._changed is None:
+            raise ValueError("this book does not track changes")
+        changed, self._changed = self._changed, set()
+        return changed
+
     def __len__(self) -> int:
         return len(self._entries)
 
@@ -147,8 +168,14 @@ class LoanBook:
         # the book as it was; the exception is the event's problem, never the flow's.
         try:
             if isinstance(event, Opened):
+                if self._changed is not None:
+                    self._changed.add(event.app.loan_id)
                 self._open(event, observed)
             else:
+                # marked here, where every event enters, not at each place an entry changes:
+                # no change can then be missed by a snapshot
+                if self._changed is not None:
+                    self._changed.add(event.event.loan_id)
                 self._repay(event, observed)
         except Exception as exc:  # any failure of one event is that event's alone
             self.rejected.append(state_dead_letter(event, exc))

@@ -22,7 +22,8 @@ from bytewax.operators import StatefulBatchLogic
 from flows.errors import RiskctlError
 from flows.events import LoanApplication, LoanRepayment
 from flows.loan.book import LoanEvent, Observation, Opened, Repaid
-from flows.steps.loan_state_step import BookSnapshot, LoanBookLogic
+from flows.loan.snapshot import BookSnapshot
+from flows.steps.loan_state_step import LoanBookLogic, Resume
 from flows.store import Store
 from flows.validation import decode_event
 
@@ -128,14 +129,14 @@ def history_events(rows: pa.Table) -> tuple[list[LoanEvent], set[str]]:
 
 
 class HistoryBookLogic(
-    StatefulBatchLogic[list[LoanEvent], tuple[list[Observation], int], BookSnapshot]
+    StatefulBatchLogic[list[LoanEvent], tuple[list[Observation], int], BookSnapshot | None]
 ):
     """:class:`LoanBookLogic`, with each loan it meets first brought up to date from the store."""
 
-    def __init__(self, resume: BookSnapshot | None, history: LoanHistory) -> None:
-        self._inner = LoanBookLogic(resume)
+    def __init__(self, resume: Resume | None, history: LoanHistory, snapshots: bool = True) -> None:
+        self._inner = LoanBookLogic(resume, snapshots)
         self._history = history
-        self._met: set[str] = set(resume or ())
+        self._met: set[str] = set(self._inner.book.entries)
 
     def on_batch(
         self, values: list[list[LoanEvent]]
@@ -159,5 +160,5 @@ class HistoryBookLogic(
         inner, retain = self._inner.on_batch(values)
         return out + inner, retain
 
-    def snapshot(self) -> BookSnapshot:
+    def snapshot(self) -> BookSnapshot | None:
         return self._inner.snapshot()

@@ -159,7 +159,7 @@ def test_state_step_never_raises_and_accounts_for_every_repayment(
             waiting += outcome.pending_change
             repeats += outcome.repeats
     repayments = {e.origin for e in events if isinstance(e, Repaid)}
-    still_waiting = {r.origin for e in logic.snapshot().values() for r in e.waiting.values()}
+    still_waiting = {r.origin for e in logic.book.entries.values() for r in e.waiting.values()}
     assert waiting == len(still_waiting)
     dead_repayments = [o for o in dead if o in repayments]
     accounted = observed + dead_repayments + sorted(still_waiting)

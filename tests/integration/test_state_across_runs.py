@@ -13,6 +13,8 @@ from pathlib import Path
 import pytest
 
 from flows.jobs import RunOptions, run_files
+from flows.loan import snapshot as snapshot_module
+from flows.loan.book import BookEntry
 from flows.model import ScoringModel, load_live_model
 from flows.runner import Recovery
 from flows.settings import Settings
@@ -36,6 +38,20 @@ def lines(lending_club: LendingClub) -> list[bytes]:
     return list(mixed_events(lending_club, plan, months=6))
 
 
+@pytest.fixture
+def encoded(monkeypatch: pytest.MonkeyPatch) -> list[int]:
+    """How many loans a run encoded for snapshots (the real encoding, counted)."""
+    count = [0]
+    real = snapshot_module.encode_entry
+
+    def counted(entry: BookEntry) -> bytes:
+        count[0] += 1
+        return real(entry)
+
+    monkeypatch.setattr(snapshot_module, "encode_entry", counted)
+    return count
+
+
 def write(path: Path, lines: list[bytes]) -> Path:
     path.write_bytes(b"".join(line + b"\n" for line in lines))
     return path
@@ -52,9 +68,11 @@ def test_a_loan_split_over_two_file_runs_scores_as_one_run(
     tmp_path: Path,
     repayments_first: bool,
     recovery: bool,
+    encoded: list[int],
 ) -> None:
     """With a recovery directory too: the second run's other file resumes nothing of the
-    first's snapshots (Bytewax stopped such a run before, on its routing map)."""
+    first's snapshots (Bytewax stopped such a run before, on its routing map). Only a run
+    with a recovery directory encodes loans for snapshots."""
     live_model = load_live_model(behaviour_model_home / "models")
     options = RunOptions(live_model=live_model)
     split_options = replace(options, recovery=Recovery(tmp_path / "recovery") if recovery else None)
@@ -62,6 +80,7 @@ def test_a_loan_split_over_two_file_runs_scores_as_one_run(
     applications = [x for x in lines if not is_repayment(x)]
     whole = run_files([write(tmp_path / "all.jsonl", lines)], settings, model, options)
     assert whole.pending_repayments == 0 and len(repayments) > 5 * len(applications)
+    assert encoded[0] == 0
 
     split = settings.with_overrides(store_url=f"chdb://{tmp_path / 'split'}")
     parts = [applications, repayments]
@@ -69,6 +88,7 @@ def test_a_loan_split_over_two_file_runs_scores_as_one_run(
         parts.reverse()
     first = run_files([write(tmp_path / "first.jsonl", parts[0])], split, model, split_options)
     second = run_files([write(tmp_path / "second.jsonl", parts[1])], split, model, split_options)
+    assert (encoded[0] > 0) == recovery
     if repayments_first:
         assert first.pending_repayments == len(repayments)
         assert second.pending_repayments == -len(repayments)
