@@ -27,11 +27,11 @@ SELECT
     champion_version,
     challenger_version,
     count() AS events,
-    avg(champion_pd_lifetime) AS champion_mean_pd,
-    avg(challenger_pd_lifetime) AS challenger_mean_pd,
-    quantiles(0.5, 0.9, 0.99)(champion_pd_lifetime) AS champion_pd_quantiles,
-    quantiles(0.5, 0.9, 0.99)(challenger_pd_lifetime) AS challenger_pd_quantiles,
-    avg(abs(challenger_pd_lifetime - champion_pd_lifetime)) AS mean_abs_pd_change,
+    avg(champion_pd_lifetime) AS champion_mean_pd_lifetime,
+    avg(challenger_pd_lifetime) AS challenger_mean_pd_lifetime,
+    quantiles(0.5, 0.9, 0.99)(champion_pd_lifetime) AS champion_pd_lifetime_quantiles,
+    quantiles(0.5, 0.9, 0.99)(challenger_pd_lifetime) AS challenger_pd_lifetime_quantiles,
+    avg(abs(challenger_pd_lifetime - champion_pd_lifetime)) AS mean_abs_pd_lifetime_change,
     countIf(challenger_band != champion_band) / count() AS band_changed_share
 FROM shadow_scores FINAL
 GROUP BY champion_version, challenger_version;

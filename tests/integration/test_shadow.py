@@ -109,8 +109,10 @@ def test_every_scored_event_has_its_shadow_row_and_the_champion_rows_are_unchang
     # The views: PD distribution by version and band migration, against the rows themselves.
     [summary] = query_rows(settings.store, "SELECT * FROM shadow_pd_by_version")
     assert summary["events"] == N
-    assert summary["champion_mean_pd"] == pytest.approx(np.mean([r["champion_pd"] for r in rows]))
-    assert summary["challenger_mean_pd"] == pytest.approx(np.mean(got))
+    assert summary["champion_mean_pd_lifetime"] == pytest.approx(
+        np.mean([r["champion_pd"] for r in rows])
+    )
+    assert summary["challenger_mean_pd_lifetime"] == pytest.approx(np.mean(got))
     changed = sum(r["champion_band"] != r["challenger_band"] for r in rows)
     assert summary["band_changed_share"] == pytest.approx(changed / N)
     migration = query_rows(settings.store, "SELECT * FROM shadow_band_migration")
