@@ -32,9 +32,10 @@ from cli.common import (
 from flows.errors import RiskctlError
 from flows.jobs import RunOptions, run_files, run_kafka
 from flows.kafka_admin import list_topics
-from flows.model import ChampionWatch, load_live_model, load_model
+from flows.model import ChampionWatch, behaviour_watch, load_live_model, load_model
 from flows.runner import Cluster, Recovery
 from flows.settings import Settings
+from flows.shadow import load_challenger
 from flows.writer import RunStats
 
 
@@ -63,6 +64,7 @@ def score_files(
     """Run the dataflow over ``paths`` with a progress bar; returns the run's counters."""
     model = load_model(cfg.models_dir, kind=cfg.model_kind)
     live_model = load_live_model(cfg.models_dir)
+    shadow = load_challenger(cfg.models_dir, cfg.model_kind) if cfg.shadow else None
     total = count_lines(paths)
     with Progress(
         TextColumn("[bold]{task.description}"),
@@ -85,6 +87,10 @@ def score_files(
             on_write=progressed,
             live_model=live_model,
             on_store_failure=abort_run,
+            shadow=shadow,
+            # Models promoted while the flow runs score from the next micro-batch on.
+            watch=ChampionWatch(cfg.models_dir, model, kind=cfg.model_kind),
+            live_watch=None if live_model is None else behaviour_watch(cfg.models_dir, live_model),
         )
         return run_files(paths, cfg, model, options)
 
@@ -242,11 +248,15 @@ def run(
             on_write=_log_batch if log_batches else lambda _stats: None,
             live_model=load_live_model(cfg.models_dir),
             on_store_failure=abort_run,
+            shadow=load_challenger(cfg.models_dir, cfg.model_kind) if cfg.shadow else None,
         )
         model = load_model(cfg.models_dir, kind=cfg.model_kind)
         # A model promoted while the flow runs scores from the next micro-batch on.
+        live_model = options.live_model
         options = replace(
-            options, watch=ChampionWatch(cfg.models_dir, model, kind=cfg.model_kind)
+            options,
+            watch=ChampionWatch(cfg.models_dir, model, kind=cfg.model_kind),
+            live_watch=None if live_model is None else behaviour_watch(cfg.models_dir, live_model),
         )
         try:
             if source is Source.kafka:

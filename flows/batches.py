@@ -68,10 +68,15 @@ class ApplicationBatch:
     positions: Positions = field(default_factory=dict)
     # for the per-loan state step; empty when no behavioural model follows the loans
     loan_events: list[LoanEvent] = field(default_factory=list)
+    # a challenger's scores of the same applications (shadow_scores); None when none shadows
+    shadow: pa.Table | None = None
 
     @property
     def tables(self) -> dict[str, pa.Table]:
-        return {"raw_events": self.raw, "scored_events": self.scored, "dead_letters": self.dead}
+        tables = {"raw_events": self.raw, "scored_events": self.scored, "dead_letters": self.dead}
+        if self.shadow is not None:
+            tables["shadow_scores"] = self.shadow
+        return tables
 
     @property
     def sent(self) -> int:

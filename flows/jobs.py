@@ -55,6 +55,10 @@ class RunOptions:
     on_store_failure: Callable[[RiskctlError], None] = lambda _error: None
     # Hot reload: score each batch with the champion this watch names at the batch's start.
     watch: ChampionWatch | None = None
+    # Hot reload of the behavioural model: live PDs from the champion this watch names.
+    live_watch: ChampionWatch | None = None
+    # Shadow scoring: a challenger scores every application too, into shadow_scores.
+    shadow: ScoringModel | None = None
 
 
 def ensure_schema(open_: Opener) -> int:
@@ -113,9 +117,15 @@ def _run(
             on_failure=options.on_store_failure,
         ),
         BatchScorer(
-            model, settings, track_loans=options.live_model is not None, watch=options.watch
+            model,
+            settings,
+            track_loans=options.live_model is not None,
+            watch=options.watch,
+            shadow=options.shadow,
         ),
-        live=None if options.live_model is None else LiveScorer(options.live_model, settings),
+        live=None
+        if options.live_model is None
+        else LiveScorer(options.live_model, settings, watch=options.live_watch),
         dead_letter_sink=KafkaSink(kafka.brokers.split(","), kafka.dead_letter_topic)
         if kafka_out
         else None,

@@ -24,7 +24,7 @@ from flows.batches import (
 )
 from flows.loan.behaviour import BEHAVIOUR_FEATURE_NAMES
 from flows.loan.labels import BUCKET_STARTS, DPD_BUCKETS
-from flows.model import ModelError, ScoringModel
+from flows.model import ChampionWatch, ModelError, ScoringModel
 from flows.risk import risk_columns
 from flows.settings import Settings
 from flows.steps.loan_state_step import BookOutcome
@@ -37,8 +37,16 @@ _BUCKET_NAMES = np.array(DPD_BUCKETS, dtype=object)
 
 
 class LiveScorer:
-    def __init__(self, model: ScoringModel | None, settings: Settings) -> None:
+    def __init__(
+        self,
+        model: ScoringModel | None,
+        settings: Settings,
+        *,
+        watch: ChampionWatch | None = None,
+    ) -> None:
         self.model = model
+        # Hot reload: the behavioural champion is looked up once per call, which scores whole.
+        self._watch = watch
         self._bands = settings.bands
         self._lgd = settings.lgd
         self._reasons = settings.reason_codes
@@ -52,7 +60,8 @@ class LiveScorer:
         dead_table = dead_letter_table(dead, datetime.now(UTC)) if dead else NO_ROWS
         if not observed:
             return [RepaymentBatch(NO_ROWS, dead_table, pending_change, repeats)]
-        if self.model is None:
+        model = self.model if self._watch is None else self._watch.current()
+        if model is None:
             # Failing here keeps the events: the flow stops before their offsets are committed.
             raise ModelError(
                 "repayment events need a behavioural model; run `riskctl train-behaviour`"
@@ -62,7 +71,7 @@ class LiveScorer:
         matrix = np.fromiter(
             chain.from_iterable([o.features for o in observed]), np.float64, n * width
         ).reshape(n, width)
-        pd = self.model.predict_pd(matrix)
+        pd = model.predict_pd(matrix)
         # Columns come from the feature matrix where they can: one vector op, not n lookups.
         balance = matrix[:, _BALANCE]
         repaid = [o.repaid for o in observed]
@@ -83,7 +92,7 @@ class LiveScorer:
             "amount_due": pa.array([e.amount_due for e in events], pa.float64()),
             "amount_paid": pa.array([e.amount_paid for e in events], pa.float64()),
             "dpd_bucket": pa.array(_BUCKET_NAMES[buckets], pa.string()),
-            "model_version": constant(self.model.version, n),
+            "model_version": constant(model.version, n),
             "origination_model_version": pa.array(
                 [s.origination_version for s in segments], pa.string()
             ),
@@ -92,7 +101,7 @@ class LiveScorer:
             "grade": pa.array([s.grade for s in segments], pa.string()),
             "sub_grade": pa.array([s.sub_grade for s in segments], pa.string()),
             "addr_state": pa.array([s.addr_state for s in segments], pa.string()),
-            "reason_codes": self.model.reason_codes(matrix, self._reasons),
+            "reason_codes": model.reason_codes(matrix, self._reasons),
             # the loan's schedule, from which the views compute month-end positions
             "origination_date": pa.array([s.origination_date for s in states], pa.date32()),
             "term_months": pa.array([s.term_months for s in states], pa.uint16()),

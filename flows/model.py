@@ -410,3 +410,15 @@ class ChampionWatch:
                 self.refused = None
                 _log.info("now scoring with model %s", pointed)
             return self._model
+
+
+def behaviour_watch(
+    models_dir: Path, model: ScoringModel, interval_s: float = 1.0
+) -> ChampionWatch:
+    """Hot reload of the behavioural model (live PD): its own directory, pointer and features."""
+    return ChampionWatch(
+        models_dir / BEHAVIOUR_DIR,
+        model,
+        feature_names=BEHAVIOUR_FEATURE_NAMES,
+        interval_s=interval_s,
+    )

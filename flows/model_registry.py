@@ -225,3 +225,14 @@ def history(models_dir: Path, version: str) -> list[StageChange]:
     """The stage changes of one version, oldest first."""
     changes = read_changes(models_dir) + read_changes(models_dir / BEHAVIOUR_DIR)
     return [c for c in changes if c.version == version]
+
+
+def latest_challenger(changes: list[StageChange], kind: str) -> str | None:
+    """The kind's version made a challenger most recently among those still challengers (the
+    model shadow scoring runs), or ``None``."""
+    now = stages(changes)
+    found = None
+    for change in changes:
+        if change.kind == kind and change.stage == CHALLENGER and now[change.version] == CHALLENGER:
+            found = change.version
+    return found

@@ -25,6 +25,7 @@ from flows.loan.book import LoanEvent, Opened, Repaid
 from flows.model import ChampionWatch, ModelError, ScoringModel
 from flows.risk import risk_columns
 from flows.settings import Settings
+from flows.shadow import shadow_table
 from flows.validation import DeadLetter, decode_event
 
 _UNPRICED = "int_rate is required to follow a loan's repayments (a behavioural model is in use)"
@@ -52,8 +53,11 @@ class BatchScorer:
         *,
         track_loans: bool = False,
         watch: ChampionWatch | None = None,
+        shadow: ScoringModel | None = None,
     ) -> None:
         self.model = model
+        # Shadow scoring: this challenger scores the same features; its rows go apart.
+        self._shadow = shadow
         # Hot reload: the champion is looked up once per batch, and the batch scored by it.
         self._watch = watch
         # With a live model every event feeds the per-loan state; without one a repayment
@@ -96,6 +100,9 @@ class BatchScorer:
         model = self.model if self._watch is None else self._watch.current()
         pd, codes, texts = model.explain(matrix, self._reasons)
         scored = self._scored_table(apps, raw_apps, matrix, pd, codes, texts, model)  # type: ignore[arg-type]
+        shadow = None
+        if self._shadow is not None:
+            shadow = shadow_table(scored, matrix, self._shadow, self._bands)
         loan_events: list[LoanEvent] = []
         if self._track_loans:
             loan_events = self._loan_events(
@@ -112,6 +119,7 @@ class BatchScorer:
             source=batch.source,
             positions=batch.positions,
             loan_events=loan_events,
+            shadow=shadow,
         )
 
     def _scored_table(

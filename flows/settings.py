@@ -127,6 +127,8 @@ class Settings:
     kafka: KafkaSettings = field(default_factory=KafkaSettings)
     drift: DriftSettings = field(default_factory=DriftSettings)
     s3: S3Settings = field(default_factory=S3Settings)
+    # Shadow scoring: the registry's challenger of the model kind scores beside the champion.
+    shadow: bool = False
 
     def __post_init__(self) -> None:
         if isinstance(self.store_url, str):
@@ -186,6 +188,15 @@ def _float(env: dict[str, str], name: str, default: float) -> float:
     return _finite(name, env.get(name, str(default)))
 
 
+def _flag(env: dict[str, str], name: str) -> bool:
+    text = env.get(name, "").strip().lower()
+    if text in ("", "0", "false", "no", "off"):
+        return False
+    if text in ("1", "true", "yes", "on"):
+        return True
+    raise SettingsError(f"{name} must be 1 or 0 (true or false), got {text!r}")
+
+
 def _store_url(env: dict[str, str]) -> StoreURL | None:
     text = env.get("RISKCTL_STORE")
     if not text:
@@ -221,6 +232,7 @@ def from_env(env: dict[str, str] | None = None) -> Settings:
             bands=bands,
             batch_size=_int(env, "RISKCTL_BATCH_SIZE", defaults.batch_size),
             model_kind=env.get("RISKCTL_MODEL_KIND", defaults.model_kind),
+            shadow=_flag(env, "RISKCTL_SHADOW"),
             kafka=kafka,
             store_deadline_s=_float(env, "RISKCTL_STORE_DEADLINE_S", defaults.store_deadline_s),
             drift=DriftSettings(

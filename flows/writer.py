@@ -34,6 +34,7 @@ TARGETS = (
     ("dead_letters", "dead_letter_id"),
     ("scored_events", "event_id"),
     ("repayment_scores", "event_id"),
+    ("shadow_scores", "event_id"),
 )
 
 
@@ -188,6 +189,18 @@ class IdempotentWriter:
         for table, (key, data) in candidates.items():
             present = store.existing_keys(table, key, data.column(key).combine_chunks())
             tables[table] = without_keys(data, key, present)
+        shadow = tables.get("shadow_scores")
+        if shadow is not None:
+            # A challenger's row only beside a score issued in this write: a replay of events
+            # an earlier run scored must not pair today's challenger with yesterday's score.
+            issued = tables.get("scored_events")
+            ids = (
+                issued.column("event_id").combine_chunks()
+                if issued is not None
+                else pa.array([], pa.string())
+            )
+            keep = pc.is_in(shadow.column("event_id"), value_set=ids)
+            tables["shadow_scores"] = shadow.filter(keep)
         return journal.Entry.new(tables)
 
     def _connected(self) -> Store:

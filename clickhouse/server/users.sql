@@ -18,6 +18,8 @@ GRANT INSERT ON ${database}.ops_batches TO riskctl_writer_role;
 GRANT INSERT ON ${database}.ops_consumer_lag TO riskctl_writer_role;
 -- The decision service (`riskctl serve`) records every answer.
 GRANT INSERT ON ${database}.decisions TO riskctl_writer_role;
+-- A shadowing challenger's scores (RISKCTL_SHADOW).
+GRANT INSERT ON ${database}.shadow_scores TO riskctl_writer_role;
 -- Replays must not add rows twice: before inserting, the writer asks which keys are stored,
 -- so it reads the key columns, and only those (and raw events' content hashes, which tell a
 -- repeat from a conflicting duplicate).
@@ -26,6 +28,7 @@ GRANT SELECT(content_hash) ON ${database}.raw_events TO riskctl_writer_role;
 GRANT SELECT(event_id) ON ${database}.scored_events TO riskctl_writer_role;
 GRANT SELECT(dead_letter_id) ON ${database}.dead_letters TO riskctl_writer_role;
 GRANT SELECT(event_id) ON ${database}.repayment_scores TO riskctl_writer_role;
+GRANT SELECT(event_id) ON ${database}.shadow_scores TO riskctl_writer_role;
 -- Each write is journaled whole before the tables get it, and its partition dropped after
 -- (flows/store/journal.py); a writer that reconnects reads what is left to complete it.
 GRANT INSERT, SELECT, ALTER DELETE ON ${database}.sink_journal TO riskctl_writer_role;
@@ -65,6 +68,12 @@ GRANT SELECT ON ${database}.delinquency_monthly TO riskctl_analyst_role;
 GRANT SELECT ON ${database}.roll_rates TO riskctl_analyst_role;
 GRANT SELECT ON ${database}.expected_loss_current TO riskctl_analyst_role;
 GRANT SELECT ON ${database}.loan_month_end TO riskctl_analyst_role;
+-- Champion against shadowing challenger: PDs and bands per application (no features or
+-- payloads), and the comparison views over them.
+GRANT SELECT ON ${database}.shadow_scores TO riskctl_analyst_role;
+GRANT SELECT ON ${database}.shadow_pd_by_version TO riskctl_analyst_role;
+GRANT SELECT ON ${database}.shadow_band_migration TO riskctl_analyst_role;
+GRANT SELECT ON ${database}.shadow_outcome_auc TO riskctl_analyst_role;
 GRANT SELECT ON system.settings TO riskctl_analyst_role;
 
 -- Read-only with bounded queries. Grafana's plugin sets max_execution_time on every query,

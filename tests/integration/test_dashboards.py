@@ -38,7 +38,7 @@ from flows.dashboards import (
 from flows.jobs import RunOptions, run_files
 from flows.lag import lag_rows
 from flows.loan.schedule import add_months, amortization_schedule, due_date
-from flows.model import ScoringModel, load_live_model
+from flows.model import ScoringModel, load_live_model, load_model
 from flows.settings import DEFAULT_BAND_NAMES, Settings
 from flows.store import Store, StoreURL, open_store
 from flows.times import Window
@@ -195,7 +195,9 @@ def replayed(
     path.write_bytes(b"".join(e + b"\n" for e in [*book, *every_bucket, *paying_now, *recent]))
     live_model = load_live_model(home / "models")
     assert live_model is not None
-    run_files([path], settings, model, RunOptions(live_model=live_model))
+    # The priced model shadows the applicant champion, for the shadow panels.
+    shadow = load_model(home / "models", kind="priced")
+    run_files([path], settings, model, RunOptions(live_model=live_model, shadow=shadow))
     # File runs have no Kafka partitions; lag rows come from the sink's own row builder.
     db = open_store(settings.store)
     try:
@@ -263,6 +265,8 @@ def test_both_dashboards_load_with_their_panels() -> None:
         "Model version mix",
         "Data freshness",
         "Drift: largest PSI per check",
+        "Shadow: challenger against champion",
+        "Shadow: band migration",
     } <= ops
     assert {v.name for v in by_uid["riskctl-business"].variables} == {
         "grade",
@@ -472,6 +476,30 @@ def test_ops_panels_count_what_the_sink_wrote(db: Store) -> None:
     step = auto_interval_s(WINDOW)
     read = sum(rates.tables[0].column("events_in_per_s").to_pylist()) * step
     assert read == pytest.approx(_direct(db, "SELECT sum(events_in) FROM ops_batches"))
+
+
+def test_shadow_panels_compare_the_applications_of_the_range_and_the_known_outcomes(
+    db: Store,
+) -> None:
+    ops = next(d for d in DASHBOARDS if d.uid == "riskctl-ops")
+    in_window = (
+        "FROM shadow_scores FINAL WHERE event_time >= fromUnixTimestamp("
+        f"{int(WINDOW.start.timestamp())}) AND event_time <= fromUnixTimestamp("
+        f"{int(WINDOW.end.timestamp())})"
+    )
+    panel = next(p for p in ops.panels if p.title == "Shadow: challenger against champion")
+    result = run_panel(db, ops, panel, WINDOW)
+    assert result.error is None
+    [row] = result.tables[0].to_pylist()
+    assert row["events"] == _direct(db, f"SELECT count() {in_window}") > 0
+    assert row["champion_version"] != row["challenger_version"]
+    # the seasoned book's first years are known: both AUCs are figures, not blanks
+    assert row["loans_with_outcome"] > 0
+    assert 0.0 < row["champion_auc"] < 1.0 and 0.0 < row["challenger_auc"] < 1.0
+    panel = next(p for p in ops.panels if p.title == "Shadow: band migration")
+    result = run_panel(db, ops, panel, WINDOW)
+    assert result.error is None
+    assert sum(result.tables[0].column("events").to_pylist()) == row["events"]
 
 
 # ------------------------------------------------------------------------------ repayment panels
