@@ -47,6 +47,7 @@ OVERSIZED_PREFIX_BYTES = 4096
 MAX_DEPTH = 32
 
 _DECODER = msgspec.json.Decoder(LoanApplication)
+_NEWLINE = ord("\n")
 _REPAYMENT_DECODER = msgspec.json.Decoder(LoanRepayment)
 # Finds the event type without a full parse; anything it misses is judged as an application,
 # whose decoder then names what is wrong.
@@ -196,3 +197,39 @@ def decode_event(
         return _oversized(payload, origin, max_bytes)
     decoder = _REPAYMENT_DECODER if is_repayment(payload) else _DECODER
     return _decode(decoder, payload, origin)
+
+
+def decode_applications(payloads: list[bytes], max_bytes: int) -> list[LoanApplication] | None:
+    """Every payload as a validated application, in order, decoded in one call; or None when
+    any payload is not one (or might not be), so that the caller judges each payload with
+    :func:`decode_event` and every dead letter keeps its exact reason.
+
+    It accepts exactly what :func:`decode_event` accepts as an application: the same size,
+    UTF-8, depth, schema and time checks, applied to the batch at once.
+    """
+    if not payloads or max(map(len, payloads)) > max_bytes:
+        return None
+    joined = b"\n".join(payloads)
+    # One payload per line: a payload holding a newline could split into two values, or two
+    # payloads' halves join into one.
+    if joined.count(_NEWLINE) != len(payloads) - 1 or not joined.isascii():
+        return None
+    # Each decoded application holds at least one brace: no more braces than payloads, and no
+    # brackets, means every payload is one flat object (depth 1).
+    if joined.count(b"{") > len(payloads) or b"[" in joined:
+        return None
+    # decode_event routes on this word (a repeated key could say both): such batches go there.
+    if b"loan_repayment" in joined:
+        return None
+    try:
+        apps = _DECODER.decode_lines(joined)
+    except (msgspec.ValidationError, msgspec.DecodeError):
+        return None
+    # decode_lines passes over blank lines: a payload without a value makes the count short.
+    if len(apps) != len(payloads):
+        return None
+    if not all(EARLIEST.year < a.event_time.year < LATEST.year - 1 for a in apps) and any(
+        time_problem(a) is not None for a in apps
+    ):
+        return None
+    return apps
