@@ -210,13 +210,21 @@ def decode_applications(payloads: list[bytes], max_bytes: int) -> list[LoanAppli
     if not payloads or max(map(len, payloads)) > max_bytes:
         return None
     joined = b"\n".join(payloads)
-    # One payload per line: a payload holding a newline could split into two values, or two
-    # payloads' halves join into one.
-    if joined.count(_NEWLINE) != len(payloads) - 1 or not joined.isascii():
+    n = len(payloads)
+    if not joined.isascii():
         return None
-    # Each decoded application holds at least one brace: no more braces than payloads, and no
-    # brackets, means every payload is one flat object (depth 1).
-    if joined.count(b"{") > len(payloads) or b"[" in joined:
+    # The decoder reads whitespace-separated values, so a value could span two payloads or two
+    # share one. Each payload must be one brace-delimited object: the only newlines are the
+    # n - 1 separators, each between a "}" and a "{", and there are no other braces, so the
+    # k-th object decoded is the k-th payload. No brackets either: every payload is flat.
+    if (
+        joined.count(_NEWLINE) != n - 1
+        or joined.count(b"}\n{") != n - 1
+        or not (joined.startswith(b"{") and joined.endswith(b"}"))
+        or joined.count(b"{") != n
+        or joined.count(b"}") != n
+        or b"[" in joined
+    ):
         return None
     # decode_event routes on this word (a repeated key could say both): such batches go there.
     if b"loan_repayment" in joined:
@@ -225,8 +233,7 @@ def decode_applications(payloads: list[bytes], max_bytes: int) -> list[LoanAppli
         apps = _DECODER.decode_lines(joined)
     except (msgspec.ValidationError, msgspec.DecodeError):
         return None
-    # decode_lines passes over blank lines: a payload without a value makes the count short.
-    if len(apps) != len(payloads):
+    if len(apps) != n:
         return None
     if not all(EARLIEST.year < a.event_time.year < LATEST.year - 1 for a in apps) and any(
         time_problem(a) is not None for a in apps
