@@ -218,7 +218,8 @@ def _exact(function: Callable[[float], float], values: np.ndarray) -> np.ndarray
 
 def _guarded_ratios(numerator: np.ndarray, denominator: np.ndarray, cap: float) -> np.ndarray:
     """:func:`guarded_ratio` over arrays (NaN for missing)."""
-    with np.errstate(divide="ignore", invalid="ignore"):
+    # a zero denominator, or a tiny one that overflows, is replaced below as the scalar does
+    with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
         ratio = numerator / denominator
     clipped = np.where(ratio > cap, cap, np.where(ratio < 0.0, 0.0, ratio))
     unbounded = np.where(numerator > 0.0, cap, 0.0)
@@ -239,7 +240,8 @@ def _installment_to_income(b: _Batch) -> np.ndarray:
         np.float64,
         b.n,
     )
-    with np.errstate(divide="ignore", invalid="ignore"):
+    # where r is below the threshold the annuity is not used (its division may be by zero)
+    with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
         annuity = amount * r / (1.0 - discount)
     installment = np.where(r < 1e-12, amount / term, annuity)
     ratio = _guarded_ratios(12.0 * installment, income, 5.0)
