@@ -16,9 +16,9 @@ from __future__ import annotations
 import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from operator import attrgetter
 
 import numpy as np
-from msgspec.structs import astuple
 
 from flows.events import SUB_GRADES, LoanApplication
 
@@ -182,11 +182,13 @@ Columns = dict[str, tuple[object, ...]]
 _FIELDS: tuple[str, ...] = LoanApplication.__struct_fields__
 
 
+_GETTERS = tuple((name, attrgetter(name)) for name in _FIELDS)
+
+
 def application_columns(apps: Sequence[LoanApplication]) -> Columns:
     """The applications' fields as columns, one tuple per field in struct order."""
-    if not apps:
-        return {name: () for name in _FIELDS}
-    return dict(zip(_FIELDS, zip(*map(astuple, apps), strict=True), strict=True))
+    # one C-level pass per field: half the cost of transposing per-event tuples
+    return {name: tuple(map(get, apps)) for name, get in _GETTERS}
 
 
 class _Batch:
@@ -196,6 +198,7 @@ class _Batch:
         self.columns = columns
         self.n = len(columns["funded_amnt"])
         self._floats: dict[str, np.ndarray] = {}
+        self._verified: np.ndarray | None = None
 
     def __getitem__(self, name: str) -> np.ndarray:
         values = self._floats.get(name)
@@ -204,6 +207,13 @@ class _Batch:
             values = np.array(self.columns[name], dtype=np.float64)
             self._floats[name] = values
         return values
+
+    def verified(self) -> np.ndarray:
+        """1.0 where the income is verified or source-verified (two features read it)."""
+        if self._verified is None:
+            status = self.columns["verification_status"]
+            self._verified = np.fromiter(map("not_verified".__ne__, status), np.float64, self.n)
+        return self._verified
 
 
 def _flag(condition: np.ndarray) -> np.ndarray:
@@ -231,15 +241,9 @@ def _installment_to_income(b: _Batch) -> np.ndarray:
     amount, rate, income = b["funded_amnt"], b["int_rate"], b["annual_inc"]
     term = b["term_months"]
     r = rate / 100.0 / 12.0
-    # the annuity's discount, through Python's float power like monthly_installment
-    discount = np.fromiter(
-        (
-            NAN if x != x else (1.0 + x) ** -t
-            for x, t in zip(r.tolist(), b.columns["term_months"], strict=True)
-        ),
-        np.float64,
-        b.n,
-    )
+    # the annuity's discount (1 + r) ** -term through Python's float power, as
+    # monthly_installment computes it (NaN for a missing rate)
+    discount = np.fromiter(map(pow, (1.0 + r).tolist(), (-term).tolist()), np.float64, b.n)
     # where r is below the threshold the annuity is not used (its division may be by zero)
     with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
         annuity = amount * r / (1.0 - discount)
@@ -256,15 +260,10 @@ def _count(name: str) -> Callable[[_Batch], np.ndarray]:
     return lambda b: b[name]
 
 
-def _verified(b: _Batch) -> np.ndarray:
-    status = b.columns["verification_status"]
-    return np.fromiter((s != "not_verified" for s in status), np.float64, b.n)
-
-
 def _stability(b: _Batch) -> np.ndarray:
     years = b["emp_length_years"]
     tenure = np.where(np.isnan(years), 0.0, np.minimum(years, 10.0) / 10.0)
-    return 0.7 * tenure + 0.3 * _verified(b)
+    return 0.7 * tenure + 0.3 * b.verified()
 
 
 _RANK_OR_NAN: dict[object, float] = {None: NAN, **_SUB_GRADE_RANK}
@@ -304,7 +303,7 @@ _BATCH_FORMULAS: dict[str, Callable[[_Batch], np.ndarray]] = {
     "employment_years": _count("emp_length_years"),
     "employment_unknown": lambda b: _flag(np.isnan(b["emp_length_years"])),
     "income_stability": _stability,
-    "income_verified": _verified,
+    "income_verified": _Batch.verified,
 }
 if tuple(_BATCH_FORMULAS) != FEATURE_NAMES:
     raise RuntimeError("every feature needs its batch formula, in FEATURES order")

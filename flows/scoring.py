@@ -5,6 +5,8 @@ one ONNX call per batch, band, explain. Pure apart from the model; no Bytewax, n
 from __future__ import annotations
 
 from datetime import UTC, datetime
+from itertools import compress
+from operator import attrgetter
 
 import numpy as np
 import pyarrow as pa
@@ -33,6 +35,9 @@ from flows.settings import Settings
 from flows.validation import DeadLetter, decode_applications, decode_event
 
 _UNPRICED = "int_rate is required to follow a loan's repayments (a behavioural model is in use)"
+
+_EVENT_ID, _LOAN_ID = attrgetter("event_id"), attrgetter("loan_id")
+_EVENT_TYPE, _EVENT_TIME = attrgetter("event_type"), attrgetter("event_time")
 
 # A batch judged event by event: valid events, their origins, payloads and positions in the
 # batch, and the dead letters of the others.
@@ -86,13 +91,15 @@ class BatchScorer:
             stamps = np.asarray(batch.source_ms, dtype=np.int64)
             if kept is not None:
                 stamps = stamps[np.asarray(kept, dtype=np.int64)]
-        raw = raw_table(valid, origins, payloads, batch.received_at, stamps)
-        apps = [e for e in valid if type(e) is LoanApplication]
-        if len(apps) < len(valid):
-            raw_apps = raw.filter(pa.array([type(e) is LoanApplication for e in valid]))
+        only_apps = apps is not None or all(type(e) is LoanApplication for e in valid)
+        raw = raw_table(valid, origins, payloads, batch.received_at, stamps, only_apps)
+        if only_apps:
+            applications, raw_apps = valid, raw
         else:
-            raw_apps = raw
-        columns = application_columns(apps)  # type: ignore[arg-type]
+            is_app = [type(e) is LoanApplication for e in valid]
+            applications = list(compress(valid, is_app))
+            raw_apps = raw.filter(pa.array(is_app))
+        columns = application_columns(applications)  # type: ignore[arg-type]
         matrix = columns_feature_matrix(columns)
         model = self.model if self._watch is None else self._watch.current()
         pd, codes, texts = model.explain(matrix, self._reasons)
@@ -102,7 +109,7 @@ class BatchScorer:
             loan_events = self._loan_events(
                 valid, origins, pd, batch.received_at, stamps, model.version
             )
-        elif len(apps) < len(valid):
+        elif not only_apps:
             raise ModelError(
                 "repayment events need a behavioural model; run `riskctl train-behaviour`"
             )
@@ -206,19 +213,20 @@ def raw_table(
     payloads: list[bytes],
     received_at: datetime,
     stamps: np.ndarray | None,
+    only_apps: bool,
 ) -> pa.Table:
     """raw_events rows for the valid events, plus their source_time (dropped before storing)."""
     received = constant_time(received_at, len(valid))
-    if all(type(e) is LoanApplication for e in valid):
+    if only_apps:
         event_type = constant("loan_application", len(valid))
     else:
-        event_type = pa.array([e.event_type for e in valid], pa.string())
+        event_type = pa.array(list(map(_EVENT_TYPE, valid)), pa.string())
     return pa.table(
         {
-            "event_id": pa.array([e.event_id for e in valid], pa.string()),
-            "loan_id": pa.array([e.loan_id for e in valid], pa.string()),
+            "event_id": pa.array(list(map(_EVENT_ID, valid)), pa.string()),
+            "loan_id": pa.array(list(map(_LOAN_ID, valid)), pa.string()),
             "event_type": event_type,
-            "event_time": utc_ms([e.event_time for e in valid]),
+            "event_time": utc_ms(list(map(_EVENT_TIME, valid))),
             "received_at": received,
             "origin": pa.array(origins, pa.string()),
             # Valid events decoded as UTF-8 JSON already. Built as strings directly: a cast
