@@ -26,7 +26,7 @@ from flows.model import ScoringModel, load_live_model, load_model
 from flows.scoring import BatchScorer, feature_matrix
 from flows.settings import KafkaSettings, Settings
 from flows.store import Store, StoreURL, open_store
-from flows.validation import decode_application
+from flows.validation import decode_application, decode_applications
 from flows.writer import IdempotentWriter, RunStats
 from training.dataset import load_lending_club
 from training.repayments import mixed_events
@@ -264,7 +264,11 @@ def _stage_rates(
     rows = [
         ("raw JSON decode (untyped)", _rate(n, lambda: [untyped.decode(p) for p in payloads])),
         (
-            "parse + validate",
+            "parse + validate (batches)",
+            _rate(n, lambda: [decode_applications(c, limit) for c in chunks]),
+        ),
+        (
+            "parse + validate (event by event)",
             _rate(n, lambda: [decode_application(p, "b", limit) for p in payloads]),
         ),
         ("features", _rate(n, lambda: feature_matrix(apps))),

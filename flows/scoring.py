@@ -5,7 +5,8 @@ one ONNX call per batch, band, explain. Pure apart from the model; no Bytewax, n
 from __future__ import annotations
 
 from datetime import UTC, datetime
-from itertools import chain
+from itertools import compress
+from operator import attrgetter
 
 import numpy as np
 import pyarrow as pa
@@ -20,23 +21,33 @@ from flows.batches import (
     utc_ms,
 )
 from flows.events import LoanApplication, LoanRepayment
-from flows.features import FEATURE_NAMES, application_features
+from flows.features import (
+    FEATURE_NAMES,
+    Columns,
+    application_columns,
+    columns_feature_matrix,
+    feature_matrix,
+)
 from flows.loan.book import LoanEvent, Opened, Repaid
 from flows.model import ChampionWatch, ModelError, ScoringModel
 from flows.risk import risk_columns
 from flows.settings import Settings
 from flows.shadow import shadow_table
-from flows.validation import DeadLetter, decode_event
+from flows.validation import DeadLetter, decode_applications, decode_event
 
 _UNPRICED = "int_rate is required to follow a loan's repayments (a behavioural model is in use)"
 
+_EVENT_ID, _LOAN_ID = attrgetter("event_id"), attrgetter("loan_id")
+_EVENT_TYPE, _EVENT_TIME = attrgetter("event_type"), attrgetter("event_time")
 
-def feature_matrix(apps: list[LoanApplication]) -> np.ndarray:
-    if not apps:
-        return np.empty((0, len(FEATURE_NAMES)), dtype=np.float64)
-    width = len(FEATURE_NAMES)
-    flat = chain.from_iterable([application_features(app) for app in apps])
-    return np.fromiter(flat, np.float64, len(apps) * width).reshape(len(apps), width)
+# A batch judged event by event: valid events, their origins, payloads and positions in the
+# batch, and the dead letters of the others.
+_Judged = tuple[
+    list[LoanApplication | LoanRepayment], list[str], list[bytes], list[int], list[DeadLetter]
+]
+
+# Callers score single applications and small batches through the same batch evaluation.
+__all__ = ["BatchScorer", "feature_matrix", "raw_table"]
 
 
 class BatchScorer:
@@ -69,6 +80,59 @@ class BatchScorer:
         self._reasons = settings.reason_codes
 
     def __call__(self, batch: RawBatch) -> ApplicationBatch:
+        # The usual batch, valid applications only, is decoded and validated in one call; any
+        # other is judged payload by payload, so that each dead letter keeps its exact reason.
+        apps = decode_applications(batch.payloads, self._max_bytes)
+        if apps is not None and self._track_loans and any(a.int_rate is None for a in apps):
+            apps = None
+        if apps is None:
+            valid, origins, payloads, kept, dead = self._validate(batch)
+        else:
+            valid, origins, payloads = list(apps), batch.origins, batch.payloads
+            kept, dead = None, list(batch.errors)
+        stamps = None
+        if batch.source_ms is not None:
+            stamps = np.asarray(batch.source_ms, dtype=np.int64)
+            if kept is not None:
+                stamps = stamps[np.asarray(kept, dtype=np.int64)]
+        only_apps = apps is not None or all(type(e) is LoanApplication for e in valid)
+        raw = raw_table(valid, origins, payloads, batch.received_at, stamps, only_apps)
+        if only_apps:
+            applications, raw_apps = valid, raw
+        else:
+            is_app = [type(e) is LoanApplication for e in valid]
+            applications = list(compress(valid, is_app))
+            raw_apps = raw.filter(pa.array(is_app))
+        columns = application_columns(applications)  # type: ignore[arg-type]
+        matrix = columns_feature_matrix(columns)
+        model = self.model if self._watch is None else self._watch.current()
+        pd, codes, texts = model.explain(matrix, self._reasons)
+        scored = self._scored_table(columns, raw_apps, matrix, pd, codes, texts, model)
+        shadow = None
+        if self._shadow is not None:
+            shadow = shadow_table(scored, matrix, self._shadow, self._bands)
+        loan_events: list[LoanEvent] = []
+        if self._track_loans:
+            loan_events = self._loan_events(
+                valid, origins, pd, batch.received_at, stamps, model.version
+            )
+        elif not only_apps:
+            raise ModelError(
+                "repayment events need a behavioural model; run `riskctl train-behaviour`"
+            )
+        return ApplicationBatch(
+            raw=raw.drop_columns(["source_time"]),
+            scored=scored,
+            dead=dead_letter_table(dead, batch.received_at),
+            source=batch.source,
+            positions=batch.positions,
+            loan_events=loan_events,
+            shadow=shadow,
+        )
+
+    def _validate(self, batch: RawBatch) -> _Judged:
+        """The valid events of a batch, judged one by one, with where each came from, and the
+        dead letters of the others."""
         valid: list[LoanApplication | LoanRepayment] = []
         origins: list[str] = []
         payloads: list[bytes] = []
@@ -87,44 +151,11 @@ class BatchScorer:
                 origins.append(origin)
                 payloads.append(payload)
                 kept.append(i)
-        stamps = None
-        if batch.source_ms is not None:
-            stamps = np.asarray(batch.source_ms, dtype=np.int64)[np.asarray(kept, dtype=np.int64)]
-        raw = raw_table(valid, origins, payloads, batch.received_at, stamps)
-        apps = [e for e in valid if type(e) is LoanApplication]
-        if len(apps) < len(valid):
-            raw_apps = raw.filter(pa.array([type(e) is LoanApplication for e in valid]))
-        else:
-            raw_apps = raw
-        matrix = feature_matrix(apps)  # type: ignore[arg-type]
-        model = self.model if self._watch is None else self._watch.current()
-        pd, codes, texts = model.explain(matrix, self._reasons)
-        scored = self._scored_table(apps, raw_apps, matrix, pd, codes, texts, model)  # type: ignore[arg-type]
-        shadow = None
-        if self._shadow is not None:
-            shadow = shadow_table(scored, matrix, self._shadow, self._bands)
-        loan_events: list[LoanEvent] = []
-        if self._track_loans:
-            loan_events = self._loan_events(
-                valid, origins, pd, batch.received_at, stamps, model.version
-            )
-        elif len(apps) < len(valid):
-            raise ModelError(
-                "repayment events need a behavioural model; run `riskctl train-behaviour`"
-            )
-        return ApplicationBatch(
-            raw=raw.drop_columns(["source_time"]),
-            scored=scored,
-            dead=dead_letter_table(dead, batch.received_at),
-            source=batch.source,
-            positions=batch.positions,
-            loan_events=loan_events,
-            shadow=shadow,
-        )
+        return valid, origins, payloads, kept, dead
 
     def _scored_table(
         self,
-        apps: list[LoanApplication],
+        columns: Columns,
         raw: pa.Table,
         matrix: np.ndarray,
         pd: np.ndarray,
@@ -132,14 +163,14 @@ class BatchScorer:
         texts: pa.ListArray,
         model: ScoringModel,
     ) -> pa.Table:
-        n = len(apps)
-        exposure = np.fromiter((a.funded_amnt for a in apps), dtype=np.float64, count=n)
+        n = len(matrix)
+        exposure = np.array(columns["funded_amnt"], dtype=np.float64)
         # An application the lender has not priced yet has no grade: stored as "".
-        sub_grade = [a.sub_grade or "" for a in apps]
+        sub_grade = [g or "" for g in columns["sub_grade"]]
         columns: dict[str, pa.Array] = {
             "event_id": raw.column("event_id"),
             "loan_id": raw.column("loan_id"),
-            "borrower_id": pa.array([a.borrower_id for a in apps], pa.string()),
+            "borrower_id": pa.array(columns["borrower_id"], pa.string()),
             "event_type": constant("loan_application", n),
             "event_time": raw.column("event_time"),
             "received_at": raw.column("received_at"),
@@ -151,16 +182,11 @@ class BatchScorer:
             **risk_columns(pd, exposure, self._bands, self._lgd, "lifetime"),
             "grade": pa.array([g[:1] for g in sub_grade], pa.string()),
             "sub_grade": pa.array(sub_grade, pa.string()),
-            "addr_state": pa.array([a.addr_state for a in apps], pa.string()),
-            "term_months": pa.array([a.term_months for a in apps], pa.uint8()),
+            "addr_state": pa.array(columns["addr_state"], pa.string()),
+            "term_months": pa.array(columns["term_months"], pa.uint8()),
             # NaN, not 0, for an unpriced application: a rate of 0 would be a made-up price
-            "int_rate": pa.array(
-                np.fromiter(
-                    (np.nan if a.int_rate is None else a.int_rate for a in apps), np.float64, n
-                ),
-                pa.float64(),
-            ),
-            "annual_inc": pa.array([a.annual_inc for a in apps], pa.float64()),
+            "int_rate": pa.array(np.array(columns["int_rate"], np.float64), pa.float64()),
+            "annual_inc": pa.array(columns["annual_inc"], pa.float64()),
             "reason_codes": codes,
             "reason_texts": texts,
         }
@@ -195,19 +221,20 @@ def raw_table(
     payloads: list[bytes],
     received_at: datetime,
     stamps: np.ndarray | None,
+    only_apps: bool,
 ) -> pa.Table:
     """raw_events rows for the valid events, plus their source_time (dropped before storing)."""
     received = constant_time(received_at, len(valid))
-    if all(type(e) is LoanApplication for e in valid):
+    if only_apps:
         event_type = constant("loan_application", len(valid))
     else:
-        event_type = pa.array([e.event_type for e in valid], pa.string())
+        event_type = pa.array(list(map(_EVENT_TYPE, valid)), pa.string())
     return pa.table(
         {
-            "event_id": pa.array([e.event_id for e in valid], pa.string()),
-            "loan_id": pa.array([e.loan_id for e in valid], pa.string()),
+            "event_id": pa.array(list(map(_EVENT_ID, valid)), pa.string()),
+            "loan_id": pa.array(list(map(_LOAN_ID, valid)), pa.string()),
             "event_type": event_type,
-            "event_time": utc_ms([e.event_time for e in valid]),
+            "event_time": utc_ms(list(map(_EVENT_TIME, valid))),
             "received_at": received,
             "origin": pa.array(origins, pa.string()),
             # Valid events decoded as UTF-8 JSON already. Built as strings directly: a cast

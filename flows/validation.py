@@ -8,6 +8,7 @@ import hashlib
 import re
 from dataclasses import dataclass
 from datetime import date
+from operator import attrgetter
 
 import msgspec
 
@@ -47,6 +48,8 @@ OVERSIZED_PREFIX_BYTES = 4096
 MAX_DEPTH = 32
 
 _DECODER = msgspec.json.Decoder(LoanApplication)
+_NEWLINE = ord("\n")
+_EVENT_YEAR = attrgetter("event_time.year")
 _REPAYMENT_DECODER = msgspec.json.Decoder(LoanRepayment)
 # Finds the event type without a full parse; anything it misses is judged as an application,
 # whose decoder then names what is wrong.
@@ -196,3 +199,48 @@ def decode_event(
         return _oversized(payload, origin, max_bytes)
     decoder = _REPAYMENT_DECODER if is_repayment(payload) else _DECODER
     return _decode(decoder, payload, origin)
+
+
+def decode_applications(payloads: list[bytes], max_bytes: int) -> list[LoanApplication] | None:
+    """Every payload as a validated application, in order, decoded in one call; or None when
+    any payload is not one (or might not be), so that the caller judges each payload with
+    :func:`decode_event` and every dead letter keeps its exact reason.
+
+    It accepts exactly what :func:`decode_event` accepts as an application: the same size,
+    UTF-8, depth, schema and time checks, applied to the batch at once.
+    """
+    if not payloads or max(map(len, payloads)) > max_bytes:
+        return None
+    joined = b"\n".join(payloads)
+    n = len(payloads)
+    if not joined.isascii():
+        return None
+    # The decoder reads whitespace-separated values, so a value could span two payloads or two
+    # share one. The only newlines are the n - 1 separators, each between a "}" and a "{", so
+    # every payload starts with "{"; with n of them in all, each payload holds one, every "{"
+    # opens an object (none sits in a string) and nothing nests: the k-th object decoded is
+    # the k-th payload (anything after it inside the payload would be another value, which
+    # needs a "{" of its own or fails the typed decode). No brackets: every payload is flat.
+    if (
+        joined.count(_NEWLINE) != n - 1
+        or joined.count(b"}\n{") != n - 1
+        or not (joined.startswith(b"{") and joined.endswith(b"}"))
+        or joined.count(b"{") != n
+        or b"[" in joined
+    ):
+        return None
+    # decode_event routes on this word (a repeated key could say both): such batches go there.
+    if b"loan_repayment" in joined:
+        return None
+    try:
+        apps = _DECODER.decode_lines(joined)
+    except (msgspec.ValidationError, msgspec.DecodeError):
+        return None
+    if len(apps) != n:
+        return None
+    # the quick year check of time_problem, over the batch: only the edge years need it exact
+    years = list(map(_EVENT_YEAR, apps))
+    inside = EARLIEST.year < min(years) and max(years) < LATEST.year - 1
+    if not inside and any(time_problem(a) is not None for a in apps):
+        return None
+    return apps
