@@ -12,7 +12,7 @@ from dataclasses import replace
 from datetime import timedelta
 from enum import StrEnum
 from pathlib import Path
-from typing import Annotated, NoReturn
+from typing import TYPE_CHECKING, Annotated, NoReturn
 
 import typer
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
@@ -30,12 +30,11 @@ from cli.common import (
     user_errors,
 )
 from flows.errors import RiskctlError
-from flows.jobs import RunOptions, run_files, run_kafka
-from flows.kafka_admin import list_topics
-from flows.model import ChampionWatch, load_live_model, load_model
-from flows.runner import Cluster, Recovery
 from flows.settings import Settings
-from flows.writer import RunStats
+
+if TYPE_CHECKING:
+    from flows.runner import Cluster
+    from flows.writer import RunStats
 
 
 class Source(StrEnum):
@@ -61,6 +60,9 @@ def score_files(
     on_write: Callable[[RunStats], None] = lambda _stats: None,
 ) -> RunStats:
     """Run the dataflow over ``paths`` with a progress bar; returns the run's counters."""
+    from flows.jobs import RunOptions, run_files
+    from flows.model import load_live_model, load_model
+
     model = load_model(cfg.models_dir, kind=cfg.model_kind)
     live_model = load_live_model(cfg.models_dir)
     total = count_lines(paths)
@@ -132,6 +134,8 @@ def _cluster(
     processes: int, process_id: int | None, addresses: str | None
 ) -> tuple[Cluster | None, list[list[str]]]:
     """This process's cluster place, and the argument lists of local peers to start."""
+    from flows.runner import Cluster
+
     if addresses:
         listed = tuple(a.strip() for a in addresses.split(",") if a.strip())
         if process_id is None:
@@ -196,6 +200,11 @@ def run(
     store: StoreOption = None,
 ) -> None:
     """Run the dataflow: to the end of the input files, or on Kafka (until stopped)."""
+    from flows.jobs import RunOptions, run_files, run_kafka
+    from flows.kafka_admin import list_topics
+    from flows.model import ChampionWatch, load_live_model, load_model
+    from flows.runner import Recovery
+
     with user_errors():
         if workers < 1 or processes < 1:
             raise UsageError("--workers and --processes must be at least 1")
