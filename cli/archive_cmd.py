@@ -4,28 +4,23 @@ and the ``riskctl replay --from-s3`` side that replays an archive through the fl
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.table import Table
 
 from cli.common import HomeOption, StoreOption, UsageError, console, settings, user_errors
 from cli.drift_cmd import FromOption, SinceOption, ToOption, report_dir
-from flows.archive import (
-    ArchiveSummary,
-    Location,
-    archive,
-    list_archive,
-    make_client,
-    parse_location,
-)
-from flows.jobs import run_archive
-from flows.model import load_model
 from flows.settings import Settings
 from flows.times import resolve_window
 
+if TYPE_CHECKING:
+    from flows.archive import ArchiveSummary, Location
+
 
 def _location(cfg: Settings, bucket: str | None, prefix: str | None) -> Location:
+    from flows.archive import Location, parse_location
+
     name = bucket or cfg.s3.bucket
     if not name:
         raise UsageError("no bucket: pass --bucket or set RISKCTL_S3_BUCKET")
@@ -73,6 +68,8 @@ def archive_command(
     Endpoint and credentials come from RISKCTL_S3_ENDPOINT_URL, RISKCTL_S3_REGION,
     RISKCTL_S3_ACCESS_KEY_ID and RISKCTL_S3_SECRET_ACCESS_KEY (or boto3's usual AWS chain).
     """
+    from flows.archive import archive, make_client
+
     with user_errors():
         cfg = settings(home, store)
         window = resolve_window(since, start, end)
@@ -103,6 +100,10 @@ def replay_archive(uri: str, rescore: bool = False) -> None:
     (RISKCTL_STORE / RISKCTL_HOME) from the archive: the issued scores restored as they were,
     the events replayed through the flow; with ``rescore``, every event scored by the current
     model instead."""
+    from flows.archive import list_archive, make_client, parse_location
+    from flows.jobs import run_archive
+    from flows.model import load_model
+
     with user_errors():
         cfg = settings()
         location = parse_location(uri, cfg.s3.prefix)

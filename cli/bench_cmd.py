@@ -9,28 +9,21 @@ from collections.abc import Callable
 from dataclasses import replace
 from itertools import islice
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
-import msgspec
 import typer
-from confluent_kafka import Consumer, TopicPartition
 from rich.table import Table
 
 from cli.common import BrokersOption, HomeOption, UsageError, console, settings, user_errors
-from flows.batches import ApplicationBatch, RawBatch
 from flows.errors import RiskctlError
-from flows.events import LoanApplication
-from flows.jobs import RunOptions, ensure_schema, run_files, run_kafka
-from flows.kafka_admin import create_topics, event_messages, produce
-from flows.model import ScoringModel, load_live_model, load_model
-from flows.scoring import BatchScorer, feature_matrix
 from flows.settings import KafkaSettings, Settings
 from flows.store import Store, StoreURL, open_store
-from flows.validation import decode_application, decode_applications
-from flows.writer import IdempotentWriter, RunStats
-from training.dataset import load_lending_club
-from training.repayments import mixed_events
-from training.replay import ReplayPlan, application_events
+
+if TYPE_CHECKING:
+    from flows.batches import ApplicationBatch
+    from flows.jobs import RunOptions
+    from flows.model import ScoringModel
+    from flows.writer import RunStats
 
 
 def _rate(count: int, action: Callable[[], object]) -> float:
@@ -62,6 +55,11 @@ def bench(
     home: HomeOption = None,
 ) -> None:
     """Measure the pipeline on real replayed loans: file -> dataflow -> chDB, or from Kafka."""
+    from flows.jobs import RunOptions, run_files
+    from flows.model import load_model
+    from training.dataset import load_lending_club
+    from training.replay import ReplayPlan, application_events
+
     if api:
         _bench_api(url, rate, duration, api_batch, clients)
         return
@@ -97,6 +95,8 @@ def _bench_api(url: str, rate: float, duration: float, batch: int, clients: int)
     import os
 
     from cli.api_bench import run_all
+    from training.dataset import load_lending_club
+    from training.replay import ReplayPlan, application_events
 
     with user_errors():
         token = os.environ.get("RISKCTL_API_TOKEN", "")
@@ -150,6 +150,8 @@ def _print_run(label: str, stats: RunStats, workers: int, source: str) -> None:
 
 def _live_model(cfg: Settings) -> ScoringModel | None:
     """The behavioural model for the mixed run, or ``None`` (said) when none is trained."""
+    from flows.model import load_live_model
+
     live_model = load_live_model(cfg.models_dir)
     if live_model is None:
         console.print("mixed run skipped: no behavioural model (`riskctl train-behaviour`)")
@@ -158,6 +160,10 @@ def _live_model(cfg: Settings) -> ScoringModel | None:
 
 def _mixed_payloads(events: int) -> list[bytes]:
     """Applications interleaved with their repayment histories, ``events`` in all."""
+    from training.dataset import load_lending_club
+    from training.repayments import mixed_events
+    from training.replay import ReplayPlan
+
     # About 11 repayments per loan over 12 months: replay enough loans to reach ``events``.
     plan = ReplayPlan(max_events=max(events // 12, 100))
     return list(islice(mixed_events(load_lending_club(), plan), events))
@@ -167,6 +173,8 @@ def _bench_mixed(
     cfg: Settings, model: ScoringModel, live_model: ScoringModel, events: int, workers: int
 ) -> RunStats:
     """Applications interleaved with their repayment histories, ``events`` in all."""
+    from flows.jobs import RunOptions, run_files
+
     payloads = _mixed_payloads(events)
     with tempfile.TemporaryDirectory(prefix="riskctl-bench-") as scratch:
         path = Path(scratch) / "mixed.jsonl"
@@ -177,6 +185,8 @@ def _bench_mixed(
 
 
 def _fresh_topics(cfg: Settings, partitions: int, name: str) -> KafkaSettings:
+    from flows.kafka_admin import create_topics
+
     # unique per run: two benches started in the same second on one broker must not share topics
     tag = f"{name}-{time.strftime('%Y%m%d%H%M%S')}-{uuid.uuid4().hex[:8]}"
     kafka = replace(
@@ -193,6 +203,8 @@ def _fresh_topics(cfg: Settings, partitions: int, name: str) -> KafkaSettings:
 def _kafka_end_to_end(
     cfg: Settings, model: ScoringModel, kafka: KafkaSettings, options: RunOptions
 ) -> RunStats:
+    from flows.jobs import ensure_schema, run_kafka
+
     with tempfile.TemporaryDirectory(prefix="riskctl-bench-") as scratch:
         run_cfg = replace(cfg, kafka=kafka, store_url=StoreURL.embedded_at(Path(scratch) / "store"))
         ensure_schema(lambda: open_store(run_cfg.store))
@@ -202,6 +214,11 @@ def _kafka_end_to_end(
 def _bench_kafka(
     cfg: Settings, model: ScoringModel, events: int, workers: int, partitions: int
 ) -> None:
+    from flows.jobs import RunOptions
+    from flows.kafka_admin import event_messages, produce
+    from training.dataset import load_lending_club
+    from training.replay import ReplayPlan, application_events
+
     data = load_lending_club()
     kafka = _fresh_topics(cfg, partitions, "apps")
     began = time.perf_counter()
@@ -228,6 +245,8 @@ def _bench_kafka(
 
 
 def _bare_consumer_rate(brokers: str, topic: str, partitions: int, expected: int) -> float:
+    from confluent_kafka import Consumer, TopicPartition
+
     consumer = Consumer(
         {
             "bootstrap.servers": brokers,
@@ -251,6 +270,15 @@ def _bare_consumer_rate(brokers: str, topic: str, partitions: int, expected: int
 def _stage_rates(
     payloads: list[bytes], cfg: Settings, model: ScoringModel
 ) -> list[tuple[str, float]]:
+    import msgspec
+
+    from flows.batches import RawBatch
+    from flows.events import LoanApplication
+    from flows.jobs import ensure_schema
+    from flows.scoring import BatchScorer, feature_matrix
+    from flows.validation import decode_application, decode_applications
+    from flows.writer import IdempotentWriter, RunStats
+
     n = len(payloads)
     size = cfg.batch_size
     chunks = [payloads[i : i + size] for i in range(0, n, size)]
@@ -279,6 +307,7 @@ def _stage_rates(
     rows.append(
         ("batch scoring, all steps", _rate(n, lambda: scored.extend(scorer(b) for b in batches)))
     )
+
     def open_() -> Store:
         return open_store(cfg.store)
 

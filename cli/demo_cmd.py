@@ -9,16 +9,8 @@ from typing import Annotated
 import typer
 
 from cli.common import HomeOption, StoreOption, UsageError, console, settings, user_errors
-from cli.portfolio import portfolio, render
-from cli.run_cmd import score_files, summary_table
-from cli.store_cmds import opened
 from cli.tables import NARROW_WIDTH
-from cli.training_cmds import train_behaviour_command, train_command
-from flows.model import current_version, load_live_model
 from flows.settings import Settings
-from training.dataset import load_lending_club
-from training.repayments import mixed_events
-from training.replay import ReplayPlan, application_events
 
 
 def demo(
@@ -38,6 +30,12 @@ def demo(
     store: StoreOption = None,
 ) -> None:
     """Train (if no model yet), replay real loans through the dataflow, print the portfolio."""
+    from cli.portfolio import portfolio, render
+    from cli.run_cmd import score_files, summary_table
+    from cli.store_cmds import opened
+    from cli.training_cmds import train_behaviour_command, train_command
+    from flows.model import current_version, load_live_model
+
     with user_errors():
         if events < 1:
             raise UsageError("--events must be at least 1")
@@ -83,6 +81,10 @@ def where_line(cfg: Settings) -> str:
 
 
 def _write_events(path: Path, events: int, corrupt: float, repayments: bool) -> None:
+    from training.dataset import load_lending_club
+    from training.repayments import mixed_events
+    from training.replay import ReplayPlan, application_events
+
     data = load_lending_club()
     if repayments:
         # Histories run 12 months past origination: start early enough to end about now.

@@ -10,7 +10,7 @@ from __future__ import annotations
 import json
 from dataclasses import replace
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.table import Table
@@ -24,17 +24,12 @@ from cli.common import (
     settings,
     user_errors,
 )
-from flows.drift import (
-    DriftResult,
-    measure,
-    record,
-)
-from flows.drift_report import write_report
-from flows.model import ModelError, current_version, read_card
 from flows.settings import Settings
 from flows.store import open_store
-from flows.store.migrations import migrate
 from flows.times import resolve_window
+
+if TYPE_CHECKING:
+    from flows.drift import DriftResult
 
 ALERT_EXIT_CODE = 3
 _STYLE = {"ok": "green", "watch": "yellow", "alert": "bold red"}
@@ -58,6 +53,8 @@ ToOption = Annotated[
 
 
 def _card(cfg: Settings, version: str | None) -> dict:
+    from flows.model import ModelError, current_version, read_card
+
     chosen = version or current_version(cfg.models_dir, cfg.model_kind)
     if chosen is None:
         raise ModelError(f"no model in {cfg.models_dir}; run `riskctl train` first")
@@ -127,6 +124,10 @@ def drift(
     store: StoreOption = None,
 ) -> None:
     """Population stability of live scored events against the model's training reference."""
+    from flows.drift import measure, record
+    from flows.drift_report import write_report
+    from flows.store.migrations import migrate
+
     with user_errors():
         check_directory(reports, "--report-dir")
         cfg = settings(home, store)

@@ -12,22 +12,19 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 from urllib.parse import urlsplit, urlunsplit
 
-import niquests
 import typer
-from grafana_client import GrafanaApi
-from grafana_client.client import (
-    GrafanaClientError,
-    GrafanaException,
-    GrafanaTimeoutError,
-    GrafanaUnauthorizedError,
-)
 
 from cli.common import UsageError, console, user_errors
-from flows.dashboards import DASHBOARDS_DIR, PLUGIN_TYPE, Dashboard, load_dashboards
 from flows.errors import RiskctlError
+
+if TYPE_CHECKING:
+    from grafana_client import GrafanaApi
+    from grafana_client.client import GrafanaException
+
+    from flows.dashboards import Dashboard
 
 PROVISIONED_DATASOURCE_UID = "riskctl-clickhouse"
 DEFAULT_FOLDER = "riskctl"
@@ -63,6 +60,14 @@ def _status(exc: GrafanaException) -> int:
 @contextmanager
 def grafana_errors(url: str, secret: str | None) -> Iterator[None]:
     """grafana-client and HTTP failures as one-line errors that never carry the token."""
+    import niquests
+    from grafana_client.client import (
+        GrafanaClientError,
+        GrafanaException,
+        GrafanaTimeoutError,
+        GrafanaUnauthorizedError,
+    )
+
     where = redact(url)
 
     def clean(text: object) -> str:
@@ -100,6 +105,8 @@ def grafana_errors(url: str, secret: str | None) -> Iterator[None]:
 
 def _missing(call: Any, *args: Any) -> Any | None:
     """The call's result, or None when Grafana answers 404."""
+    from grafana_client.client import GrafanaClientError
+
     try:
         return call(*args)
     except GrafanaClientError as exc:
@@ -131,6 +138,8 @@ def push_dashboards(
     datasource_uid: str = PROVISIONED_DATASOURCE_UID,
 ) -> list[Pushed]:
     """Create or update each dashboard by uid in ``folder`` (created if missing)."""
+    from flows.dashboards import PLUGIN_TYPE
+
     # The health check first, so a wrong URL or token fails before anything is written.
     # (api.connect() would also log the failure, a second line on the terminal.)
     api.health.check()
@@ -170,6 +179,8 @@ def push_dashboards(
 
 
 def _client(url: str, token: str | None, timeout: float) -> GrafanaApi:
+    from grafana_client import GrafanaApi
+
     parts = urlsplit(url)
     if parts.scheme not in ("http", "https") or not parts.hostname:
         raise UsageError(f"--url must be an http(s) URL such as http://localhost:3000, got {url!r}")
@@ -203,15 +214,22 @@ def push(
         ),
     ] = PROVISIONED_DATASOURCE_UID,
     dashboards_dir: Annotated[
-        Path, typer.Option("--dashboards", help="Directory of dashboard JSON files.")
-    ] = DASHBOARDS_DIR,
+        Path | None,
+        typer.Option(
+            "--dashboards",
+            help="Directory of dashboard JSON files (default: the ones shipped with riskctl).",
+            show_default=False,
+        ),
+    ] = None,
     timeout: Annotated[float, typer.Option(help="Seconds to wait for each request.")] = 10.0,
 ) -> None:
     """Upload the dashboards to Grafana; pushing again updates them in place by uid."""
+    from flows.dashboards import DASHBOARDS_DIR, load_dashboards
+
     with user_errors():
         if not timeout > 0:
             raise UsageError("--timeout must be a positive number of seconds")
-        dashboards = load_dashboards(dashboards_dir)
+        dashboards = load_dashboards(dashboards_dir or DASHBOARDS_DIR)
         api = _client(url, token, timeout)
         with grafana_errors(url, token):
             pushed = push_dashboards(api, dashboards, folder=folder, datasource_uid=datasource_uid)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 import math
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 from rich.table import Table
@@ -12,7 +12,10 @@ from rich.table import Table
 from cli.common import HomeOption, UsageError, console, settings, user_errors
 from cli.sql_results import Result
 from cli.tables import Column, FormatOption, OutputFormat, WideOption, emit
-from flows.model_registry import KINDS, ModelEntry, entries, find_entry, history
+from flows.model_registry import KINDS
+
+if TYPE_CHECKING:
+    from flows.model_registry import ModelEntry
 
 VersionArgument = Annotated[str, typer.Argument(help="The model version.", show_default=False)]
 AucMarginOption = Annotated[
@@ -71,6 +74,8 @@ def list_command(
     home: HomeOption = None, output: FormatOption = OutputFormat.table, wide: WideOption = False
 ) -> None:
     """List every model version of every kind with its stage, oldest first."""
+    from flows.model_registry import entries
+
     with user_errors():
         cfg = settings(home=home)
         found = entries(cfg.models_dir)
@@ -129,6 +134,8 @@ def show_command(
     version: VersionArgument, home: HomeOption = None, output: FormatOption = OutputFormat.table
 ) -> None:
     """Show a version's model card, stage and stage changes."""
+    from flows.model_registry import find_entry, history
+
     with user_errors():
         cfg = settings(home=home)
         entry = find_entry(cfg.models_dir, version)

@@ -29,12 +29,8 @@ from cli.common import (
     settings,
     user_errors,
 )
-from flows.kafka_admin import create_topics, event_messages, produce
 from flows.settings import Settings
 from flows.times import parse_instant
-from training.dataset import load_lending_club
-from training.repayments import mixed_events
-from training.replay import ReplayPlan, application_events
 
 
 class Target(StrEnum):
@@ -97,6 +93,11 @@ def replay(
     ] = False,
 ) -> None:
     """Turn real LendingClub loans into loan-application events (JSON lines), reproducibly."""
+    from flows.kafka_admin import create_topics
+    from training.dataset import load_lending_club
+    from training.repayments import mixed_events
+    from training.replay import ReplayPlan, application_events
+
     if from_s3 is not None:
         from cli.archive_cmd import replay_archive  # the S3 side lives with `riskctl archive`
 
@@ -155,6 +156,8 @@ def replay(
 
 def _produce(events: Iterator[bytes], cfg: Settings, total: int | None, rate: float) -> None:
     """Send the events to their topics keyed by loan id; every delivery is checked."""
+    from flows.kafka_admin import event_messages, produce
+
     kafka = cfg.kafka
     with _progress() as progress:
         task = progress.add_task("producing", total=total)

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
@@ -22,21 +22,12 @@ from cli.common import (
     settings,
     user_errors,
 )
-from cli.report_html import Section, render
-from flows.dashboards import (
-    ALL,
-    DASHBOARDS_DIR,
-    Dashboard,
-    Selection,
-    dashboard_options,
-    last_window,
-    load_dashboards,
-    parse_span,
-    run_panel,
-)
 from flows.errors import RiskctlError
 from flows.store import open_store
 from flows.times import Window, parse_instant
+
+if TYPE_CHECKING:
+    from flows.dashboards import Dashboard, Selection
 
 
 class ReportError(RiskctlError):
@@ -45,6 +36,8 @@ class ReportError(RiskctlError):
 
 def parse_vars(pairs: list[str], dashboards: list[Dashboard]) -> dict[str, Selection]:
     """``name=a,b`` options as selections; ``name=All`` selects everything."""
+    from flows.dashboards import ALL, Selection
+
     known = {v.name for d in dashboards for v in d.variables}
     selections: dict[str, Selection] = {}
     for pair in pairs:
@@ -63,6 +56,8 @@ def parse_vars(pairs: list[str], dashboards: list[Dashboard]) -> dict[str, Selec
 def time_range_for(
     dashboard: Dashboard, last: str | None, start: str | None, end: str | None
 ) -> Window:
+    from flows.dashboards import last_window, parse_span
+
     if last is not None and (start or end):
         raise UsageError("give either --last or --from/--to, not both")
     if start or end:
@@ -104,15 +99,23 @@ def report(
         typer.Option("--dashboard", help="Dashboard uid to include (repeatable; default all)."),
     ] = None,
     dashboards_dir: Annotated[
-        Path, typer.Option("--dashboards", help="Directory of dashboard JSON files.")
-    ] = DASHBOARDS_DIR,
+        Path | None,
+        typer.Option(
+            "--dashboards",
+            help="Directory of dashboard JSON files (default: the ones shipped with riskctl).",
+            show_default=False,
+        ),
+    ] = None,
     home: HomeOption = None,
     store: StoreOption = None,
 ) -> None:
     """Render the Grafana dashboards' panels from the store into one offline HTML page."""
+    from cli.report_html import Section, render
+    from flows.dashboards import DASHBOARDS_DIR, dashboard_options, load_dashboards, run_panel
+
     with user_errors():
         check_output_file(out, "--out")
-        dashboards = load_dashboards(dashboards_dir)
+        dashboards = load_dashboards(dashboards_dir or DASHBOARDS_DIR)
         if only:
             unknown = sorted(set(only) - {d.uid for d in dashboards})
             if unknown:

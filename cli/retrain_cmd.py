@@ -10,8 +10,7 @@ import typer
 from cli.common import HomeOption, UsageError, console, settings, user_errors
 from cli.models_cmds import AucMarginOption, BrierMarginOption
 from cli.training_cmds import KindOption, SeedOption, _kinds
-from flows.model_registry import CHALLENGER, CHAMPION
-from training.train import DEFAULT_SEED
+from training.defaults import DEFAULT_SEED
 
 ThroughOption = Annotated[
     int | None,
@@ -51,6 +50,7 @@ def retrain_command(
     brier_margin: BrierMarginOption = 0.0,
 ) -> None:
     """Retrain on the newest data, evaluate against the champion, register a challenger."""
+    from flows.model_registry import CHALLENGER, CHAMPION
     with user_errors():
         cfg = settings(home=home)
         kinds = _kinds(kind)

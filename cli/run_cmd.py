@@ -12,7 +12,7 @@ from dataclasses import replace
 from datetime import timedelta
 from enum import StrEnum
 from pathlib import Path
-from typing import Annotated, NoReturn
+from typing import TYPE_CHECKING, Annotated, NoReturn
 
 import typer
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
@@ -30,13 +30,11 @@ from cli.common import (
     user_errors,
 )
 from flows.errors import RiskctlError
-from flows.jobs import RunOptions, run_files, run_kafka
-from flows.kafka_admin import list_topics
-from flows.model import ChampionWatch, behaviour_watch, load_live_model, load_model
-from flows.runner import Cluster, Recovery
 from flows.settings import Settings
-from flows.shadow import load_challenger
-from flows.writer import RunStats
+
+if TYPE_CHECKING:
+    from flows.runner import Cluster
+    from flows.writer import RunStats
 
 
 class Source(StrEnum):
@@ -62,6 +60,10 @@ def score_files(
     on_write: Callable[[RunStats], None] = lambda _stats: None,
 ) -> RunStats:
     """Run the dataflow over ``paths`` with a progress bar; returns the run's counters."""
+    from flows.jobs import RunOptions, run_files
+    from flows.model import ChampionWatch, behaviour_watch, load_live_model, load_model
+    from flows.shadow import load_challenger
+
     model = load_model(cfg.models_dir, kind=cfg.model_kind)
     live_model = load_live_model(cfg.models_dir)
     shadow = load_challenger(cfg.models_dir, cfg.model_kind) if cfg.shadow else None
@@ -138,6 +140,8 @@ def _cluster(
     processes: int, process_id: int | None, addresses: str | None
 ) -> tuple[Cluster | None, list[list[str]]]:
     """This process's cluster place, and the argument lists of local peers to start."""
+    from flows.runner import Cluster
+
     if addresses:
         listed = tuple(a.strip() for a in addresses.split(",") if a.strip())
         if process_id is None:
@@ -202,6 +206,12 @@ def run(
     store: StoreOption = None,
 ) -> None:
     """Run the dataflow: to the end of the input files, or on Kafka (until stopped)."""
+    from flows.jobs import RunOptions, run_files, run_kafka
+    from flows.kafka_admin import list_topics
+    from flows.model import ChampionWatch, behaviour_watch, load_live_model, load_model
+    from flows.runner import Recovery
+    from flows.shadow import load_challenger
+
     with user_errors():
         if workers < 1 or processes < 1:
             raise UsageError("--workers and --processes must be at least 1")

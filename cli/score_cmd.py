@@ -7,20 +7,14 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Annotated
 
-import msgspec
-import numpy as np
 import typer
 
 from cli.common import HomeOption, UsageError, console, settings, user_errors
 from cli.number_format import percent
 from cli.sql_results import Result
 from cli.tables import FormatOption, OutputFormat, to_csv
-from flows.model import load_model
-from flows.risk import band_names
-from flows.scoring import feature_matrix
 from flows.settings import MODEL_KINDS
 from flows.times import iso_utc
-from flows.validation import DeadLetter, decode_application
 
 # Fields that identify an event in a stream; a one-off score does not need them.
 _ENVELOPE_DEFAULTS = {
@@ -34,6 +28,8 @@ _ENVELOPE_DEFAULTS = {
 
 def with_envelope(payload: bytes) -> bytes:
     """Fill in envelope fields the caller left out; anything unparseable passes through as is."""
+    import msgspec
+
     try:
         document = msgspec.json.decode(payload)
     except (msgspec.DecodeError, UnicodeDecodeError):
@@ -71,6 +67,13 @@ def score(
     The applicant model needs no int_rate or sub_grade; a field left out scores as its own
     "missing" attribute and, when that costs points, is cited as "not supplied".
     """
+    import numpy as np
+
+    from flows.model import load_model
+    from flows.risk import band_names
+    from flows.scoring import feature_matrix
+    from flows.validation import DeadLetter, decode_application
+
     with user_errors():
         if (json_text is None) == (file is None):
             raise UsageError("give exactly one of --json or --file")

@@ -9,11 +9,9 @@ from typing import Annotated
 import typer
 
 from cli.common import HomeOption, StoreOption, UsageError, console, fail, settings, user_errors
-from cli.portfolio import COLUMNS, watchlist_result
 from cli.sql_results import StatementError, one_statement, query_result
 from cli.tables import FormatOption, OutputFormat, WideOption, emit
 from flows.store import Store, StoreURL, open_store
-from flows.store.migrations import applied, discover, migrate, missing_objects
 
 db_app = typer.Typer(help="Manage the ClickHouse schema.", no_args_is_help=True)
 
@@ -30,6 +28,8 @@ def opened(url: StoreURL) -> Iterator[Store]:
 @db_app.command("migrate")
 def db_migrate(home: HomeOption = None, store: StoreOption = None) -> None:
     """Apply pending numbered migrations from clickhouse/ in order (idempotent)."""
+    from flows.store.migrations import applied, migrate
+
     with user_errors():
         url = settings(home, store).store
         with opened(url) as db:
@@ -47,6 +47,8 @@ def db_migrate(home: HomeOption = None, store: StoreOption = None) -> None:
 @db_app.command("status")
 def db_status(home: HomeOption = None, store: StoreOption = None) -> None:
     """List migrations and whether each is applied."""
+    from flows.store.migrations import applied, discover, missing_objects
+
     with user_errors():
         url = settings(home, store).store
         with opened(url) as db:
@@ -93,6 +95,8 @@ def watchlist(
     wide: WideOption = False,
 ) -> None:
     """The riskiest loans by their latest PD, with the reason codes behind it."""
+    from cli.portfolio import COLUMNS, watchlist_result
+
     with user_errors():
         if limit < 1:
             raise UsageError("--limit must be at least 1")

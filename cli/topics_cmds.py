@@ -8,7 +8,6 @@ import typer
 from rich.table import Table
 
 from cli.common import BrokersOption, console, settings, user_errors
-from flows.kafka_admin import create_topics, list_topics
 
 topics_app = typer.Typer(help="Manage the Kafka topics.", no_args_is_help=True)
 
@@ -21,6 +20,8 @@ def create(
     ] = None,
 ) -> None:
     """Create the applications, repayments and dead-letter topics (existing ones are kept)."""
+    from flows.kafka_admin import create_topics
+
     with user_errors():
         kafka = settings(brokers=brokers, partitions=partitions).kafka
         created = create_topics(kafka)
@@ -32,6 +33,8 @@ def create(
 @topics_app.command("list")
 def list_(brokers: BrokersOption = None) -> None:
     """List topics and their partition counts."""
+    from flows.kafka_admin import list_topics
+
     with user_errors():
         kafka = settings(brokers=brokers).kafka
         table = Table(title=f"Topics on {kafka.brokers}")

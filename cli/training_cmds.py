@@ -3,21 +3,25 @@
 from __future__ import annotations
 
 from datetime import timedelta
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
 from cli.common import HomeOption, UsageError, console, settings, user_errors
-from flows.model_registry import CHALLENGER, CHAMPION
 from flows.settings import MODEL_KINDS, Settings
-from training import behaviour
-from training.dataset import load_lending_club
-from training.matrix import application_matrix
-from training.repayments import DEFAULT_MONTHS
-from training.runs import behaviour_run, record_run, training_run
-from training.train import DEFAULT_SEED, TrainingResult, load_staged, save_staged, train
+from training.defaults import (
+    BEHAVIOUR_SEED,
+    DEFAULT_MONTHS,
+    DEFAULT_SEED,
+    HORIZON_MONTHS,
+    MAX_MONTHS,
+)
+
+if TYPE_CHECKING:
+    from training import behaviour
+    from training.train import TrainingResult
 
 SeedOption = Annotated[
     int,
@@ -52,9 +56,9 @@ MonthsOption = Annotated[
     typer.Option(
         "--months",
         min=1,
-        max=behaviour.MAX_MONTHS,
+        max=MAX_MONTHS,
         help="Months of repayment history observed per loan (each label then looks "
-        f"{behaviour.HORIZON_MONTHS} months further).",
+        f"{HORIZON_MONTHS} months further).",
     ),
 ]
 
@@ -186,6 +190,7 @@ def _export(result: TrainingResult, cfg: Settings) -> tuple[str, str]:
 def put_forward(cfg: Settings, version: str) -> str:
     """Promote a new version through the gate; a refusal leaves it a challenger and says so.
     Returns the stage it reached."""
+    from flows.model_registry import CHALLENGER, CHAMPION
     from training.lifecycle import PromotionRefused, promote
 
     try:
@@ -205,6 +210,11 @@ def train_command(
     kind: KindOption = None,
 ) -> None:
     """Train the origination scorecards on LendingClub loans, evaluate and export them."""
+    from training.dataset import load_lending_club
+    from training.matrix import application_matrix
+    from training.runs import record_run, training_run
+    from training.train import save_staged, train
+
     with user_errors():
         cfg = settings(home=home)
         kinds = _kinds(kind)
@@ -226,9 +236,7 @@ def train_command(
             data = load_lending_club()
             matrix = application_matrix(data)
             for chosen in kinds:
-                results.append(
-                    train(data, kind=chosen, seed=seed, on_step=on_step, matrix=matrix)
-                )
+                results.append(train(data, kind=chosen, seed=seed, on_step=on_step, matrix=matrix))
         for result in results:
             staged = save_staged(result, cfg.home)
             console.print(_metrics_table(result))
@@ -253,6 +261,8 @@ def train_command(
 
 def export_command(home: HomeOption = None, kind: KindOption = None) -> None:
     """Export the staged models of the last `riskctl train` as the current versions."""
+    from training.train import load_staged
+
     with user_errors():
         cfg = settings(home=home)
         staged = [load_staged(cfg.home, chosen) for chosen in _kinds(kind)]
@@ -298,10 +308,14 @@ def _behaviour_tables(result: behaviour.BehaviourResult) -> tuple[Table, Table]:
 
 def train_behaviour_command(
     home: HomeOption = None,
-    seed: BehaviourSeedOption = behaviour.DEFAULT_SEED,
+    seed: BehaviourSeedOption = BEHAVIOUR_SEED,
     months: MonthsOption = DEFAULT_MONTHS,
 ) -> None:
     """Train the behavioural (live PD) model on derived repayment histories and export it."""
+    from training import behaviour
+    from training.dataset import load_lending_club
+    from training.runs import behaviour_run, record_run
+
     with user_errors():
         cfg = settings(home=home)
         origination = behaviour.load_origination(cfg.models_dir, cfg.model_kind)

@@ -17,7 +17,6 @@ Runtime refuses, or inputs and outputs other than the card's each give one
 from __future__ import annotations
 
 import hashlib
-import json
 import logging
 import threading
 import time
@@ -29,49 +28,20 @@ import numpy as np
 import onnxruntime as ort
 import pyarrow as pa
 
-from flows.errors import RiskctlError
 from flows.features import FEATURE_NAMES
 from flows.loan.behaviour import BEHAVIOUR_FEATURE_NAMES
-from flows.settings import DEFAULT_MODEL_KIND
+
+# The registry's files are read without ONNX Runtime (the CLI's help lists model kinds from them).
+from flows.model_cards import BEHAVIOUR_DIR as BEHAVIOUR_DIR
+from flows.model_cards import CURRENT_FILE as CURRENT_FILE
+from flows.model_cards import ModelError as ModelError
+from flows.model_cards import current_file as current_file
+from flows.model_cards import current_version as current_version
+from flows.model_cards import read_card as read_card
 
 _log = logging.getLogger(__name__)
-CURRENT_FILE = "CURRENT"
 # A characteristic costs a reason code only when it loses more than this many points.
 _REASON_EPS = 1e-9
-# Behavioural models (live PD from payment behaviour) are versioned the same way, one level down.
-BEHAVIOUR_DIR = "behaviour"
-
-
-class ModelError(RiskctlError):
-    """No usable model: none trained yet, a missing version, or a card that does not fit."""
-
-
-def current_file(kind: str | None = None) -> str:
-    """The pointer file naming the current version of an origination model kind."""
-    return CURRENT_FILE if kind in (None, DEFAULT_MODEL_KIND) else f"{CURRENT_FILE}-{kind}"
-
-
-def current_version(models_dir: Path, kind: str | None = None) -> str | None:
-    marker = models_dir / current_file(kind)
-    if not marker.is_file():
-        return None
-    try:
-        return marker.read_text().strip() or None
-    except (OSError, UnicodeDecodeError) as exc:
-        raise ModelError(f"cannot read {marker}: {exc}") from exc
-
-
-def read_card(model_dir: Path) -> dict[str, Any]:
-    card_path = model_dir / "card.json"
-    if not card_path.is_file():
-        raise ModelError(f"model card missing: {card_path}")
-    try:
-        card = json.loads(card_path.read_bytes())
-    except (OSError, ValueError) as exc:  # UnicodeDecodeError is a ValueError too
-        raise ModelError(f"model card {card_path} is not readable JSON: {exc}") from exc
-    if not isinstance(card, dict):
-        raise ModelError(f"model card {card_path} is not a JSON object")
-    return card
 
 
 # What scoring reads from a card, by path, with the type each must have.
@@ -293,9 +263,7 @@ class ScoringModel:
         rows = [row[keep].tolist() for row, keep in zip(index, picked, strict=True)]
         return pd, [[codes[j] for j in r] for r in rows], [[texts[j] for j in r] for r in rows]
 
-    def _reasons(
-        self, features: np.ndarray, top: int
-    ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    def _reasons(self, features: np.ndarray, top: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """PD; per row the index into the code and text tables of each of the ``top``
         strongest reasons, and which of them lose anything."""
         if self.reasons_method != "scorecard":

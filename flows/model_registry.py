@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from flows.errors import UsageError
-from flows.model import BEHAVIOUR_DIR, ModelError, current_version, read_card
+from flows.model_cards import BEHAVIOUR_DIR, ModelError, current_version, read_card
 
 REGISTRY_FILE = "registry.jsonl"
 CANDIDATE, CHALLENGER, CHAMPION, RETIRED = STAGES = (

@@ -63,6 +63,9 @@ from flows.model import ModelError, ScoringModel, load_model
 from flows.times import iso_utc
 from training import metrics
 from training.dataset import SOURCE, LendingClub, loan_id_for
+from training.defaults import BEHAVIOUR_SEED as DEFAULT_SEED
+from training.defaults import HORIZON_MONTHS as HORIZON_MONTHS
+from training.defaults import MAX_MONTHS as MAX_MONTHS
 from training.monotone import Sign, fit_sign_constrained
 from training.repayments import (
     DEFAULT_MONTHS,
@@ -73,9 +76,6 @@ from training.repayments import (
 )
 from training.replay import ReplayPlan, application_events
 
-# One horizon for every PD the system stores: 12 months (the origination PD, a lifetime
-# probability, is converted to it where the two meet; docs/behaviour.md).
-HORIZON_MONTHS = 12
 DEFAULT_DAYS_PAST_DUE = 90
 # The loans are issued over two calendar years, so with a 12-month label window the training
 # months (whose labels close before the test months start) still hold a third of the data.
@@ -88,7 +88,6 @@ LABEL_DEFINITION = (
     f"payments of the events dated up to that day) reach {DEFAULT_DAYS_PAST_DUE}; charge-off, "
     "beyond 120 days, comes after D. Observations with D <= t (already in default) are left out."
 )
-DEFAULT_SEED = 42
 MODEL_PARAMS: dict[str, Any] = {"C": 1.0}
 # The direction each feature may move the live PD (training/monotone.py): more days past due,
 # arrears, recent misses or balance never lower it; more on-time payments, more paid or more
@@ -114,8 +113,6 @@ FEATURE_SIGNS: dict[str, Sign] = {
     "paid_amount_cv_6": 0,
     "origination_pd_logit": 1,
 }
-# Installment terms are 36 or 60 months; the outcome window has to fit in the shorter one.
-MAX_MONTHS = 36 - HORIZON_MONTHS - 1
 
 _APPLICATION = msgspec.json.Decoder(LoanApplication)
 _REPAYMENT = msgspec.json.Decoder(LoanRepayment)

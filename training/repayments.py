@@ -90,10 +90,10 @@ from flows.loan.schedule import amortization_schedule, due_date
 from flows.loan.state import CENT, apply_repayment, open_loan
 from flows.times import iso_utc, parse_instant
 from training.dataset import LendingClub
+from training.defaults import DEFAULT_MONTHS as DEFAULT_MONTHS
 from training.published_rolls import pooled
 from training.replay import ReplayPlan, application_events
 
-DEFAULT_MONTHS = 12
 MISSED_REPORTED_AFTER_DAYS = 30
 LATE_DAYS = (1, 29)
 PARTIAL_FRACTION = (0.3, 0.9)

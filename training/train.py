@@ -33,10 +33,10 @@ from flows.times import iso_utc
 from training import metrics
 from training.candidates import SCORECARD_GRID, Params, characteristics
 from training.dataset import SOURCE, LendingClub, load_lending_club
+from training.defaults import DEFAULT_SEED as DEFAULT_SEED
 from training.matrix import Matrix, application_matrix
 from training.scorecard import Scorecard, fit_scorecard
 
-DEFAULT_SEED = 42
 DEFAULT_FOLDS = 5
 DEFAULT_TEST_SIZE = 0.2
 # Below these a kind's model is not worth exporting. The applicant model has far less to go on

