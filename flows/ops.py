@@ -14,27 +14,36 @@ from flows.lag import ConsumerLag
 from flows.writer import WriteResult
 
 
-def latency_ms(batches: list[ScoredBatch]) -> np.ndarray:
-    """processed_at minus event_time for every scored row, in milliseconds."""
+def latency_ms(batches: list[ScoredBatch], queryable_at: datetime) -> np.ndarray:
+    """For every score row written, milliseconds from its event time until ``queryable_at``,
+    the moment the write returned: the delay a user querying the store sees, lingering and
+    the insert included (processed_at stops before both)."""
+    until = np.datetime64(queryable_at.astimezone(UTC).replace(tzinfo=None), "us")
     parts = []
     for batch in batches:
-        if type(batch) is ApplicationBatch and batch.scored.num_rows:
-            processed = batch.scored.column("processed_at").to_numpy().astype("datetime64[us]")
-            event = batch.scored.column("event_time").to_numpy().astype("datetime64[us]")
-            parts.append((processed - event).astype(np.int64) / 1000.0)
+        for name in ("scored_events", "repayment_scores"):
+            scores = batch.tables.get(name)
+            if scores is not None and scores.num_rows:
+                event = scores.column("event_time").to_numpy().astype("datetime64[us]")
+                parts.append((until - event).astype(np.int64) / 1000.0)
     return np.concatenate(parts) if parts else np.empty(0)
 
 
 def batch_row(
-    flow_id: str, worker: int, batches: list[ScoredBatch], result: WriteResult, write_ms: float
+    flow_id: str,
+    worker: int,
+    batches: list[ScoredBatch],
+    result: WriteResult,
+    write_ms: float,
+    queryable_at: datetime,
 ) -> pa.Table:
-    lat = latency_ms(batches)
+    lat = latency_ms(batches, queryable_at)
     p50, p95, p99, top = (
         np.percentile(lat, [50, 95, 99, 100]).tolist() if len(lat) else [np.nan] * 4
     )
     return pa.table(
         {
-            "written_at": pa.array([datetime.now(UTC)], TS_MS),
+            "written_at": pa.array([queryable_at], TS_MS),
             "flow_id": [flow_id],
             "worker": pa.array([worker], pa.uint16()),
             # live scores carry no source of their own: the write's applications name it
@@ -65,7 +74,9 @@ class OpsRecorder:
         self._lag = lag
 
     def written(self, items: list[ScoredBatch], result: WriteResult, write_ms: float) -> Rows:
-        rows = [("ops_batches", batch_row(self._flow_id, self._worker, items, result, write_ms))]
+        # called as the write returns: from now on its rows are queryable
+        row = batch_row(self._flow_id, self._worker, items, result, write_ms, datetime.now(UTC))
+        rows = [("ops_batches", row)]
         lag = None if self._lag is None else self._lag.written(items)
         if lag is not None:
             rows.append(("ops_consumer_lag", lag))
