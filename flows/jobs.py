@@ -21,7 +21,7 @@ from flows.connectors.archive_source import ArchiveSource
 from flows.connectors.file_source import JsonLinesSource
 from flows.connectors.kafka_input import check_brokers, kafka_batches
 from flows.connectors.stoppable import StoppableSource, StopRequest
-from flows.connectors.store_sink import StoreSink
+from flows.connectors.store_sink import Linger, StoreSink
 from flows.dataflow import Inputs, build_flow, source_input
 from flows.errors import RiskctlError
 from flows.lag import ConsumerLag, LagProbe
@@ -108,6 +108,7 @@ def _run(
             partitions=options.workers
             * (1 if options.cluster is None else len(options.cluster.addresses)),
             retry=options.retry or RetryPolicy(deadline_s=settings.store_deadline_s),
+            linger=Linger(settings.sink_linger_ms / 1000, settings.sink_linger_events),
             observe=lambda worker: OpsRecorder(
                 flow_id,
                 worker,

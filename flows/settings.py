@@ -124,6 +124,10 @@ class Settings:
     model_kind: str = DEFAULT_MODEL_KIND
     # How long the sink keeps retrying an unreachable store before the run fails.
     store_deadline_s: float = 300.0
+    # How long and up to how many events the sink gathers batches before one insert (each
+    # insert costs ~100-200 ms whatever its size); the time bounds the latency it adds.
+    sink_linger_ms: float = 200.0
+    sink_linger_events: int = 20_000
     kafka: KafkaSettings = field(default_factory=KafkaSettings)
     drift: DriftSettings = field(default_factory=DriftSettings)
     s3: S3Settings = field(default_factory=S3Settings)
@@ -140,6 +144,10 @@ class Settings:
             raise SettingsError("batch size must be at least 1 (--batch-size, RISKCTL_BATCH_SIZE)")
         if not self.store_deadline_s > 0:
             raise SettingsError("RISKCTL_STORE_DEADLINE_S must be a positive number of seconds")
+        if not (self.sink_linger_ms >= 0 and self.sink_linger_events >= 0):
+            raise SettingsError(
+                "RISKCTL_SINK_LINGER_MS and RISKCTL_SINK_LINGER_EVENTS cannot be negative"
+            )
         if self.model_kind not in MODEL_KINDS:
             raise SettingsError(
                 f"model kind must be one of {', '.join(MODEL_KINDS)}, got {self.model_kind!r}"
@@ -235,6 +243,8 @@ def from_env(env: dict[str, str] | None = None) -> Settings:
             shadow=_flag(env, "RISKCTL_SHADOW"),
             kafka=kafka,
             store_deadline_s=_float(env, "RISKCTL_STORE_DEADLINE_S", defaults.store_deadline_s),
+            sink_linger_ms=_float(env, "RISKCTL_SINK_LINGER_MS", defaults.sink_linger_ms),
+            sink_linger_events=_int(env, "RISKCTL_SINK_LINGER_EVENTS", defaults.sink_linger_events),
             drift=DriftSettings(
                 watch=_float(env, "RISKCTL_DRIFT_WATCH", DriftSettings.watch),
                 alert=_float(env, "RISKCTL_DRIFT_ALERT", DriftSettings.alert),

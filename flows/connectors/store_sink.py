@@ -15,6 +15,7 @@ from __future__ import annotations
 import threading
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Protocol
 
 import pyarrow as pa
@@ -38,22 +39,55 @@ class WriteObserver(Protocol):
     def close(self) -> None: ...
 
 
+@dataclass(frozen=True)
+class Linger:
+    """How long, and up to how many events, the sink gathers batches before one insert.
+
+    An insert costs about the same whatever its size (a part per table and view), so a steady
+    trickle written batch by batch would spend the store's time on fixed costs; gathered, it is
+    written in few inserts. ``seconds`` bounds what lingering adds to the latency of an event.
+    Zero for either turns lingering off: each write takes whatever is waiting.
+    """
+
+    seconds: float = 0.0
+    events: int = 0
+
+    def __post_init__(self) -> None:
+        if self.seconds < 0 or self.events < 0:
+            raise ValueError("a linger's seconds and events cannot be negative")
+
+    @property
+    def on(self) -> bool:
+        return self.seconds > 0 and self.events > 0
+
+
 class BackgroundWriter:
     """Runs ``write`` on its own thread; each call takes everything submitted since the last.
 
     A part costs ClickHouse a fixed ~10 ms of file-system work per table and view, so when
     the store falls behind, the batches that queued up meanwhile go in as one insert: the
     slower the store, the larger and cheaper its inserts, and no batch waits longer than the
-    write before it. ``submit`` blocks while ``max_waiting`` submissions wait: back-pressure,
+    write before it. With a :class:`Linger`, a write also waits (from the first batch waiting)
+    up to its seconds for its events to gather, unless a flush or close asks for everything.
+    ``submit`` blocks while a write runs and ``max_waiting`` submissions wait: back-pressure,
     which also bounds how far reading runs ahead of the store, and so how much a restart after
     a crash reads again (a recovery snapshot waits for the store to hold everything before it).
     """
 
-    def __init__(self, write: Callable[[list[ScoredBatch]], None], max_waiting: int = 2) -> None:
+    def __init__(
+        self,
+        write: Callable[[list[ScoredBatch]], None],
+        max_waiting: int = 2,
+        linger: Linger | None = None,
+    ) -> None:
         self._write = write
         self._max_waiting = max_waiting
+        self._linger = linger or Linger()
         self._pending: list[ScoredBatch] = []
+        self._pending_events = 0
+        self._first_waiting_at = 0.0
         self._waiting = 0
+        self._flushes = 0  # flush calls waiting: no write lingers while one does
         self._busy = False
         self._stopping = False
         self._error: BaseException | None = None
@@ -64,10 +98,15 @@ class BackgroundWriter:
     def submit(self, items: list[ScoredBatch]) -> None:
         with self._changed:
             self._changed.wait_for(
-                lambda: self._error is not None or self._waiting < self._max_waiting
+                lambda: (
+                    self._error is not None or not self._busy or self._waiting < self._max_waiting
+                )
             )
             self._raise_pending()
+            if not self._pending:
+                self._first_waiting_at = time.monotonic()
             self._pending.extend(items)
+            self._pending_events += sum(b.sent for b in items)
             self._waiting += 1
             self._changed.notify_all()
 
@@ -80,9 +119,14 @@ class BackgroundWriter:
     def flush(self) -> None:
         """Wait until everything submitted is written (or the writer failed)."""
         with self._changed:
-            self._changed.wait_for(
-                lambda: self._error is not None or not (self._pending or self._busy)
-            )
+            self._flushes += 1
+            self._changed.notify_all()
+            try:
+                self._changed.wait_for(
+                    lambda: self._error is not None or not (self._pending or self._busy)
+                )
+            finally:
+                self._flushes -= 1
             self._raise_pending()
 
     def close(self) -> None:
@@ -98,13 +142,27 @@ class BackgroundWriter:
         if self._error is not None:
             raise self._error
 
+    def _gathered(self) -> bool:
+        """Whether the waiting batches should be written now rather than linger."""
+        return (
+            not self._linger.on
+            or self._stopping
+            or self._flushes > 0
+            or self._pending_events >= self._linger.events
+            or time.monotonic() - self._first_waiting_at >= self._linger.seconds
+        )
+
     def _loop(self) -> None:
         while True:
             with self._changed:
                 self._changed.wait_for(lambda: self._stopping or bool(self._pending))
                 if not self._pending:
                     return
+                while not self._gathered():
+                    left = self._first_waiting_at + self._linger.seconds - time.monotonic()
+                    self._changed.wait(max(left, 0.0))
                 items, self._pending, self._waiting = self._pending, [], 0
+                self._pending_events = 0
                 self._busy = True
                 self._changed.notify_all()
             error: BaseException | None = None
@@ -129,12 +187,13 @@ class _StorePartition(StatefulSinkPartition[ScoredBatch, None]):
         observer: WriteObserver | None,
         on_write: Callable[[RunStats], None],
         on_failure: Callable[[RiskctlError], None],
+        linger: Linger,
     ) -> None:
         self._on_failure = on_failure
         self._writer = writer
         self._observer = observer
         self._on_write = on_write
-        self._background = BackgroundWriter(self._write)
+        self._background = BackgroundWriter(self._write, linger=linger)
 
     def write_batch(self, values: list[ScoredBatch]) -> None:
         try:
@@ -187,6 +246,7 @@ class StoreSink(FixedPartitionedSink[ScoredBatch, None]):
         *,
         partitions: int = 1,
         retry: RetryPolicy | None = None,
+        linger: Linger | None = None,
         observe: Callable[[int], WriteObserver] | None = None,
         on_write: Callable[[RunStats], None] = lambda _stats: None,
         on_failure: Callable[[RiskctlError], None] = lambda _error: None,
@@ -199,6 +259,7 @@ class StoreSink(FixedPartitionedSink[ScoredBatch, None]):
         self._stats = stats
         self._partitions = partitions
         self._retry = retry
+        self._linger = linger or Linger()
         self._observe = observe
         self._on_write = on_write
 
@@ -208,4 +269,4 @@ class StoreSink(FixedPartitionedSink[ScoredBatch, None]):
     def build_part(self, step_id: str, for_part: str, resume_state: None) -> _StorePartition:
         writer = IdempotentWriter(self._open_store, self._stats, self._retry)
         observer = None if self._observe is None else self._observe(int(for_part))
-        return _StorePartition(writer, observer, self._on_write, self._on_failure)
+        return _StorePartition(writer, observer, self._on_write, self._on_failure, self._linger)
