@@ -14,7 +14,6 @@ from typing import TYPE_CHECKING, Annotated
 import typer
 from rich.table import Table
 
-from cli.bench_probe import print_probe_costs, probe_costs
 from cli.common import BrokersOption, HomeOption, UsageError, console, settings, user_errors
 from flows.errors import RiskctlError
 from flows.settings import KafkaSettings, Settings
@@ -53,12 +52,6 @@ def bench(
     duration: Annotated[float, typer.Option(help="Seconds per --api measurement.")] = 10.0,
     api_batch: Annotated[int, typer.Option(help="Applications per --api batch.")] = 1000,
     clients: Annotated[int, typer.Option(help="Concurrent batch clients (--api).")] = 2,
-    probe: Annotated[
-        bool,
-        typer.Option(
-            "--probe", help="Time the writer's de-duplication probe as --events fill a store."
-        ),
-    ] = False,
     home: HomeOption = None,
 ) -> None:
     """Measure the pipeline on real replayed loans: file -> dataflow -> chDB, or from Kafka."""
@@ -79,11 +72,6 @@ def bench(
         model = load_model(cfg.models_dir, kind=cfg.model_kind)
         if kafka:
             _bench_kafka(cfg, model, events, workers, partitions)
-            return
-        if probe:
-            with tempfile.TemporaryDirectory(prefix="riskctl-bench-") as scratch:
-                found = probe_costs(cfg, model, events, 5, Path(scratch))
-            print_probe_costs(found, cfg.batch_size)
             return
         with tempfile.TemporaryDirectory(prefix="riskctl-bench-") as scratch:
             workdir = Path(scratch)
