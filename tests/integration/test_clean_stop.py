@@ -49,7 +49,9 @@ def run_command(settings: Settings, store: StoreURL, events: Path) -> list[str]:
 def stopped_run(command: list[str], sig: signal.Signals) -> tuple[int, int, str]:
     """Start the run, signal it after its first stored batch; exit code, events sent, stderr."""
     process = subprocess.Popen(
-        command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=dict(os.environ)
+        command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        # every batch its own write (no linger), so a signal after the first lands mid-file
+        env=dict(os.environ, RISKCTL_SINK_LINGER_MS="0"),
     )
     assert process.stdout is not None and process.stderr is not None
     deadline = time.monotonic() + TIMEOUT_S

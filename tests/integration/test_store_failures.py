@@ -5,6 +5,7 @@ store's directory deleted while a run writes to it, a Kafka broker that does not
 
 from __future__ import annotations
 
+import os
 import shutil
 import socket
 import subprocess
@@ -78,7 +79,11 @@ def test_a_store_directory_deleted_mid_run_ends_it_with_one_line(
         settings, "run", "--input", str(events), "--store", f"chdb://{directory}",
         "--batch-size", "200", "--log-batches",
     )  # fmt: skip
-    process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    # every batch its own write (no linger), so the run is still writing when the store goes
+    env = dict(os.environ, RISKCTL_SINK_LINGER_MS="0")
+    process = subprocess.Popen(
+        command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env
+    )
     assert process.stdout is not None
     try:
         for line in process.stdout:
