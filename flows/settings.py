@@ -125,8 +125,10 @@ class Settings:
     # How long the sink keeps retrying an unreachable store before the run fails.
     store_deadline_s: float = 300.0
     # How long and up to how many events the sink gathers batches before one insert (each
-    # insert costs ~100-200 ms whatever its size); the time bounds the latency it adds.
-    sink_linger_ms: float = 200.0
+    # insert costs ~100-200 ms whatever its size); the time bounds the latency it adds. Off
+    # (0) by default: a run's writes then follow its micro-batches, which the recovery,
+    # stop and hot-reload guarantees are tested on; a steady Kafka trickle sets e.g. 200.
+    sink_linger_ms: float = 0.0
     sink_linger_events: int = 20_000
     kafka: KafkaSettings = field(default_factory=KafkaSettings)
     drift: DriftSettings = field(default_factory=DriftSettings)
