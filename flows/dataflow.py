@@ -14,9 +14,9 @@ from bytewax.outputs import Sink
 
 from flows.batches import ApplicationBatch, RawBatch, RepaymentBatch, ScoredBatch
 from flows.connectors.dead_letter_topic import dead_letter_messages
-from flows.loan.book import shard_events
+from flows.loan.book import BookOutcome, shard_events
 from flows.steps.loan_history import HistoryBookLogic, LoanHistory
-from flows.steps.loan_state_step import BookOutcome, LoanBookLogic
+from flows.steps.loan_state_step import LoanBookLogic
 
 Inputs = Callable[[Dataflow], Stream[RawBatch]]
 

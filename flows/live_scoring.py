@@ -23,11 +23,11 @@ from flows.batches import (
     utc_ms,
 )
 from flows.loan.behaviour import BEHAVIOUR_FEATURE_NAMES
+from flows.loan.book import BookOutcome
 from flows.loan.labels import BUCKET_STARTS, DPD_BUCKETS
 from flows.model import ChampionWatch, ModelError, ScoringModel
 from flows.risk import risk_columns
 from flows.settings import Settings
-from flows.steps.loan_state_step import BookOutcome
 
 _DPD = BEHAVIOUR_FEATURE_NAMES.index("days_past_due")
 _BALANCE = BEHAVIOUR_FEATURE_NAMES.index("outstanding_balance")

@@ -223,3 +223,12 @@ class LoanBook:
         entry.state = state
         # features[0] is days_past_due on the same date (a whole number of days as a float)
         observed.append(Observation(repaid, state, features, int(features[0]), entry.segment))
+
+
+class BookOutcome(msgspec.Struct, frozen=True):
+    """What one batch of a shard's events did to its book."""
+
+    observed: list[Observation]
+    pending_change: int = 0  # net repayments now waiting (negative once applied)
+    repeats: int = 0
+    dead: list[DeadLetter] = msgspec.field(default_factory=list)

@@ -13,25 +13,14 @@ dead letter when the state logic failed on it (the book unchanged by it).
 
 from __future__ import annotations
 
-import msgspec
 from bytewax.operators import StatefulBatchLogic
 
-from flows.loan.book import BookEntry, LoanBook, LoanEvent, Observation
+from flows.loan.book import BookEntry, BookOutcome, LoanBook, LoanEvent, Observation
 from flows.loan.snapshot import BookSnapshot, SnapshotRecords
-from flows.validation import DeadLetter
 
 # What a recovery directory may hold for a shard: this code's snapshot, or the whole-book dict
 # earlier versions wrote (still resumed; the first snapshot after it encodes every loan).
 Resume = BookSnapshot | dict[str, BookEntry]
-
-
-class BookOutcome(msgspec.Struct, frozen=True):
-    """What one batch of a shard's events did to its book."""
-
-    observed: list[Observation]
-    pending_change: int = 0  # net repayments now waiting (negative once applied)
-    repeats: int = 0
-    dead: list[DeadLetter] = msgspec.field(default_factory=list)
 
 
 class LoanBookLogic(StatefulBatchLogic[list[LoanEvent], BookOutcome, BookSnapshot | None]):

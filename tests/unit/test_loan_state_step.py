@@ -17,8 +17,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from flows.loan import snapshot as snapshot_module
-from flows.loan.book import BookEntry, LoanBook, LoanEvent, Opened, shard_events
-from flows.steps.loan_state_step import BookOutcome, LoanBookLogic
+from flows.loan.book import BookEntry, BookOutcome, LoanBook, LoanEvent, Opened, shard_events
+from flows.steps.loan_state_step import LoanBookLogic
 from tests.unit.test_loan_snapshots import AFTER, BEFORE, OLD_SNAPSHOT, app, rep
 
 
