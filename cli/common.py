@@ -36,6 +36,14 @@ StoreOption = Annotated[
         show_default=False,
     ),
 ]
+DashboardsOption = Annotated[
+    Path | None,
+    typer.Option(
+        "--dashboards",
+        help="Directory of dashboard JSON files (default: the ones shipped with riskctl).",
+        show_default=False,
+    ),
+]
 
 
 __all__ = [

@@ -11,13 +11,12 @@ import re
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
-from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
 from urllib.parse import urlsplit, urlunsplit
 
 import typer
 
-from cli.common import UsageError, console, user_errors
+from cli.common import DashboardsOption, UsageError, console, user_errors
 from flows.errors import RiskctlError
 
 if TYPE_CHECKING:
@@ -213,14 +212,7 @@ def push(
             "--datasource-uid", help="Uid of the ClickHouse datasource the panels should use."
         ),
     ] = PROVISIONED_DATASOURCE_UID,
-    dashboards_dir: Annotated[
-        Path | None,
-        typer.Option(
-            "--dashboards",
-            help="Directory of dashboard JSON files (default: the ones shipped with riskctl).",
-            show_default=False,
-        ),
-    ] = None,
+    dashboards_dir: DashboardsOption = None,
     timeout: Annotated[float, typer.Option(help="Seconds to wait for each request.")] = 10.0,
 ) -> None:
     """Upload the dashboards to Grafana; pushing again updates them in place by uid."""

@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Annotated
 import typer
 
 from cli.common import (
+    DashboardsOption,
     HomeOption,
     StoreOption,
     UsageError,
@@ -98,14 +99,7 @@ def report(
         list[str] | None,
         typer.Option("--dashboard", help="Dashboard uid to include (repeatable; default all)."),
     ] = None,
-    dashboards_dir: Annotated[
-        Path | None,
-        typer.Option(
-            "--dashboards",
-            help="Directory of dashboard JSON files (default: the ones shipped with riskctl).",
-            show_default=False,
-        ),
-    ] = None,
+    dashboards_dir: DashboardsOption = None,
     home: HomeOption = None,
     store: StoreOption = None,
 ) -> None:
