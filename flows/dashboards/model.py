@@ -3,7 +3,6 @@ and a variable's selection, and the Grafana plugin release the JSON is written f
 
 from __future__ import annotations
 
-import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -11,7 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from flows.errors import UsageError
-from flows.times import Window
+from flows.times import Window, parse_duration
 
 PLUGIN_TYPE = "grafana-clickhouse-datasource"
 # Panel types the report can draw; a dashboard using another type fails validation rather than
@@ -114,13 +113,7 @@ def auto_interval_s(window: Window, max_points: int = DEFAULT_MAX_POINTS) -> int
     return next((step for step in _NICE_INTERVALS_S if step >= raw), _NICE_INTERVALS_S[-1])
 
 
-_RELATIVE = re.compile(r"^now-(\d+)([smhdw])$")
-_UNITS_S = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 7 * 86400}
-
-
 def parse_span(text: str) -> timedelta:
-    """``30m``, ``6h``, ``7d`` or Grafana's ``now-6h`` as a duration."""
-    match = _RELATIVE.match(text) or re.match(r"^(\d+)([smhdw])$", text)
-    if not match or int(match.group(1)) == 0:
-        raise DashboardError(f"expected a duration such as 30m, 6h or 7d, got {text!r}")
-    return timedelta(seconds=int(match.group(1)) * _UNITS_S[match.group(2)])
+    """``30m``, ``6h``, ``7d`` or Grafana's ``now-6h`` as a duration: Grafana's relative form
+    is the plain duration behind ``now-``, read by the one duration parser."""
+    return parse_duration(text.strip().removeprefix("now-"))

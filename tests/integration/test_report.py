@@ -196,7 +196,8 @@ def test_report_with_a_variable_and_a_range(
     [
         (["--var", "nosuch=1"], "no dashboard variable 'nosuch'"),
         (["--var", "band"], "--var takes name=value"),
-        (["--last", "0h"], "expected a duration"),
+        (["--last", "0h"], "duration '0h' must be positive"),
+        (["--last", "6 hours"], "cannot read duration '6 hours'"),
         (["--last", "1h", "--from", "2026-01-01"], "either --last or --from/--to"),
         (["--from", "yesterday"], "--from must be an ISO-8601 time"),
         (["--dashboard", "nope"], "no dashboard nope"),

@@ -7,6 +7,7 @@ from datetime import UTC, datetime, timedelta, timezone
 
 import pytest
 
+from flows.dashboards import parse_span
 from flows.errors import UsageError
 from flows.times import (
     TimeInputError,
@@ -107,3 +108,25 @@ def test_windows() -> None:
         Window(NOON.replace(tzinfo=None), NOON + timedelta(hours=1))
     with pytest.raises(TimeInputError):
         Window(NOON, NOON)
+
+
+@pytest.mark.parametrize(
+    ("text", "span"),
+    [
+        ("now-6h", timedelta(hours=6)),
+        ("6h", timedelta(hours=6)),
+        ("now-30m", timedelta(minutes=30)),
+        ("1.5h", timedelta(minutes=90)),
+        (" now-7d ", timedelta(days=7)),
+    ],
+)
+def test_grafana_relative_ranges_read_through_the_one_duration_parser(
+    text: str, span: timedelta
+) -> None:
+    assert parse_span(text) == span
+
+
+@pytest.mark.parametrize("text", ["now-0h", "now-", "now-6x", "now-6h-1m", "now"])
+def test_unreadable_grafana_ranges_are_input_errors(text: str) -> None:
+    with pytest.raises(TimeInputError):
+        parse_span(text)
