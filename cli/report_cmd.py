@@ -7,7 +7,6 @@ Grafana server, and what the page shows is what Grafana would show.
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
 
@@ -23,6 +22,7 @@ from cli.common import (
     settings,
     user_errors,
 )
+from flows.clock import utc_now
 from flows.errors import RiskctlError
 from flows.store import open_store
 from flows.times import Window, parse_instant
@@ -64,7 +64,7 @@ def time_range_for(
     if start or end:
         if not start:
             raise UsageError("--to needs --from")
-        finish = parse_instant(end, "--to") if end else datetime.now(UTC)
+        finish = parse_instant(end, "--to") if end else utc_now()
         return Window(parse_instant(start, "--from"), finish)
     span = parse_span(last) if last is not None else dashboard.default_range
     return last_window(span)
@@ -137,7 +137,7 @@ def report(
         finally:
             db.close()
         out.parent.mkdir(parents=True, exist_ok=True)
-        out.write_text(render(sections, datetime.now(UTC), source))
+        out.write_text(render(sections, utc_now(), source))
         results = [r for s in sections for r in s.results]
         failed = [r for r in results if r.error is not None]
         with_data = sum(1 for r in results if r.error is None and r.tables[0].num_rows > 0)

@@ -14,12 +14,13 @@ from __future__ import annotations
 import base64
 from collections.abc import Iterable
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import TYPE_CHECKING
 
 import numpy as np
 import pyarrow as pa
 
+from flows.clock import utc_now
 from flows.validation import DeadLetter
 
 if TYPE_CHECKING:
@@ -45,7 +46,7 @@ class RawBatch:
 
     origins: list[str]
     payloads: list[bytes]
-    received_at: datetime = field(default_factory=lambda: datetime.now(UTC))
+    received_at: datetime = field(default_factory=utc_now)
     source: str = "file"
     source_ms: list[int] | None = None
     positions: Positions = field(default_factory=dict)

@@ -18,13 +18,14 @@ import itertools
 import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 
 import numpy as np
 import pyarrow as pa
 
 from flows.batches import TS_MS
+from flows.clock import utc_now
 from flows.errors import RiskctlError
 from flows.features import FEATURE_NAMES
 from flows.settings import DriftSettings
@@ -397,7 +398,7 @@ def measure(
         )
     rows, skipped = compare(references, bands, counts, thresholds)
     return DriftResult(
-        computed_at=now or datetime.now(UTC),
+        computed_at=now or utc_now(),
         window=window,
         model_version=version,
         thresholds=thresholds,

@@ -9,13 +9,13 @@ only for ids already stored. Within a batch the payloads are compared directly.
 from __future__ import annotations
 
 import hashlib
-from datetime import UTC, datetime
 
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
 from flows.batches import dead_letter_table
+from flows.clock import utc_now
 from flows.store.base import Store
 from flows.validation import DeadLetter
 
@@ -79,7 +79,7 @@ def conflict_dead_letters(raw: pa.Table, mask: np.ndarray) -> pa.Table:
             strict=True,
         )
     ]
-    table = dead_letter_table(letters, datetime.now(UTC))
+    table = dead_letter_table(letters, utc_now())
     at = table.schema.get_field_index("received_at")
     return table.set_column(at, "received_at", rows.column("received_at"))
 

@@ -5,7 +5,6 @@ from __future__ import annotations
 import hashlib
 from collections.abc import Callable
 from dataclasses import dataclass, replace
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -17,6 +16,7 @@ from flows.archive.layout import ArchiveError, Location
 from flows.archive.read import list_archive
 from flows.archive.s3 import S3Client
 from flows.batches import RawBatch
+from flows.clock import utc_now
 from flows.connectors.archive_source import ArchiveSource
 from flows.connectors.file_source import JsonLinesSource
 from flows.connectors.kafka_input import check_brokers, kafka_batches
@@ -96,7 +96,7 @@ def _run(
         if options.live_model is None
         else LoanHistory(
             open_,
-            datetime.now(UTC),
+            utc_now(),
             options.on_store_failure,
         )
     )

@@ -5,18 +5,18 @@ offset, for the partitions one sink worker has written, measured at most every i
 from __future__ import annotations
 
 import time
-from datetime import UTC, datetime
 
 import pyarrow as pa
 from confluent_kafka import Consumer, KafkaException
 
 from flows.batches import TS_MS, ApplicationBatch, Positions, ScoredBatch
+from flows.clock import utc_now
 from flows.kafka_admin import high_watermarks
 
 
 def lag_rows(flow_id: str, positions: Positions, marks: dict[tuple[str, int], int]) -> pa.Table:
     keys = sorted(positions)
-    now = datetime.now(UTC)
+    now = utc_now()
     return pa.table(
         {
             "measured_at": pa.array([now] * len(keys), TS_MS),

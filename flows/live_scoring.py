@@ -6,7 +6,6 @@ x LGD.
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
 from itertools import chain
 
 import numpy as np
@@ -22,6 +21,7 @@ from flows.batches import (
     dead_letter_table,
     utc_ms,
 )
+from flows.clock import utc_now
 from flows.loan.behaviour import BEHAVIOUR_FEATURE_NAMES
 from flows.loan.book import BookOutcome
 from flows.loan.labels import BUCKET_STARTS, DPD_BUCKETS
@@ -57,7 +57,7 @@ class LiveScorer:
         pending_change = sum(outcome.pending_change for outcome in work)
         repeats = sum(outcome.repeats for outcome in work)
         dead = [d for outcome in work for d in outcome.dead]
-        dead_table = dead_letter_table(dead, datetime.now(UTC)) if dead else NO_ROWS
+        dead_table = dead_letter_table(dead, utc_now()) if dead else NO_ROWS
         if not observed:
             return [RepaymentBatch(NO_ROWS, dead_table, pending_change, repeats)]
         model = self.model if self._watch is None else self._watch.current()
@@ -87,7 +87,7 @@ class LiveScorer:
             "event_time": utc_ms([e.event_time for e in events]),
             "received_at": pa.array(received_us, TS_US),
             "source_time": pa.array(source_ms, TS_MS),
-            "processed_at": constant_time(datetime.now(UTC), n),
+            "processed_at": constant_time(utc_now(), n),
             "installment_number": pa.array([e.installment_number for e in events], pa.uint16()),
             "amount_due": pa.array([e.amount_due for e in events], pa.float64()),
             "amount_paid": pa.array([e.amount_paid for e in events], pa.float64()),

@@ -10,6 +10,7 @@ import numpy as np
 import pyarrow as pa
 
 from flows.batches import TS_MS, ApplicationBatch, ScoredBatch, pending_change
+from flows.clock import utc_now
 from flows.lag import ConsumerLag
 from flows.writer import WriteResult
 
@@ -75,7 +76,7 @@ class OpsRecorder:
 
     def written(self, items: list[ScoredBatch], result: WriteResult, write_ms: float) -> Rows:
         # called as the write returns: from now on its rows are queryable
-        row = batch_row(self._flow_id, self._worker, items, result, write_ms, datetime.now(UTC))
+        row = batch_row(self._flow_id, self._worker, items, result, write_ms, utc_now())
         rows = [("ops_batches", row)]
         lag = None if self._lag is None else self._lag.written(items)
         if lag is not None:

@@ -4,7 +4,7 @@ one ONNX call per batch, band, explain. Pure apart from the model; no Bytewax, n
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import datetime
 from itertools import compress
 from operator import attrgetter
 
@@ -20,6 +20,7 @@ from flows.batches import (
     dead_letter_table,
     utc_ms,
 )
+from flows.clock import utc_now
 from flows.events import LoanApplication, LoanRepayment
 from flows.features import (
     FEATURE_NAMES,
@@ -175,7 +176,7 @@ class BatchScorer:
             "event_time": raw.column("event_time"),
             "received_at": raw.column("received_at"),
             "source_time": raw.column("source_time"),
-            "processed_at": constant_time(datetime.now(UTC), n),
+            "processed_at": constant_time(utc_now(), n),
             "model_version": constant(model.version, n),
             "model_kind": constant(model.kind, n),
             # the applicant model scores a lifetime PD; the store adds its 12-month one

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Literal
 
+from flows.clock import utc_now
 from flows.errors import UsageError
 
 TimeSpec = Literal["auto", "seconds", "milliseconds", "microseconds"]
@@ -104,7 +105,7 @@ def resolve_window(
         raise TimeInputError("give either --since or --from, not both")
     if since is None and start is None:
         raise TimeInputError("give --since (e.g. 1h) or --from (and optionally --to)")
-    stop = parse_instant(end, "--to") if end else (now or datetime.now(UTC))
+    stop = parse_instant(end, "--to") if end else (now or utc_now())
     if since is not None:
         return Window(stop - parse_duration(since), stop)
     assert start is not None

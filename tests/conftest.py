@@ -12,6 +12,7 @@ from pathlib import Path
 import pytest
 import time_machine
 
+from flows.clock import running_from
 from flows.model import ScoringModel, load_model
 from flows.settings import Settings
 from flows.store import Store, StoreURL, open_store
@@ -57,6 +58,16 @@ def pytest_report_header(config: pytest.Config) -> str | None:
     if _TRAVEL in config.stash:
         return f"clock: travelled to {os.environ[CLOCK_VARIABLE]} ({CLOCK_VARIABLE})"
     return None
+
+
+@pytest.fixture(scope="module")
+def processing_clock(request: pytest.FixtureRequest) -> Iterator[datetime]:
+    """The module's pipeline runs with processing time starting at its ``PROCESSING_EPOCH``
+    (:mod:`flows.clock`), so the rows it stamps and the windows it asks for ("up to now") are
+    the same whatever day the suite runs."""
+    epoch: datetime = request.module.PROCESSING_EPOCH
+    with running_from(epoch):
+        yield epoch
 
 
 @pytest.fixture(scope="session")

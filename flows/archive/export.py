@@ -39,6 +39,7 @@ from flows.archive.layout import (
     report_key,
 )
 from flows.archive.s3 import S3Client, Transfer, Uploaded, get_json, upload_verified
+from flows.clock import utc_now
 from flows.store import Store, StoreURL, open_store
 from flows.times import Window, iso_utc, parse_instant
 
@@ -222,7 +223,7 @@ class Manifests:
             **extra,
             # Kept from the first upload while the bytes stay the same, so an idempotent re-run
             # leaves the manifest byte-for-byte unchanged too.
-            "archived_at": previous.get("archived_at") if unchanged else _iso(datetime.now(UTC)),
+            "archived_at": previous.get("archived_at") if unchanged else _iso(utc_now()),
         }
 
     def flush(self, staging: Path, transfer: Transfer) -> list[ArchivedObject]:

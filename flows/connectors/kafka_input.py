@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Sequence
-from datetime import UTC, datetime
 
 import bytewax.operators as op
 from bytewax.connectors.kafka import KafkaSource
@@ -26,6 +25,7 @@ from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaException, Message,
 from confluent_kafka import KafkaError as ConsumerError
 
 from flows.batches import RawBatch
+from flows.clock import utc_now
 from flows.connectors.stoppable import StoppableSource, StopRequest
 from flows.errors import RiskctlError
 from flows.settings import KafkaSettings
@@ -67,7 +67,7 @@ def to_raw_batch(topic: str, partition: int, messages: Sequence[Message]) -> tup
     batch = RawBatch(
         origins=origins,
         payloads=payloads,
-        received_at=datetime.now(UTC),
+        received_at=utc_now(),
         source="kafka",
         source_ms=stamps,
         positions={(topic, partition): next_offset} if next_offset >= 0 else {},

@@ -5,10 +5,11 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+from flows.clock import utc_now
 from flows.errors import UsageError
 from flows.times import Window, parse_duration
 
@@ -98,7 +99,7 @@ ALL = Selection()
 
 def last_window(span: timedelta, now: datetime | None = None) -> Window:
     """The last ``span`` up to ``now``, as a dashboard's time picker means it."""
-    moment = now or datetime.now(UTC)
+    moment = now or utc_now()
     # Up to the next whole second: the time macros compare whole seconds, and rows written
     # earlier in the current second belong to "the last <span>".
     end = moment.replace(microsecond=0) + (

@@ -9,12 +9,12 @@ from __future__ import annotations
 import hashlib
 import re
 from dataclasses import dataclass
-from datetime import UTC, datetime
 from pathlib import Path
 
 import pyarrow as pa
 
 from flows.batches import TS_MS
+from flows.clock import utc_now
 from flows.resources import package_dir
 from flows.store.base import Store, StoreError
 
@@ -145,7 +145,7 @@ def migrate(store: Store, directory: Path = MIGRATIONS_DIR) -> list[Migration]:
                     "version": pa.array([migration.version], pa.uint32()),
                     "name": [migration.name],
                     "checksum": [migration.checksum],
-                    "applied_at": pa.array([datetime.now(UTC)], TS_MS),
+                    "applied_at": pa.array([utc_now()], TS_MS),
                 }
             ),
         )

@@ -33,6 +33,7 @@ from flows.archive import (
     upload_verified,
 )
 from flows.archive.s3 import digest_file, verify
+from flows.clock import utc_now
 from flows.drift import measure
 from flows.drift_report import write_report
 from flows.jobs import run_archive, run_files
@@ -47,6 +48,9 @@ from training.replay import ReplayPlan, application_events
 
 START = datetime(2024, 3, 1, 21, 30, tzinfo=UTC)  # 2,400 events 20 s apart: 14 hours, 2 days
 EVENTS = 2400
+# Processing (scoring, archiving) happens from this moment on: the processing_clock fixture.
+PROCESSING_EPOCH = datetime(2024, 3, 4, 6, 0, tzinfo=UTC)
+pytestmark = pytest.mark.usefixtures("processing_clock")
 MiB = 1024 * 1024
 
 
@@ -74,6 +78,7 @@ def _late_events(data: LendingClub, n: int) -> bytes:
 
 @pytest.fixture(scope="module")
 def archived(
+    processing_clock: datetime,
     tmp_path_factory: pytest.TempPathFactory,
     lending_club: LendingClub,
     trained_home: Path,
@@ -93,11 +98,11 @@ def archived(
     day_start = START.replace(hour=0, minute=0)
     db = open_store(cfg.store)
     try:
-        drift = measure(db, model.card, Window(day_start, datetime.now(UTC)), DriftSettings())
+        drift = measure(db, model.card, Window(day_start, utc_now()), DriftSettings())
     finally:
         db.close()
     reports = list(write_report(drift, tmp / "reports"))
-    window = Window(day_start, datetime.now(UTC) + timedelta(minutes=1))
+    window = Window(day_start, utc_now() + timedelta(minutes=1))
 
     client = make_client(s3_settings)
     location = Location(new_bucket(), "riskctl")
@@ -108,8 +113,8 @@ def archived(
     late.write_bytes(_late_events(lending_club, 5))
     run_files([late], cfg, model)
     after_late = archive(
-        cfg.store, client, location, Window(datetime.now(UTC) - timedelta(hours=1),
-        datetime.now(UTC) + timedelta(minutes=1)), staging, reports=None,
+        cfg.store, client, location, Window(utc_now() - timedelta(hours=1),
+        utc_now() + timedelta(minutes=1)), staging, reports=None,
     )  # fmt: skip
     return Archived(cfg, location, window, first, again, after_late, reports)
 

@@ -41,6 +41,7 @@ from flows.loan.schedule import add_months, amortization_schedule, due_date
 from flows.model import ScoringModel, load_live_model, load_model
 from flows.settings import DEFAULT_BAND_NAMES, Settings
 from flows.store import Store, StoreURL, open_store
+from flows.store.migrations import migrate
 from flows.times import Window
 from training.dataset import LendingClub
 from training.repayments import mixed_events
@@ -49,10 +50,14 @@ from training.replay import ReplayPlan, application_events
 GRAFANA = DASHBOARDS_DIR.parent
 DASHBOARDS = load_dashboards()
 PANELS = [(d, p) for d in DASHBOARDS for p in d.panels]
-NOW = datetime.now(UTC).replace(microsecond=0)
+# The module runs at a fixed processing time (the processing_clock fixture), so every window,
+# month and "last hour" below is the same whatever day the suite runs.
+NOW = datetime(2026, 3, 14, 15, 9, 26, tzinfo=UTC)
+PROCESSING_EPOCH = NOW
+pytestmark = pytest.mark.usefixtures("processing_clock")
 # Replayed applications span the 40 minutes before NOW; the window covers them and the ops
-# rows the sink writes, stamped with the processing time: in a long suite on a loaded machine
-# the fixture may run long after this module is imported, so the window reaches well past NOW.
+# rows the sink writes, stamped with the processing time, which runs on from NOW while the
+# module runs (3 hours covers the slowest run seen).
 WINDOW = Window(NOW - timedelta(hours=1), NOW + timedelta(hours=3))
 # A seasoned book on a fixed epoch, so its months and month-end states are the same whatever
 # the date: loans originated over a month from BOOK_START, with a year of repayments each.
@@ -156,6 +161,7 @@ def _paying_now(application: bytes, loan_id: str) -> list[bytes]:
 
 @pytest.fixture(scope="module")
 def replayed(
+    processing_clock: datetime,
     behaviour_model_home: Path,
     model: ScoringModel,
     lending_club: LendingClub,
@@ -193,6 +199,15 @@ def replayed(
     paying_now = _paying_now(application, "HAND-PAYING-NOW")
     path = tmp / "events.jsonl"
     path.write_bytes(b"".join(e + b"\n" for e in [*book, *every_bucket, *paying_now, *recent]))
+    # Ops retention (a 30-day TTL) runs on the store's own clock, which this module does not
+    # fix: its store keeps ops rows whatever their age, so the fixed processing time stays.
+    db = open_store(settings.store)
+    try:
+        migrate(db)
+        for table in ("ops_batches", "ops_consumer_lag"):
+            db.command(f"ALTER TABLE {table} REMOVE TTL")
+    finally:
+        db.close()
     live_model = load_live_model(home / "models")
     assert live_model is not None
     # The priced model shadows the applicant champion, for the shadow panels.

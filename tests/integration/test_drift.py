@@ -20,6 +20,7 @@ from typer.testing import CliRunner
 
 from cli.drift_cmd import ALERT_EXIT_CODE
 from cli.main import app
+from flows.clock import utc_now
 from flows.drift import (
     DriftResult,
     Reference,
@@ -43,6 +44,9 @@ from training.dataset import LendingClub, application_record, iter_rows
 
 runner = CliRunner()
 T0 = datetime(2024, 5, 1, 12, 0, tzinfo=UTC)
+# The scored populations are processed from this moment on (the processing_clock fixture).
+PROCESSING_EPOCH = datetime(2024, 5, 2, 9, 0, tzinfo=UTC)
+pytestmark = pytest.mark.usefixtures("processing_clock")
 
 
 # --- PSI and windows, by hand ------------------------------------------------------------------
@@ -121,7 +125,7 @@ def loan_events(
     deliberate, labelled change of the real data: every applicant's annual income scaled."""
     rows = list(iter_rows(data))
     random.Random(seed).shuffle(rows)
-    start = datetime.now(UTC).replace(microsecond=0) - timedelta(minutes=10)
+    start = utc_now().replace(microsecond=0) - timedelta(minutes=10)
     encoder = msgspec.json.Encoder()
     for i, (number, row) in enumerate(rows[:n]):
         scaled = {**row, "annual_inc": float(row["annual_inc"]) * income_scale}
@@ -144,7 +148,7 @@ def _score_and_measure(
     run_files([path], cfg, model)
     db = open_store(cfg.store)
     try:
-        result = measure(db, model.card, Window(T0, datetime.now(UTC)), DriftSettings())
+        result = measure(db, model.card, Window(T0, utc_now()), DriftSettings())
     finally:
         db.close()
     return Population(cfg.store, result)
@@ -152,6 +156,7 @@ def _score_and_measure(
 
 @pytest.fixture(scope="module")
 def populations(
+    processing_clock: datetime,
     tmp_path_factory: pytest.TempPathFactory,
     lending_club: LendingClub,
     trained_home: Path,
