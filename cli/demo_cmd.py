@@ -34,7 +34,8 @@ def demo(
     from cli.run_cmd import score_files, summary_table
     from cli.store_cmds import opened
     from cli.training_cmds import train_behaviour_command, train_command
-    from flows.model import current_version, load_live_model
+    from flows.model import load_live_model
+    from flows.model_cards import current_version
 
     with user_errors():
         if events < 1:

@@ -53,7 +53,7 @@ ToOption = Annotated[
 
 
 def _card(cfg: Settings, version: str | None) -> dict:
-    from flows.model import ModelError, current_version, read_card
+    from flows.model_cards import ModelError, current_version, read_card
 
     chosen = version or current_version(cfg.models_dir, cfg.model_kind)
     if chosen is None:

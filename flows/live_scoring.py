@@ -25,7 +25,8 @@ from flows.clock import utc_now
 from flows.loan.behaviour import BEHAVIOUR_FEATURE_NAMES
 from flows.loan.book import BookOutcome
 from flows.loan.labels import BUCKET_STARTS, DPD_BUCKETS
-from flows.model import ChampionWatch, ModelError, ScoringModel
+from flows.model import ChampionWatch, ScoringModel
+from flows.model_cards import ModelError
 from flows.risk import risk_columns
 from flows.settings import Settings
 

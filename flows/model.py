@@ -30,14 +30,7 @@ import pyarrow as pa
 
 from flows.features import FEATURE_NAMES
 from flows.loan.behaviour import BEHAVIOUR_FEATURE_NAMES
-
-# The registry's files are read without ONNX Runtime (the CLI's help lists model kinds from them).
-from flows.model_cards import BEHAVIOUR_DIR as BEHAVIOUR_DIR
-from flows.model_cards import CURRENT_FILE as CURRENT_FILE
-from flows.model_cards import ModelError as ModelError
-from flows.model_cards import current_file as current_file
-from flows.model_cards import current_version as current_version
-from flows.model_cards import read_card as read_card
+from flows.model_cards import BEHAVIOUR_DIR, ModelError, current_version, read_card
 
 _log = logging.getLogger(__name__)
 # A characteristic costs a reason code only when it loses more than this many points.

@@ -90,7 +90,7 @@ def kind_dir(models_dir: Path, kind: str) -> Path:
 
 
 def pointer_kind(kind: str) -> str | None:
-    """The ``kind`` argument of :func:`flows.model.current_version` for a registry kind: the
+    """The ``kind`` argument of :func:`flows.model_cards.current_version` for a registry kind: the
     behavioural directory has a plain ``CURRENT`` of its own."""
     return None if kind == BEHAVIOUR_KIND else kind
 

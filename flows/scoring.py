@@ -30,7 +30,8 @@ from flows.features import (
     feature_matrix,
 )
 from flows.loan.book import LoanEvent, Opened, Repaid
-from flows.model import ChampionWatch, ModelError, ScoringModel
+from flows.model import ChampionWatch, ScoringModel
+from flows.model_cards import ModelError
 from flows.risk import risk_columns
 from flows.settings import Settings
 from flows.shadow import shadow_table

@@ -14,7 +14,8 @@ import pyarrow as pa
 
 from flows.batches import constant
 from flows.errors import UsageError
-from flows.model import ModelError, ScoringModel, load_model
+from flows.model import ScoringModel, load_model
+from flows.model_cards import ModelError
 from flows.model_registry import latest_challenger, read_changes
 from flows.risk import band_names
 from flows.settings import Bands

@@ -59,7 +59,8 @@ from flows.features import FEATURE_NAMES, application_features
 from flows.loan.behaviour import BEHAVIOUR_FEATURE_NAMES, behaviour_features
 from flows.loan.schedule import add_months, due_date
 from flows.loan.state import LoanState, apply_repayment, days_past_due, open_loan
-from flows.model import ModelError, ScoringModel, load_model
+from flows.model import ScoringModel, load_model
+from flows.model_cards import ModelError
 from flows.times import iso_utc
 from training import metrics
 from training.dataset import SOURCE, LendingClub, loan_id_for

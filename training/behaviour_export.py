@@ -18,7 +18,7 @@ import numpy as np
 from sklearn.pipeline import Pipeline
 
 from flows.loan.behaviour import BEHAVIOUR_FEATURE_NAMES, BEHAVIOUR_FEATURES
-from flows.model import BEHAVIOUR_DIR
+from flows.model_cards import BEHAVIOUR_DIR
 from flows.model_registry import BEHAVIOUR_KIND
 from training.behaviour import LABEL_DEFINITION, TRAIN_SHARE, BehaviourResult
 from training.card import (

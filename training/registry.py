@@ -25,7 +25,7 @@ from pathlib import Path
 from typing import Any
 
 from flows.errors import RiskctlError
-from flows.model import current_file, current_version
+from flows.model_cards import current_file, current_version
 from flows.model_registry import (
     CHAMPION,
     REGISTRY_FILE,

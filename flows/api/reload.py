@@ -11,7 +11,8 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
-from flows.model import ScoringModel, current_version, load_model
+from flows.model import ScoringModel, load_model
+from flows.model_cards import current_version
 
 
 @dataclass(frozen=True, slots=True)

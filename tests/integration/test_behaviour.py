@@ -28,7 +28,8 @@ from flows.events import LoanApplication, LoanRepayment
 from flows.loan.behaviour import BEHAVIOUR_FEATURE_NAMES, behaviour_features
 from flows.loan.schedule import add_months, amortization_schedule, due_date
 from flows.loan.state import apply_repayment, open_loan, pd_logit
-from flows.model import BEHAVIOUR_DIR, ScoringModel, current_version, load_model
+from flows.model import ScoringModel, load_model
+from flows.model_cards import BEHAVIOUR_DIR, current_version
 from tests.unit.test_loan_state import APP, ORIGINATED
 from training.behaviour import (
     HORIZON_MONTHS,

@@ -10,7 +10,7 @@ from typer.testing import CliRunner
 
 import training.train
 from cli.main import app
-from flows.model import current_version
+from flows.model_cards import current_version
 from flows.model_registry import entries
 from training.train import TrainingResult, staged_path
 

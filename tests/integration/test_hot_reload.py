@@ -12,7 +12,8 @@ from typing import Any
 
 from flows.jobs import RunOptions, run_files, run_kafka
 from flows.loan.behaviour import BEHAVIOUR_FEATURE_NAMES
-from flows.model import BEHAVIOUR_DIR, ChampionWatch, ScoringModel, load_live_model, load_model
+from flows.model import ChampionWatch, ScoringModel, load_live_model, load_model
+from flows.model_cards import BEHAVIOUR_DIR
 from flows.model_registry import CHAMPION
 from flows.settings import Bands, Settings
 from flows.writer import RunStats

@@ -16,7 +16,7 @@ from hypothesis import strategies as st
 from typer.testing import CliRunner
 
 from cli.main import app
-from flows.model import current_version
+from flows.model_cards import current_version
 from flows.model_registry import (
     CANDIDATE,
     CHALLENGER,

@@ -8,7 +8,7 @@ from pathlib import Path
 from typer.testing import CliRunner
 
 from cli.main import app
-from flows.model import current_version, read_card
+from flows.model_cards import current_version, read_card
 from training.runs import RUNS_FILE
 
 runner = CliRunner()

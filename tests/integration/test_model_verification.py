@@ -14,7 +14,8 @@ import pytest
 from typer.testing import CliRunner
 
 from cli.main import app
-from flows.model import ModelError, current_version, load_model
+from flows.model import load_model
+from flows.model_cards import ModelError, current_version
 
 Corruption = Callable[[Path, Path], None]  # (version dir, other kind's version dir)
 

@@ -9,7 +9,7 @@ from pathlib import Path
 from typer.testing import CliRunner
 
 from cli.main import app
-from flows.model import current_version
+from flows.model_cards import current_version
 from flows.model_registry import CHALLENGER, CHAMPION, RETIRED, read_changes
 from training.dataset import LendingClub
 from training.gate import rebuild_split

@@ -16,7 +16,8 @@ import pytest
 
 from flows.events import LoanApplication
 from flows.features import FEATURE_NAMES, FEATURES, LOWERS, RAISES, application_features
-from flows.model import ScoringModel, current_version, load_model
+from flows.model import ScoringModel, load_model
+from flows.model_cards import current_version
 from flows.model_registry import CHAMPION, RETIRED, entries
 from flows.settings import Bands
 from training import onnx_export as export_module
