@@ -87,13 +87,19 @@ DEAD_LETTERS = Dataset(
 DATASETS: tuple[Dataset, ...] = (RAW_EVENTS, DEAD_LETTERS)
 # The scores and decisions that were issued, kept for audit, and restored as they were by a
 # rebuild (rather than re-scored with whatever model is current then). A table the store does
-# not have (decisions, before the decision service's migration) is not archived.
+# not have (decisions or shadow_scores, before their migrations) is not archived.
 ISSUED: tuple[Dataset, ...] = (
     Dataset("scored_events", "event_time", "event_id", None, count_column="model_version"),
     Dataset("repayment_scores", "event_time", "event_id", None, count_column="model_version"),
     Dataset(
         "decisions", "decided_at", "decision_id", None, arrival_column=None,
         count_column="model_version",
+    ),
+    # A challenger's shadow scores: the evidence a promotion was judged on. They have no
+    # received_at; scored as they arrived, a late one is found by when it was processed.
+    Dataset(
+        "shadow_scores", "event_time", "event_id", None, arrival_column="processed_at",
+        count_column="challenger_version",
     ),
 )  # fmt: skip
 DATASETS_BY_NAME = {d.name: d for d in (*DATASETS, *ISSUED)}

@@ -36,7 +36,7 @@ from flows.archive.s3 import digest_file, verify
 from flows.clock import utc_now
 from flows.drift import measure
 from flows.drift_report import write_report
-from flows.jobs import run_archive, run_files
+from flows.jobs import RunOptions, run_archive, run_files
 from flows.model import ScoringModel, load_model
 from flows.settings import DriftSettings, S3Settings, Settings
 from flows.store import StoreURL, open_store
@@ -93,7 +93,9 @@ def archived(
         max_events=EVENTS, seed=3, start=START, spacing=timedelta(seconds=20), corrupt_share=0.05
     )
     events.write_bytes(b"".join(e + b"\n" for e in application_events(lending_club, plan)))
-    run_files([events], cfg, model)
+    # The priced model shadows the champion, so the archive holds a challenger's scores too.
+    shadow = load_model(trained_home / "models", kind="priced")
+    run_files([events], cfg, model, RunOptions(shadow=shadow))
 
     day_start = START.replace(hour=0, minute=0)
     db = open_store(cfg.store)
@@ -268,7 +270,7 @@ def test_rebuild_from_the_archive_reproduces_tables_and_views(
     fresh = Settings(home=tmp_path, store_url=f"chdb://{tmp_path / 'rebuilt'}", batch_size=700)
     done = run_archive(fresh, model, archived.location, lambda: make_client(s3_settings))
     # every score is restored as issued; the flow scores none again
-    assert done.restored == {"scored_events": EVENTS + 5}
+    assert done.restored == {"scored_events": EVENTS + 5, "shadow_scores": EVENTS}
     stats = done.stats
     assert stats.scored == 0 and stats.duplicates == EVENTS + 5 and stats.dead_lettered > 0
     original, rebuilt = _snapshot(archived.settings.store), _snapshot(fresh.store)
@@ -289,6 +291,10 @@ _ISSUED = (
     "SELECT event_id, pd_lifetime AS pd, band, model_version, model_kind FROM scored_events FINAL "
     "ORDER BY event_id"
 )
+_SHADOWED = (
+    "SELECT event_id, champion_version, challenger_version, champion_pd_lifetime,"
+    " challenger_pd_lifetime, challenger_band FROM shadow_scores FINAL ORDER BY event_id"
+)
 
 
 def test_a_rebuild_keeps_the_issued_scores_whatever_model_is_current(
@@ -304,9 +310,14 @@ def test_a_rebuild_keeps_the_issued_scores_whatever_model_is_current(
     assert {r["model_version"] for r in issued} == {model.version}
 
     kept = Settings(home=tmp_path, store_url=f"chdb://{tmp_path / 'kept'}", batch_size=700)
+    shadowed = query_rows(archived.settings.store, _SHADOWED)
+    assert len(shadowed) == len(issued) - 5  # the late events ran without a challenger
     done = run_archive(kept, other, archived.location, lambda: make_client(s3_settings))
     assert done.restored["scored_events"] == len(issued)
     assert query_rows(kept.store, _ISSUED) == issued
+    # The challenger's scores come back as they were, and the replay adds none of its own.
+    assert done.restored["shadow_scores"] == len(shadowed)
+    assert query_rows(kept.store, _SHADOWED) == shadowed
 
     # Asked to re-score, the current model scores every event anew.
     fresh = Settings(home=tmp_path, store_url=f"chdb://{tmp_path / 'rescored'}", batch_size=700)
