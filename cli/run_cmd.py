@@ -62,7 +62,7 @@ def score_files(
     """Run the dataflow over ``paths`` with a progress bar; returns the run's counters."""
     from flows.jobs import RunOptions, run_files
     from flows.model import ChampionWatch, behaviour_watch, load_live_model, load_model
-    from flows.shadow import load_challenger
+    from flows.shadow import ChallengerWatch, load_challenger
 
     model = load_model(cfg.models_dir, kind=cfg.model_kind)
     live_model = load_live_model(cfg.models_dir)
@@ -89,8 +89,11 @@ def score_files(
             on_write=progressed,
             live_model=live_model,
             on_store_failure=abort_run,
-            shadow=shadow,
-            # Models promoted while the flow runs score from the next micro-batch on.
+            # Models promoted while the flow runs score from the next micro-batch on; so does a
+            # challenger registered (or stop shadowing, once promoted).
+            shadow_watch=None
+            if shadow is None
+            else ChallengerWatch(cfg.models_dir, cfg.model_kind, shadow),
             watch=ChampionWatch(cfg.models_dir, model, kind=cfg.model_kind),
             live_watch=None if live_model is None else behaviour_watch(cfg.models_dir, live_model),
         )
@@ -210,7 +213,7 @@ def run(
     from flows.kafka_admin import list_topics
     from flows.model import ChampionWatch, behaviour_watch, load_live_model, load_model
     from flows.runner import Recovery
-    from flows.shadow import load_challenger
+    from flows.shadow import ChallengerWatch, load_challenger
 
     with user_errors():
         if workers < 1 or processes < 1:
@@ -258,8 +261,8 @@ def run(
             on_write=_log_batch if log_batches else lambda _stats: None,
             live_model=load_live_model(cfg.models_dir),
             on_store_failure=abort_run,
-            shadow=load_challenger(cfg.models_dir, cfg.model_kind) if cfg.shadow else None,
         )
+        shadow = load_challenger(cfg.models_dir, cfg.model_kind) if cfg.shadow else None
         model = load_model(cfg.models_dir, kind=cfg.model_kind)
         # A model promoted while the flow runs scores from the next micro-batch on.
         live_model = options.live_model
@@ -267,6 +270,9 @@ def run(
             options,
             watch=ChampionWatch(cfg.models_dir, model, kind=cfg.model_kind),
             live_watch=None if live_model is None else behaviour_watch(cfg.models_dir, live_model),
+            shadow_watch=None
+            if shadow is None
+            else ChallengerWatch(cfg.models_dir, cfg.model_kind, shadow),
         )
         try:
             if source is Source.kafka:

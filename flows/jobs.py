@@ -31,6 +31,7 @@ from flows.ops import OpsRecorder
 from flows.runner import Cluster, Recovery, run
 from flows.scoring import BatchScorer
 from flows.settings import Settings
+from flows.shadow import ChallengerWatch
 from flows.steps.loan_history import LoanHistory
 from flows.store import Opener, Store, StoreURL, open_store
 from flows.store.migrations import migrate
@@ -59,6 +60,8 @@ class RunOptions:
     live_watch: ChampionWatch | None = None
     # Shadow scoring: a challenger scores every application too, into shadow_scores.
     shadow: ScoringModel | None = None
+    # Hot reload of the challenger: each batch is shadowed by the one this watch names.
+    shadow_watch: ChallengerWatch | None = None
 
 
 def ensure_schema(open_: Opener) -> int:
@@ -123,6 +126,7 @@ def _run(
             track_loans=options.live_model is not None,
             watch=options.watch,
             shadow=options.shadow,
+            shadow_watch=options.shadow_watch,
         ),
         live=None
         if options.live_model is None

@@ -34,7 +34,7 @@ from flows.model import ChampionWatch, ScoringModel
 from flows.model_cards import ModelError
 from flows.risk import risk_columns
 from flows.settings import Settings
-from flows.shadow import shadow_table
+from flows.shadow import ChallengerWatch, shadow_table
 from flows.validation import DeadLetter, decode_applications, decode_event
 
 _UNPRICED = "int_rate is required to follow a loan's repayments (a behavioural model is in use)"
@@ -67,10 +67,13 @@ class BatchScorer:
         track_loans: bool = False,
         watch: ChampionWatch | None = None,
         shadow: ScoringModel | None = None,
+        shadow_watch: ChallengerWatch | None = None,
     ) -> None:
         self.model = model
         # Shadow scoring: this challenger scores the same features; its rows go apart.
         self._shadow = shadow
+        # Hot reload of the challenger, looked up once per batch like the champion.
+        self._shadow_watch = shadow_watch
         # Hot reload: the champion is looked up once per batch, and the batch scored by it.
         self._watch = watch
         # With a live model every event feeds the per-loan state; without one a repayment
@@ -111,8 +114,9 @@ class BatchScorer:
         pd, codes, texts = model.explain(matrix, self._reasons)
         scored = self._scored_table(columns, raw_apps, matrix, pd, codes, texts, model)
         shadow = None
-        if self._shadow is not None:
-            shadow = shadow_table(scored, matrix, self._shadow, self._bands)
+        challenger = self._shadow if self._shadow_watch is None else self._shadow_watch.current()
+        if challenger is not None:
+            shadow = shadow_table(scored, matrix, challenger, self._bands)
         loan_events: list[LoanEvent] = []
         if self._track_loans:
             loan_events = self._loan_events(

@@ -7,6 +7,10 @@ matrix the champion scored, so the two PDs differ only by model.
 
 from __future__ import annotations
 
+import logging
+import threading
+import time
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -19,6 +23,8 @@ from flows.model_cards import ModelError
 from flows.model_registry import latest_challenger, read_changes
 from flows.risk import band_names
 from flows.settings import Bands
+
+_log = logging.getLogger(__name__)
 
 # The score-row columns a shadow row repeats, under its own names.
 _FROM_SCORED = {
@@ -63,3 +69,57 @@ def load_challenger(models_dir: Path, kind: str) -> ScoringModel:
             "register one with `riskctl retrain` (or leave RISKCTL_SHADOW unset)"
         )
     return load_model(models_dir, version, kind=kind)
+
+
+class ChallengerWatch:
+    """Hot reload of the shadow challenger: the kind's latest challenger in the registry,
+    looked up at most every ``interval_s`` at a batch's start, so a whole batch is shadowed by
+    one version (or none). A challenger registered while the flow runs shadows from the next
+    batch on; once promoted (or retired) it is no challenger, and shadowing stops rather than
+    compare the new champion with itself. A version that fails verification is not used: the
+    challenger in use goes on and :attr:`refused` says why.
+    """
+
+    def __init__(
+        self,
+        models_dir: Path,
+        kind: str,
+        challenger: ScoringModel | None,
+        *,
+        interval_s: float = 1.0,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self._dir = models_dir
+        self._kind = kind
+        self._model = challenger
+        self._interval = interval_s
+        self._clock = clock
+        self._checked = clock()
+        self._lock = threading.Lock()
+        self.refused: str | None = None
+
+    def current(self) -> ScoringModel | None:
+        with self._lock:  # workers in one process share the watch
+            now = self._clock()
+            if now - self._checked < self._interval:
+                return self._model
+            self._checked = now
+            try:
+                version = latest_challenger(read_changes(self._dir), self._kind)
+            except ModelError as exc:
+                self.refused = str(exc)
+                return self._model
+            if version is None:
+                if self._model is not None:
+                    _log.info("no %s challenger any more: shadow scoring stops", self._kind)
+                self._model, self.refused = None, None
+            elif self._model is None or version != self._model.version:
+                try:
+                    self._model = load_model(self._dir, version, kind=self._kind)
+                except ModelError as exc:
+                    self.refused = str(exc)
+                    _log.warning("keeping the shadow challenger: %s", exc)
+                else:
+                    self.refused = None
+                    _log.info("now shadowing with model %s", version)
+            return self._model

@@ -14,8 +14,9 @@ from flows.jobs import RunOptions, run_files, run_kafka
 from flows.loan.behaviour import BEHAVIOUR_FEATURE_NAMES
 from flows.model import ChampionWatch, ScoringModel, load_live_model, load_model
 from flows.model_cards import BEHAVIOUR_DIR
-from flows.model_registry import CHAMPION
+from flows.model_registry import CHALLENGER, CHAMPION, RETIRED
 from flows.settings import Bands, Settings
+from flows.shadow import ChallengerWatch
 from flows.writer import RunStats
 from tests.conftest import query_rows
 from tests.kafka_fixtures import produce_file
@@ -248,3 +249,78 @@ def test_a_behavioural_promotion_mid_run_switches_live_pds_between_batches(
     assert all(version == (old if n < first_new else new) for n, version in line.items())
     # the switch falls between two micro-batches of the file, after the first was written
     assert (first_new - 1) % MIXED_BATCH == 0 and MIXED_BATCH < first_new < lines
+
+
+def test_the_challenger_watch_follows_the_registry_and_stops_once_none_is_left(
+    training_result: TrainingResult, tmp_path: Path
+) -> None:
+    models_dir = tmp_path / "models"
+    first = export_model(training_result, models_dir, Bands()).version
+    a, b = (
+        export_model(training_result, models_dir, Bands(), make_current=False).version
+        for _ in range(2)
+    )
+    assert len({first, a, b}) == 3
+    record(models_dir, "applicant", [Change(a, CHALLENGER, "retrain", "test")])
+    clock = FakeClock()
+    watch = ChallengerWatch(
+        models_dir, "applicant", load_model(models_dir, a), interval_s=5, clock=clock
+    )
+    assert watch.current().version == a  # type: ignore[union-attr]
+
+    record(models_dir, "applicant", [Change(b, CHALLENGER, "retrain", "test")])
+    clock.now += 4.9
+    assert watch.current().version == a  # type: ignore[union-attr]
+    clock.now += 0.2
+    assert watch.current().version == b  # type: ignore[union-attr]  # the latest challenger
+
+    # b promoted: it is the champion now, so a (still a challenger) shadows again.
+    record(models_dir, "applicant", [Change(b, CHAMPION, "promote", "test")])
+    clock.now += 5
+    assert watch.current().version == a  # type: ignore[union-attr]
+    # No challenger left: shadowing stops rather than compare the champion with itself.
+    record(models_dir, "applicant", [Change(a, RETIRED, "not needed", "test")])
+    clock.now += 5
+    assert watch.current() is None and watch.refused is None
+
+
+def test_a_challenger_registered_mid_run_shadows_from_the_next_batch(
+    training_result: TrainingResult,
+    events_file: Callable[..., Path],
+    tmp_path: Path,
+) -> None:
+    home = tmp_path / "home"
+    models_dir = home / "models"
+    champion = export_model(training_result, models_dir, Bands()).version
+    a, b = (
+        export_model(training_result, models_dir, Bands(), make_current=False).version
+        for _ in range(2)
+    )
+    record(models_dir, "applicant", [Change(a, CHALLENGER, "retrain", "test")])
+    settings = Settings(home=home, store_url=f"chdb://{tmp_path / 'store'}", batch_size=BATCH)
+    writes: list[int] = []
+
+    def register_after_first_write(stats: RunStats) -> None:
+        writes.append(stats.sent)
+        if len(writes) == 1:
+            record(models_dir, "applicant", [Change(b, CHALLENGER, "retrain", "mid-run")])
+
+    model = load_model(models_dir)
+    watch = ChallengerWatch(models_dir, "applicant", load_model(models_dir, a), interval_s=0)
+    options = RunOptions(on_write=register_after_first_write, shadow_watch=watch)
+    stats = run_files([events_file(N)], settings, model, options)
+    assert (stats.sent, stats.scored, stats.dead_lettered) == (N, N, 0)
+
+    rows = query_rows(
+        settings.store,
+        "SELECT r.origin AS origin, s.champion_version AS champion,"
+        " s.challenger_version AS challenger FROM shadow_scores AS s FINAL"
+        " JOIN raw_events AS r FINAL USING event_id",
+    )
+    # Every scored event has one shadow row, by the champion and one challenger each.
+    assert len(rows) == N == len({r["origin"] for r in rows})
+    assert {r["champion"] for r in rows} == {champion}
+    line = {int(r["origin"].rsplit(":", 1)[1]): r["challenger"] for r in rows}
+    switch = min(n for n, version in line.items() if version == b)
+    assert all(version == (a if n < switch else b) for n, version in line.items())
+    assert (switch - 1) % BATCH == 0 and BATCH < switch < N
