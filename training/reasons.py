@@ -62,6 +62,10 @@ REASON_TEXTS: dict[str, tuple[str, str]] = {
     "installment_accounts": ("Installment accounts", "Too many installment accounts"),
     "employment_years": ("Length of employment", "Length of employment is too short"),
     "income_verified": ("Income verification", "Income could not be verified"),
+    "recent_installment_share": (
+        "Share of recently opened installment accounts",
+        "Too many of the installment accounts were opened in the last 24 months",
+    ),
 }
 
 
