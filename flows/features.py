@@ -79,7 +79,12 @@ FEATURES: tuple[Feature, ...] = (
     Feature("inquiries_6m", "inq_last_6mths", RAISES),
     Feature("inquiries_12m", "inq_last_12m", RAISES),
     Feature("finance_inquiries", "inq_fi", RAISES),
-    Feature("installment_opened_6m", "open_il_6m", RAISES),
+    Feature(
+        "installment_opened_6m",
+        "open_il_6m: despite both names, LendingClub's count of currently active installment "
+        "accounts (it exceeds open_il_12m for 74% of the loans)",
+        RAISES,
+    ),
     Feature("installment_opened_12m", "open_il_12m", RAISES),
     Feature("installment_opened_24m", "open_il_24m", RAISES),
     Feature("installment_accounts", "num_il_tl", RAISES),
