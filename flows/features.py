@@ -102,7 +102,8 @@ FEATURES: tuple[Feature, ...] = (
     Feature(
         "recent_installment_share",
         "open_il_24m / num_il_tl, capped at 1: the share of the installment accounts opened in "
-        "the last 24 months (0 without installment accounts); a file made mostly of new credit",
+        "the last 24 months, a file made mostly of new credit (0 with no account and no "
+        "opening; openings without accounts give the cap)",
         RAISES,
     ),
 )
