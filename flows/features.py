@@ -79,7 +79,12 @@ FEATURES: tuple[Feature, ...] = (
     Feature("inquiries_6m", "inq_last_6mths", RAISES),
     Feature("inquiries_12m", "inq_last_12m", RAISES),
     Feature("finance_inquiries", "inq_fi", RAISES),
-    Feature("installment_opened_6m", "open_il_6m", RAISES),
+    Feature(
+        "installment_opened_6m",
+        "open_il_6m: despite both names, LendingClub's count of currently active installment "
+        "accounts (it exceeds open_il_12m for 74% of the loans)",
+        RAISES,
+    ),
     Feature("installment_opened_12m", "open_il_12m", RAISES),
     Feature("installment_opened_24m", "open_il_24m", RAISES),
     Feature("installment_accounts", "num_il_tl", RAISES),
@@ -93,6 +98,13 @@ FEATURES: tuple[Feature, ...] = (
     ),
     Feature(
         "income_verified", "1 if verification_status is verified or source_verified else 0", LOWERS
+    ),
+    Feature(
+        "recent_installment_share",
+        "open_il_24m / num_il_tl, capped at 1: the share of the installment accounts opened in "
+        "the last 24 months, a file made mostly of new credit (0 with no account and no "
+        "opening; openings without accounts give the cap)",
+        RAISES,
     ),
 )
 FEATURE_NAMES: tuple[str, ...] = tuple(f.name for f in FEATURES)
@@ -173,6 +185,7 @@ def application_features(app: LoanApplication) -> tuple[float, ...]:
         1.0 if years is None else 0.0,
         stability,
         verified,
+        NAN if o24 is None or ntl is None else guarded_ratio(o24, ntl, 1.0),
     )
 
 
@@ -304,6 +317,7 @@ _BATCH_FORMULAS: dict[str, Callable[[_Batch], np.ndarray]] = {
     "employment_unknown": lambda b: _flag(np.isnan(b["emp_length_years"])),
     "income_stability": _stability,
     "income_verified": _Batch.verified,
+    "recent_installment_share": lambda b: _guarded_ratios(b["open_il_24m"], b["num_il_tl"], 1.0),
 }
 if tuple(_BATCH_FORMULAS) != FEATURE_NAMES:
     raise RuntimeError("every feature needs its batch formula, in FEATURES order")

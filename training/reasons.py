@@ -47,9 +47,10 @@ REASON_TEXTS: dict[str, tuple[str, str]] = {
         "Too many credit inquiries in the last 12 months",
     ),
     "finance_inquiries": ("Personal finance inquiries", "Too many personal finance inquiries"),
+    # LendingClub's open_il_6m counts the currently active installment accounts, not openings
     "installment_opened_6m": (
-        "Recently opened installment accounts",
-        "Too many installment accounts opened in the last 6 months",
+        "Active installment accounts",
+        "Too many active installment accounts",
     ),
     "installment_opened_12m": (
         "Installment accounts opened in the last 12 months",
@@ -62,6 +63,10 @@ REASON_TEXTS: dict[str, tuple[str, str]] = {
     "installment_accounts": ("Installment accounts", "Too many installment accounts"),
     "employment_years": ("Length of employment", "Length of employment is too short"),
     "income_verified": ("Income verification", "Income could not be verified"),
+    "recent_installment_share": (
+        "Share of recently opened installment accounts",
+        "Too many of the installment accounts were opened in the last 24 months",
+    ),
 }
 
 

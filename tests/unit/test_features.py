@@ -121,6 +121,24 @@ def test_zero_credit_limit_with_no_balance_is_zero_utilization() -> None:
     )
 
 
+@pytest.mark.parametrize(
+    ("opened_24m", "accounts", "share"),
+    [
+        (2, 4, 0.5),  # half the installment accounts are new
+        (0, 0, 0.0),  # no installment accounts: none of them is new
+        (3, 0, 1.0),  # inconsistent bureau counts: the cap, the riskiest value
+        (6, 4, 1.0),  # more opened than held (closed since): capped at all of them
+        (None, 4, math.nan),  # a count not supplied: its own missing bin, never a guess
+        (2, None, math.nan),
+    ],
+)
+def test_recent_installment_share(
+    opened_24m: int | None, accounts: int | None, share: float
+) -> None:
+    value = features(open_il_24m=opened_24m, num_il_tl=accounts)["recent_installment_share"]
+    assert value == share or (math.isnan(share) and math.isnan(value))
+
+
 @given(
     numerator=st.floats(min_value=0, max_value=1e9, allow_nan=False),
     denominator=st.floats(min_value=0, max_value=1e9, allow_nan=False),
