@@ -1,6 +1,7 @@
-"""Month-end to month-end delinquency moves of repayment histories, measured the way the
-published roll rates were (training/published_rolls.py): each loan's bucket at a month end
-against its bucket at the next, counted as better, same or worse.
+"""Month-end delinquency of repayment histories, measured the way the published figures were
+(training/published_rolls.py): each loan's bucket at a month end against its bucket at the
+next, counted as better, same or worse (Prosper's rows), and each loan's LendingClub status at a
+month end against whether it is charged off a horizon later (LendingClub's loss rates).
 
 Positions come from :func:`flows.loan.state.days_past_due` on the events dated by each month
 end, the computation the ``loan_month_end`` view is tested against.
@@ -14,11 +15,13 @@ from datetime import date, timedelta
 from itertools import pairwise
 
 from flows.events import LoanApplication, LoanRepayment
-from flows.loan.labels import DPD_BUCKETS, dpd_bucket
+from flows.loan.labels import DPD_BUCKETS, dpd_bucket, loan_status
 from flows.loan.schedule import add_months
-from flows.loan.state import apply_repayment, days_past_due, open_loan
+from flows.loan.state import CENT, apply_repayment, days_past_due, open_loan
 
 MOVES = ("better", "same", "worse")
+LATE_STATUSES = ("In Grace Period", "Late (16-30 days)", "Late (31-120 days)")
+CHARGED_OFF = "Charged Off"
 # a loan whose history stops this far behind was charged off: its next month end still counts
 _STOPPED_BEHIND_DAYS = 90
 
@@ -69,3 +72,51 @@ def realised_moves(
             step = rank[after] - rank[before]
             moves[before]["better" if step < 0 else "same" if step == 0 else "worse"] += 1
     return moves
+
+
+def month_end_statuses(app: LoanApplication, events: list[LoanRepayment]) -> list[str]:
+    """The loan's LendingClub status at every month end its history covers, in order.
+
+    A history that ended (paid off, or stopped at 90 days past due or more: the charge-off)
+    covers every month end up to its last event's plus a year; one cut at its length covers
+    month ends up to its last installment's due date.
+    """
+    if not events:
+        return []
+    ordered = sorted(events, key=lambda e: (e.event_time, e.installment_number))
+    last_due = max(e.due_date for e in events)
+    state = open_loan(app, 0.05)
+    for event in ordered:
+        state = apply_repayment(state, event)
+    ended = state.outstanding_balance <= CENT
+    end = last_due
+    if ended or days_past_due(state, last_due) >= _STOPPED_BEHIND_DAYS:
+        end = add_months(ordered[-1].event_time.date(), 12)
+    statuses = []
+    state = open_loan(app, 0.05)
+    i = 0
+    month_end = _month_end(app.event_time.date())
+    while month_end <= end:
+        while i < len(ordered) and ordered[i].event_time.date() <= month_end:
+            state = apply_repayment(state, ordered[i])
+            i += 1
+        statuses.append(loan_status(state, month_end))
+        month_end = _month_end(month_end + timedelta(days=1))
+    return statuses
+
+
+def realised_loss_rates(
+    loans: Iterable[tuple[LoanApplication, list[LoanRepayment]]], horizon_months: int
+) -> dict[str, tuple[int, int]]:
+    """``{late status: (loan-month ends in it, charged off horizon_months month ends later)}``,
+    over every month end whose later one the history covers: LendingClub's loss rate by status,
+    counted in loans rather than principal."""
+    seen: Counter[str] = Counter()
+    charged_off: Counter[str] = Counter()
+    for app, events in loans:
+        statuses = month_end_statuses(app, events)
+        for before, after in zip(statuses, statuses[horizon_months:], strict=False):
+            if before in LATE_STATUSES:
+                seen[before] += 1
+                charged_off[before] += after == CHARGED_OFF
+    return {status: (seen[status], charged_off[status]) for status in LATE_STATUSES}

@@ -16,23 +16,23 @@ from flows.events import LoanApplication, LoanRepayment
 from flows.loan.behaviour import BEHAVIOUR_FEATURE_NAMES, behaviour_features
 from flows.loan.schedule import amortization_schedule, due_date
 from flows.loan.state import apply_repayment, open_loan
+from training.arrears_chain import PUBLISHED_STEPS, arrears_paths
+from training.calibration_check import calibration_plan, measure_calibration
 from training.dataset import LendingClub
 from training.month_end_rolls import MOVES, realised_moves
 from training.published_rolls import PROSPER_2008, pooled
-from training.repayments import (
-    BAD_TRANSITIONS,
-    DEFAULT_MONTHS,
-    MISSED_REPORTED_AFTER_DAYS,
+from training.repayment_calibration import (
     OPENINTRO_MONTHS_ON_BOOK,
     OPENINTRO_STATUS_COUNTS,
+    openintro_targets,
+)
+from training.repayments import (
+    DEFAULT_MONTHS,
+    MISSED_REPORTED_AFTER_DAYS,
     UNPAID_BEFORE_CHARGE_OFF,
-    arrears_paths,
     bad_rows,
     calibration_for,
-    calibration_plan,
-    measure_calibration,
     mixed_events,
-    openintro_targets,
     repayment_history,
 )
 from training.replay import ReplayPlan, application_events
@@ -168,14 +168,16 @@ def _arrears_steps(events: list[LoanRepayment]) -> Iterator[tuple[int, str]]:
             owed += event.amount_due - event.amount_paid
 
 
-def test_arrears_follow_the_published_transition_shares(every_loan: list) -> None:
-    """Measured on the derived histories: bad loans in arrears cure, stay or roll with
-    BAD_TRANSITIONS' shares (within 4 standard errors); good loans that miss always cure."""
+def test_arrears_follow_the_published_transition_shares(
+    every_loan: list, lending_club: LendingClub
+) -> None:
+    """Measured on the derived histories: bad loans in arrears cure, stay or roll with the
+    calibrated chain's shares (within 4 standard errors); good loans that miss always cure."""
     seen: dict[tuple[bool, int], dict[str, int]] = defaultdict(lambda: defaultdict(int))
     for _, is_bad, events in every_loan:
         for behind, step in _arrears_steps(events):
             seen[(is_bad, behind)][step] += 1
-    for behind, shares in BAD_TRANSITIONS.items():
+    for behind, shares in calibration_for(lending_club).bad_transitions.items():
         steps = seen[(True, behind)]
         n = sum(steps.values())
         assert n >= 25, behind
@@ -203,23 +205,25 @@ def test_good_loans_miss_and_cure_and_bad_loans_cure_before_they_roll(every_loan
     assert bad_cured_then_defaulted > 0
 
 
-def test_the_chain_past_30_days_is_the_published_prosper_rows() -> None:
+def test_the_chain_past_30_days_is_the_published_prosper_rows(lending_club: LendingClub) -> None:
     """From 30-59 and 60-89 days past due the chain's cure / stay / roll are Prosper's pooled
     better / same / worse (training/published_rolls.py); the roll from 60-89 is the
     charge-off."""
     for behind, bucket in ((2, "30-59"), (3, "60-89")):
         row = pooled(bucket)
-        step = BAD_TRANSITIONS[behind]
+        step = PUBLISHED_STEPS[behind]
         assert (step.cure, step.stay, step.roll) == (
             row.better / row.loans,
             row.same / row.loans,
             row.worse / row.loans,
         )
-    for bad in (True, False):
-        paths = arrears_paths(bad, 12)
+    chain = calibration_for(lending_club).bad_transitions
+    assert chain[2] == PUBLISHED_STEPS[2] and chain[3] == PUBLISHED_STEPS[3]
+    for steps in (chain, None):
+        paths = arrears_paths(steps, 12)
         assert all(abs(sum(p.values()) - 1.0) < 1e-12 for p in paths)
     # good loans never roll: one installment behind at most
-    assert all(behind <= 1 for p in arrears_paths(False, 12) for behind, _ in p)
+    assert all(behind <= 1 for p in arrears_paths(None, 12) for behind, _ in p)
 
 
 def test_published_counts_add_up() -> None:
