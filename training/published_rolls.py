@@ -83,13 +83,13 @@ def pooled(bucket: str) -> PublishedRow:
 
 
 # LendingClub's historical loss rates by loan status: the share of the outstanding principal of
-# loans in a status that LendingClub's own history shows charged off within the horizon. Its
-# statistics page used them for the Adjusted Net Annualized Return ("we apply a loss rate
-# estimate to the outstanding principal of any loans that are past-due but not charged off. The
-# loss rate estimate is based on historical charge off rates by loan grade and loan status over
-# a 9-month period"). The rates as LendingClub published them in 2012 (6 months) and 2014
-# (9 months), tabled side by side in Anil Gupta, "Lending Club Loan Default Rate and Returns:
-# Two Years is a long time in the life of a Loan", PeerCube, 2014:
+# loans in a status that LendingClub's history shows charged off within the horizon, which it
+# deducted from its Adjusted Net Annualized Return ("we apply an estimated loss rate to the
+# outstanding principal of a Note for which the corresponding member loan is past due but not
+# charged off", quoted at https://debanked.com/p2pforum/index.php?topic=21647.0). The rates as
+# LendingClub reported them in 2012 (6-month) and 2014 (9-month), copied side by side by Anil
+# Gupta, "Lending Club Loan Default Rate and Returns: Two Years is a long time in the life of a
+# Loan", PeerCube, 2014 (a third party's copy; LendingClub's own page is not at hand):
 # https://www.peercube.com/blog/post/lending-club-loan-default-rate-and-returns-two-years-is-a-long-time-in-the-life-of-a-loan
 @dataclass(frozen=True)
 class LossRates:
