@@ -87,9 +87,9 @@ def pooled(bucket: str) -> PublishedRow:
 # deducted from its Adjusted Net Annualized Return ("we apply an estimated loss rate to the
 # outstanding principal of a Note for which the corresponding member loan is past due but not
 # charged off", quoted at https://debanked.com/p2pforum/index.php?topic=21647.0). The rates as
-# LendingClub reported them in 2012 (6-month) and 2014 (9-month), copied side by side by Anil
-# Gupta, "Lending Club Loan Default Rate and Returns: Two Years is a long time in the life of a
-# Loan", PeerCube, 2014 (a third party's copy; LendingClub's own page is not at hand):
+# LendingClub reported them in 2012 (6-month) and 2014 (9-month), copied side by side by the
+# PeerCube blog, "Lending Club Loan Default Rate and Returns: Two Years is a long time in the life
+# of a Loan", 2014 (a third party's copy; LendingClub's own page is not at hand):
 # https://www.peercube.com/blog/post/lending-club-loan-default-rate-and-returns-two-years-is-a-long-time-in-the-life-of-a-loan
 @dataclass(frozen=True)
 class LossRates:
