@@ -1,4 +1,4 @@
-"""Published month-to-month delinquency transitions of US unsecured consumer instalment loans.
+"""Published delinquency transitions and loss rates of US unsecured consumer instalment loans.
 
 Source: the *Prosper collections reports* on the Prosperous Land blog, which compared a snapshot
 of every Prosper loan (3-year unsecured consumer instalment loans, fixed rate, amortizing) with
@@ -17,6 +17,10 @@ delinquent status a month later), "stayed the same" or "got worse". Prosper's st
 the project's buckets (:func:`flows.loan.labels.dpd_bucket`): Late (under a month) is 1-29,
 1 month late 30-59, 2 months late 60-89, 3 months late (90-119 days) 90+. The counts are copied
 as published; pooling the four months gives one row per bucket.
+
+LendingClub's loss rates by loan status (:data:`LENDINGCLUB_LOSS_RATES_2014`, below) say what
+share of the loans in a late status at a snapshot LendingClub's history shows charged off
+within nine months; they fix the chain's step from 1-29 days (training/repayment_calibration.py).
 """
 
 from __future__ import annotations
@@ -76,3 +80,33 @@ def pooled(bucket: str) -> PublishedRow:
     """The four months of :data:`PROSPER_2008` pooled for ``bucket``."""
     rows = [month[bucket] for month in PROSPER_2008.values()]
     return PublishedRow(*(sum(column) for column in zip(*rows, strict=True)))
+
+
+# LendingClub's historical loss rates by loan status: the share of the outstanding principal of
+# loans in a status that LendingClub's history shows charged off within the horizon, which it
+# deducted from its Adjusted Net Annualized Return ("we apply an estimated loss rate to the
+# outstanding principal of a Note for which the corresponding member loan is past due but not
+# charged off", quoted at https://debanked.com/p2pforum/index.php?topic=21647.0). The rates as
+# LendingClub reported them in 2012 (6-month) and 2014 (9-month), copied side by side by the
+# PeerCube blog, "Lending Club Loan Default Rate and Returns: Two Years is a long time in the life
+# of a Loan", 2014 (a third party's copy; LendingClub's own page is not at hand):
+# https://www.peercube.com/blog/post/lending-club-loan-default-rate-and-returns-two-years-is-a-long-time-in-the-life-of-a-loan
+@dataclass(frozen=True)
+class LossRates:
+    """Published loss rates by LendingClub status over ``horizon_months``."""
+
+    published: str
+    horizon_months: int
+    rates: Mapping[str, float]
+
+
+LENDINGCLUB_LOSS_RATES_2014 = LossRates(
+    published="2014",
+    horizon_months=9,
+    rates={"In Grace Period": 0.23, "Late (16-30 days)": 0.49, "Late (31-120 days)": 0.72},
+)
+LENDINGCLUB_LOSS_RATES_2012 = LossRates(
+    published="2012",
+    horizon_months=6,
+    rates={"In Grace Period": 0.16, "Late (16-30 days)": 0.23, "Late (31-120 days)": 0.47},
+)
