@@ -8,10 +8,11 @@ from __future__ import annotations
 
 from typing import Any
 
+import numpy as np
 import pyarrow as pa
 from chdb import session as chdb_session
 
-from flows.store.base import StoreError, StoreUnavailable, dedup_settings
+from flows.store.base import KEY_HASH, StoreError, StoreUnavailable, dedup_settings
 from flows.store.url import StoreURL, URLNamed
 
 
@@ -85,6 +86,14 @@ class EmbeddedStore(URLNamed):
             "ArrowTable",
         )
         return found.column(0).combine_chunks().cast(pa.string())
+
+    def key_hashes(self, keys: pa.Array) -> pa.Array:
+        if not len(keys):
+            return pa.array([], pa.uint64())
+        # Read by chDB's Python() from this frame; the row number keeps the keys' order.
+        probe = pa.table({"k": keys, "n": np.arange(len(keys))})  # noqa: F841
+        found = self._run(f"SELECT {KEY_HASH}(k) AS h FROM Python(probe) ORDER BY n", "ArrowTable")
+        return found.column(0).combine_chunks()
 
     def stored_values(self, table: str, key: str, column: str, keys: pa.Array) -> pa.Table:
         probe = pa.table({"k": keys})  # noqa: F841 - read by chDB's Python() from this frame
