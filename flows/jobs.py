@@ -59,6 +59,8 @@ class RunOptions:
     live_watch: ChampionWatch | None = None
     # Shadow scoring: a challenger scores every application too, into shadow_scores.
     shadow: ScoringModel | None = None
+    # Ends a tailing run when requested from another thread (signals request it too).
+    stop: StopRequest | None = None
 
 
 def ensure_schema(open_: Opener) -> int:
@@ -88,7 +90,7 @@ def _run(
     if options.cluster is None or options.cluster.process_id == 0:
         ensure_schema(open_)
     stats = RunStats()
-    stop = StopRequest()
+    stop = options.stop or StopRequest()
     kafka = settings.kafka
     # Loans this run meets first are brought up to date from what earlier runs stored.
     history = (

@@ -187,6 +187,10 @@ class IdempotentWriter:
         )
         return result
 
+    def connect(self) -> None:
+        """Connect now (completing the journal, loading the key set), not at the first write."""
+        self._with_retry(self._connected)
+
     def append(self, table: str, data: pa.Table) -> None:
         """Insert rows that need no de-duplication (operational figures), with the same retries."""
         if data.num_rows:
