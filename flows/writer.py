@@ -97,10 +97,15 @@ def first_occurrences(table: pa.Table, key: str) -> pa.Table:
 
 def _with_key_hashes(store: Store, tables: dict[str, pa.Table]) -> dict[str, pa.Table]:
     """Each table with its keys' hashes as a column ``_KEY_HASH``, from one store query."""
-    keys = [t.column(key) for name, key in TARGETS if (t := tables.get(name)) is not None]
-    if not keys:
+    chunks = [
+        chunk
+        for name, key in TARGETS
+        if (t := tables.get(name)) is not None
+        for chunk in t.column(key).chunks
+    ]
+    if not chunks:
         return dict(tables)
-    hashes = store.key_hashes(pa.chunked_array(keys).combine_chunks())
+    hashes = store.key_hashes(pa.chunked_array(chunks, pa.string()).combine_chunks())
     found: dict[str, pa.Table] = {}
     at = 0
     for name, _key in TARGETS:
