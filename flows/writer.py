@@ -95,6 +95,19 @@ def first_occurrences(table: pa.Table, key: str) -> pa.Table:
     return table.take(np.sort(firsts.column("at_min").to_numpy()))
 
 
+def _gathered(batches: list[ScoredBatch]) -> dict[str, pa.Table]:
+    """Each target table's rows from all ``batches``."""
+    gathered: dict[str, pa.Table] = {}
+    for table_name, _key in TARGETS:
+        parts = [t for b in batches if (t := b.tables.get(table_name)) is not None and t.num_rows]
+        if parts:
+            # One contiguous chunk per column: chDB reads many small chunks far more slowly.
+            gathered[table_name] = (
+                pa.concat_tables(parts).combine_chunks() if len(parts) > 1 else parts[0]
+            )
+    return gathered
+
+
 def _with_key_hashes(store: Store, tables: dict[str, pa.Table]) -> dict[str, pa.Table]:
     """Each table with its keys' hashes as a column ``_KEY_HASH``, from one store query."""
     chunks = [
@@ -148,16 +161,7 @@ class IdempotentWriter:
     def write(self, batches: list[ScoredBatch]) -> WriteResult:
         if not batches:
             return WriteResult(0, 0, 0, 0)
-        gathered: dict[str, pa.Table] = {}
-        for table_name, _key in TARGETS:
-            parts = [
-                t for b in batches if (t := b.tables.get(table_name)) is not None and t.num_rows
-            ]
-            if parts:
-                # One contiguous chunk per column: chDB reads many small chunks far more slowly.
-                gathered[table_name] = (
-                    pa.concat_tables(parts).combine_chunks() if len(parts) > 1 else parts[0]
-                )
+        gathered = _gathered(batches)
         entry, written = self._with_retry(lambda: self._fresh(gathered))
         if entry.tables:
             # Journal first, tables after: see flows.store.journal for why this survives a crash.
@@ -191,6 +195,13 @@ class IdempotentWriter:
             duplicates=result.duplicates,
         )
         return result
+
+    def fresh_rows(self, batches: list[ScoredBatch]) -> dict[str, int]:
+        """How many rows a write of ``batches`` would insert per table, writing nothing: the
+        key check alone (``riskctl bench --probe`` times it)."""
+        gathered = _gathered(batches)
+        entry, _written = self._with_retry(lambda: self._fresh(gathered))
+        return {name: table.num_rows for name, table in entry.tables.items()}
 
     def connect(self) -> None:
         """Connect now (completing the journal, loading the key set), not at the first write."""
