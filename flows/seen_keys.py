@@ -43,8 +43,11 @@ RELOAD_AFTER_S = 3600.0
 _MICROS = 1_000_000
 
 _NOW = "SELECT toUnixTimestamp64Micro(now64(6)) AS now"
+# One row whatever matches: the server's time as the read began, and the keys found.
 _OTHERS_SINCE = f"""
-SELECT target, key_hash FROM {STORED_KEYS}
+SELECT toUnixTimestamp64Micro(now64(6)) AS now, groupArray(target) AS targets,
+    groupArray(key_hash) AS hashes
+FROM {STORED_KEYS}
 WHERE writer != {{writer:UInt64}} AND stored_at >= fromUnixTimestamp64Micro({{since:Int64}}, 'UTC')
 """
 
@@ -104,17 +107,17 @@ class SeenKeys:
 
     def refresh(self, store: Store) -> None:
         """Add what other writers stored since the last read (or reload after a long pause)."""
-        now = _server_now_us(store)
+        found = store.query_arrow(
+            _OTHERS_SINCE, {"writer": self.writer, "since": self.read_since_us}
+        )
+        now = int(found.column("now")[0].as_py())
         if now - self.read_since_us > int((RELOAD_AFTER_S + MARGIN_S) * _MICROS):
             self.sets = SeenKeys.load(store, self.targets, self.writer).sets
             self.read_since_us = now - int(MARGIN_S * _MICROS)
             return
-        found = store.query_arrow(
-            _OTHERS_SINCE, {"writer": self.writer, "since": self.read_since_us}
-        )
-        if found.num_rows:
-            targets = found.column("target").combine_chunks()
-            hashes = found.column("key_hash")
+        targets = found.column("targets")[0].values
+        if len(targets):
+            hashes = found.column("hashes")[0].values
             for table in self.sets:
                 mine = pc.equal(targets, table)
                 self.sets[table].add(_hashes(hashes.filter(mine)))
