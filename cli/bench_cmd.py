@@ -48,10 +48,30 @@ def bench(
     url: Annotated[str, typer.Option(help="The decision service (--api).")] = (
         "http://127.0.0.1:8000"
     ),
-    rate: Annotated[float, typer.Option(help="Single decisions a second (--api).")] = 500.0,
-    duration: Annotated[float, typer.Option(help="Seconds per --api measurement.")] = 10.0,
+    rate: Annotated[
+        float, typer.Option(help="Single decisions (--api) or events (--latency) a second.")
+    ] = 500.0,
+    duration: Annotated[
+        float,
+        typer.Option("--duration", "--seconds", help="Seconds per --api or --latency measurement."),
+    ] = 10.0,
     api_batch: Annotated[int, typer.Option(help="Applications per --api batch.")] = 1000,
     clients: Annotated[int, typer.Option(help="Concurrent batch clients (--api).")] = 2,
+    latency: Annotated[
+        bool,
+        typer.Option(
+            "--latency",
+            help="Event time -> queryable percentiles at a steady --rate on Kafka for --seconds.",
+        ),
+    ] = False,
+    probe: Annotated[
+        bool,
+        typer.Option(
+            "--probe",
+            help="Time store writes as --events fill a scratch store, with and without the"
+            " writer's key prefilter.",
+        ),
+    ] = False,
     home: HomeOption = None,
 ) -> None:
     """Measure the pipeline on real replayed loans: file -> dataflow -> chDB, or from Kafka."""
@@ -73,6 +93,12 @@ def bench(
         if kafka:
             _bench_kafka(cfg, model, events, workers, partitions)
             return
+        if latency:
+            _bench_latency(cfg, model, partitions, rate, duration)
+            return
+        if probe:
+            _bench_probe(cfg, model, events)
+            return
         with tempfile.TemporaryDirectory(prefix="riskctl-bench-") as scratch:
             workdir = Path(scratch)
             path = workdir / "events.jsonl"
@@ -88,6 +114,25 @@ def bench(
         if live_model is not None:
             mixed = _bench_mixed(cfg, model, live_model, events, workers)
             _print_run("mixed end-to-end (applications + repayments)", mixed, workers, "file")
+
+
+def _bench_probe(cfg: Settings, model: ScoringModel, events: int) -> None:
+    from cli.bench_probe import print_probe_costs, probe_costs
+
+    with tempfile.TemporaryDirectory(prefix="riskctl-bench-") as scratch:
+        report = probe_costs(cfg, model, events, samples=6, scratch=Path(scratch))
+    print_probe_costs(report)
+
+
+def _bench_latency(
+    cfg: Settings, model: ScoringModel, partitions: int, rate: float, seconds: float
+) -> None:
+    from cli.bench_latency import measure_latency, print_latency
+
+    if rate <= 0 or seconds <= 0:
+        raise UsageError("--rate and --seconds must be positive")
+    topics = _fresh_topics(cfg, partitions, "latency")
+    print_latency(measure_latency(cfg, model, topics, rate, seconds), seconds)
 
 
 def _bench_api(url: str, rate: float, duration: float, batch: int, clients: int) -> None:

@@ -84,10 +84,13 @@ def conflict_dead_letters(raw: pa.Table, mask: np.ndarray) -> pa.Table:
     return table.set_column(at, "received_at", rows.column("received_at"))
 
 
-def split_conflicts(store: Store, raw: pa.Table) -> tuple[pa.Table, pa.Table]:
-    """raw_events rows without the conflicting duplicates, and those as dead-letter rows."""
-    ids = raw.column("event_id").combine_chunks()
-    present = store.existing_keys("raw_events", "event_id", ids)
+def split_conflicts(
+    store: Store, raw: pa.Table, maybe_stored: pa.Array
+) -> tuple[pa.Table, pa.Table]:
+    """raw_events rows without the conflicting duplicates, and those as dead-letter rows.
+    ``maybe_stored`` holds every id of ``raw`` the store may hold (all, or what the writer's
+    prefilter left); only those are looked up."""
+    present = store.existing_keys("raw_events", "event_id", maybe_stored)
     stored = stored_hashes(store, present)
     mask = conflicting_rows(raw, stored)
     if not mask.any():

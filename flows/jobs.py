@@ -62,6 +62,8 @@ class RunOptions:
     shadow: ScoringModel | None = None
     # Hot reload of the challenger: each batch is shadowed by the one this watch names.
     shadow_watch: ChallengerWatch | None = None
+    # Ends a tailing run when requested from another thread (signals request it too).
+    stop: StopRequest | None = None
 
 
 def ensure_schema(open_: Opener) -> int:
@@ -91,7 +93,7 @@ def _run(
     if options.cluster is None or options.cluster.process_id == 0:
         ensure_schema(open_)
     stats = RunStats()
-    stop = StopRequest()
+    stop = options.stop or StopRequest()
     kafka = settings.kafka
     # Loans this run meets first are brought up to date from what earlier runs stored.
     history = (

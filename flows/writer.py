@@ -23,10 +23,13 @@ import pyarrow.compute as pc
 from flows.batches import ScoredBatch, pending_change
 from flows.duplicates import split_conflicts
 from flows.errors import RiskctlError
+from flows.hash_set import Hashes
+from flows.seen_keys import STORED_KEYS, SeenKeys, new_writer_id, stored_key_rows
 from flows.store import journal
 from flows.store.base import Store, StoreUnavailable
 
-_NO_ROWS = pa.table({})
+# Carried beside each table's rows through the write, dropped before the insert.
+_KEY_HASH = "_key_hash"
 _T = TypeVar("_T")
 
 TARGETS = (
@@ -92,6 +95,40 @@ def first_occurrences(table: pa.Table, key: str) -> pa.Table:
     return table.take(np.sort(firsts.column("at_min").to_numpy()))
 
 
+def _gathered(batches: list[ScoredBatch]) -> dict[str, pa.Table]:
+    """Each target table's rows from all ``batches``."""
+    gathered: dict[str, pa.Table] = {}
+    for table_name, _key in TARGETS:
+        parts = [t for b in batches if (t := b.tables.get(table_name)) is not None and t.num_rows]
+        if parts:
+            # One contiguous chunk per column: chDB reads many small chunks far more slowly.
+            gathered[table_name] = (
+                pa.concat_tables(parts).combine_chunks() if len(parts) > 1 else parts[0]
+            )
+    return gathered
+
+
+def _with_key_hashes(store: Store, tables: dict[str, pa.Table]) -> dict[str, pa.Table]:
+    """Each table with its keys' hashes as a column ``_KEY_HASH``, from one store query."""
+    chunks = [
+        chunk
+        for name, key in TARGETS
+        if (t := tables.get(name)) is not None
+        for chunk in t.column(key).chunks
+    ]
+    if not chunks:
+        return dict(tables)
+    hashes = store.key_hashes(pa.chunked_array(chunks, pa.string()).combine_chunks())
+    found: dict[str, pa.Table] = {}
+    at = 0
+    for name, _key in TARGETS:
+        table = tables.get(name)
+        if table is not None:
+            found[name] = table.append_column(_KEY_HASH, hashes.slice(at, table.num_rows))
+            at += table.num_rows
+    return found
+
+
 def without_keys(table: pa.Table, key: str, present: pa.Array) -> pa.Table:
     if not len(present):
         return table
@@ -99,46 +136,41 @@ def without_keys(table: pa.Table, key: str, present: pa.Array) -> pa.Table:
 
 
 class IdempotentWriter:
+    """Writes scored batches once per key. With ``prefilter`` (the default) it keeps the hash of
+    every stored key in memory (:mod:`flows.seen_keys`) and asks the store only about keys found
+    there; without, it asks about every key. Both give the same rows and dead letters."""
+
     def __init__(
         self,
         open_store: Callable[[], Store],
         stats: RunStats,
         retry: RetryPolicy | None = None,
         sleep: Callable[[float], None] = time.sleep,
+        *,
+        prefilter: bool = True,
     ) -> None:
         self._open_store = open_store
         self._store: Store | None = None
         self._stats = stats
         self._retry = retry or RetryPolicy()
         self._sleep = sleep
+        self._prefilter = prefilter
+        self._writer_id = new_writer_id()
+        self._seen: SeenKeys | None = None
 
     def write(self, batches: list[ScoredBatch]) -> WriteResult:
         if not batches:
             return WriteResult(0, 0, 0, 0)
-        candidates: dict[str, tuple[str, pa.Table]] = {}
-        conflicts = _NO_ROWS
-        for table_name, key in TARGETS:
-            parts = [
-                t for b in batches if (t := b.tables.get(table_name)) is not None and t.num_rows
-            ]
-            if table_name == "dead_letters" and conflicts.num_rows:
-                parts.append(conflicts)
-            if not parts:
-                continue
-            # One contiguous chunk per column: chDB reads many small chunks far more slowly.
-            data = pa.concat_tables(parts).combine_chunks() if len(parts) > 1 else parts[0]
-            if table_name == "raw_events":
-                # Found before raw_events is written: the table holds each id's first content.
-                data, conflicts = self._with_retry(
-                    lambda d=data: split_conflicts(self._connected(), d)
-                )
-            if data.num_rows:
-                candidates[table_name] = (key, first_occurrences(data, key))
-        entry = self._with_retry(lambda: self._fresh(candidates))
+        gathered = _gathered(batches)
+        entry, written = self._with_retry(lambda: self._fresh(gathered))
         if entry.tables:
             # Journal first, tables after: see flows.store.journal for why this survives a crash.
             self._with_retry(lambda: journal.record(self._connected(), entry))
             self._with_retry(lambda: journal.apply(self._connected(), entry))
+            seen = self._seen
+            if seen is not None:
+                for table, hashes in written.items():
+                    seen.add(table, hashes)
         fresh = {
             name: entry.tables[name].num_rows if name in entry.tables else 0
             for name, _key in TARGETS
@@ -164,6 +196,17 @@ class IdempotentWriter:
         )
         return result
 
+    def fresh_rows(self, batches: list[ScoredBatch]) -> dict[str, int]:
+        """How many rows a write of ``batches`` would insert per table, writing nothing: the
+        key check alone (``riskctl bench --probe`` times it)."""
+        gathered = _gathered(batches)
+        entry, _written = self._with_retry(lambda: self._fresh(gathered))
+        return {name: table.num_rows for name, table in entry.tables.items()}
+
+    def connect(self) -> None:
+        """Connect now (completing the journal, loading the key set), not at the first write."""
+        self._with_retry(self._connected)
+
     def append(self, table: str, data: pa.Table) -> None:
         """Insert rows that need no de-duplication (operational figures), with the same retries."""
         if data.num_rows:
@@ -178,38 +221,89 @@ class IdempotentWriter:
         return self._stats
 
     def close(self) -> None:
+        # The set is only known complete while connected: a reconnect loads it afresh.
+        self._seen = None
         if self._store is not None:
             self._store.close()
             self._store = None
 
-    def _fresh(self, candidates: dict[str, tuple[str, pa.Table]]) -> journal.Entry:
-        """The rows of each table whose keys it does not hold yet, as one journal entry."""
+    @property
+    def seen(self) -> SeenKeys | None:
+        """The stored keys' hashes while connected with the prefilter."""
+        return self._seen
+
+    def _fresh(self, gathered: dict[str, pa.Table]) -> tuple[journal.Entry, dict[str, Hashes]]:
+        """The rows of each table whose keys it does not hold yet, as one journal entry (with
+        their stored_keys rows first), and the hashes of the keys it inserts, per table."""
         store = self._connected()
-        tables: dict[str, pa.Table] = {}
-        for table, (key, data) in candidates.items():
-            present = store.existing_keys(table, key, data.column(key).combine_chunks())
-            tables[table] = without_keys(data, key, present)
-        shadow = tables.get("shadow_scores")
+        if self._seen is not None:
+            self._seen.refresh(store)
+        tables = _with_key_hashes(store, gathered)
+        raw = tables.get("raw_events")
+        if raw is not None:
+            # Found before raw_events is written: the table holds each id's first content.
+            ids = raw.column("event_id").combine_chunks()
+            maybe = self._maybe_stored("raw_events", raw)
+            raw, conflicts = split_conflicts(store, raw, ids.filter(maybe))
+            tables["raw_events"] = raw
+            if conflicts.num_rows:
+                letters = _with_key_hashes(store, {"dead_letters": conflicts})["dead_letters"]
+                old = tables.get("dead_letters")
+                tables["dead_letters"] = (
+                    letters if old is None else pa.concat_tables([old, letters]).combine_chunks()
+                )
+        fresh: dict[str, pa.Table] = {}
+        for table, key in TARGETS:
+            data = tables.get(table)
+            if data is None or not data.num_rows:
+                continue
+            data = first_occurrences(data, key)
+            maybe = self._maybe_stored(table, data)
+            keys = data.column(key).combine_chunks()
+            present = (
+                store.existing_keys(table, key, keys.filter(maybe))
+                if maybe.any()
+                else pa.array([], pa.string())
+            )
+            fresh[table] = without_keys(data, key, present)
+        shadow = fresh.get("shadow_scores")
         if shadow is not None:
             # A challenger's row only beside a score issued in this write: a replay of events
             # an earlier run scored must not pair today's challenger with yesterday's score.
-            issued = tables.get("scored_events")
+            issued = fresh.get("scored_events")
             ids = (
                 issued.column("event_id").combine_chunks()
                 if issued is not None
                 else pa.array([], pa.string())
             )
             keep = pc.is_in(shadow.column("event_id"), value_set=ids)
-            tables["shadow_scores"] = shadow.filter(keep)
-        return journal.Entry.new(tables)
+            fresh["shadow_scores"] = shadow.filter(keep)
+        written = {
+            table: np.asarray(data.column(_KEY_HASH).to_numpy(), np.uint64)
+            for table, data in fresh.items()
+            if data.num_rows
+        }
+        rows = {table: data.drop_columns([_KEY_HASH]) for table, data in fresh.items()}
+        # stored_keys before the tables: a key another writer finds in a table is there already.
+        entry = journal.Entry.new({STORED_KEYS: stored_key_rows(self._writer_id, written), **rows})
+        return entry, written
+
+    def _maybe_stored(self, table: str, data: pa.Table) -> np.ndarray:
+        """Which rows' keys the table may hold: all, without the prefilter."""
+        if self._seen is None:
+            return np.ones(data.num_rows, bool)
+        return self._seen.maybe_stored(table, data.column(_KEY_HASH).to_numpy())
 
     def _connected(self) -> Store:
         """The open store; on (re)connecting, first complete whatever an earlier write left
-        half done, so that the key checks after it see every write whole."""
+        half done, so that the key checks after it see every write whole, then load the
+        stored keys' hashes (after, so they include what the completion wrote)."""
         if self._store is None:
             store = self._open_store()
             try:
                 journal.complete_pending(store)
+                if self._prefilter:
+                    self._seen = SeenKeys.load(store, TARGETS, self._writer_id)
             except BaseException:
                 store.close()
                 raise

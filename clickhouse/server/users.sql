@@ -32,6 +32,9 @@ GRANT SELECT(event_id) ON ${database}.shadow_scores TO riskctl_writer_role;
 -- Each write is journaled whole before the tables get it, and its partition dropped after
 -- (flows/store/journal.py); a writer that reconnects reads what is left to complete it.
 GRANT INSERT, SELECT, ALTER DELETE ON ${database}.sink_journal TO riskctl_writer_role;
+-- Each write records the hashes of the keys it stored (stored_keys, 0300), through the journal;
+-- every writer reads the other writers' recent ones to keep its in-memory key set whole.
+GRANT INSERT, SELECT ON ${database}.stored_keys TO riskctl_writer_role;
 -- The per-loan state step rebuilds a loan first met in this run from its stored events
 -- (flows/connectors/loan_history.py).
 GRANT SELECT ON ${database}.raw_events TO riskctl_writer_role;

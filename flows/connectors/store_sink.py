@@ -79,8 +79,12 @@ class BackgroundWriter:
         write: Callable[[list[ScoredBatch]], None],
         max_waiting: int = 2,
         linger: Linger | None = None,
+        prepare: Callable[[], None] | None = None,
     ) -> None:
+        """``prepare`` runs first on the writer's thread (connecting, loading the key set), so
+        that work overlaps the flow's start and the first batches' scoring."""
         self._write = write
+        self._prepare = prepare
         self._max_waiting = max_waiting
         self._linger = linger or Linger()
         self._pending: list[ScoredBatch] = []
@@ -88,7 +92,7 @@ class BackgroundWriter:
         self._first_waiting_at = 0.0
         self._waiting = 0
         self._flushes = 0  # flush calls waiting: no write lingers while one does
-        self._busy = False
+        self._busy = prepare is not None
         self._stopping = False
         self._error: BaseException | None = None
         self._changed = threading.Condition()
@@ -153,6 +157,18 @@ class BackgroundWriter:
         )
 
     def _loop(self) -> None:
+        if self._prepare is not None:
+            failed: BaseException | None = None
+            try:
+                self._prepare()
+            except BaseException as exc:  # re-raised on the flow's thread
+                failed = exc
+            with self._changed:
+                self._busy = False
+                self._error = failed
+                self._changed.notify_all()
+            if failed is not None:
+                return
         while True:
             with self._changed:
                 self._changed.wait_for(lambda: self._stopping or bool(self._pending))
@@ -193,7 +209,7 @@ class _StorePartition(StatefulSinkPartition[ScoredBatch, None]):
         self._writer = writer
         self._observer = observer
         self._on_write = on_write
-        self._background = BackgroundWriter(self._write, linger=linger)
+        self._background = BackgroundWriter(self._write, linger=linger, prepare=writer.connect)
 
     def write_batch(self, values: list[ScoredBatch]) -> None:
         try:

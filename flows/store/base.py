@@ -10,6 +10,11 @@ if TYPE_CHECKING:  # the settings import the store's URL, and the CLI's help mus
     import pyarrow as pa
 
 
+# The one hash of a key, computed by ClickHouse both for what a table holds and for the keys a
+# writer is about to insert (``Store.key_hashes``): two implementations could disagree.
+KEY_HASH = "cityHash64"
+
+
 class StoreError(RiskctlError):
     """A statement failed in ClickHouse (bad SQL, missing table ...); retrying will not help."""
 
@@ -66,6 +71,10 @@ class Store(Protocol):
 
     def existing_keys(self, table: str, column: str, keys: pa.Array) -> pa.Array:
         """The distinct ``keys`` (strings) already present in ``table.column``."""
+        ...
+
+    def key_hashes(self, keys: pa.Array) -> pa.Array:
+        """``KEY_HASH`` of each of ``keys`` (strings), as UInt64 in the same order."""
         ...
 
     def stored_values(self, table: str, key: str, column: str, keys: pa.Array) -> pa.Table:

@@ -6,12 +6,14 @@ refused, and so is a second directory in the same process while the first is ope
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pyarrow as pa
 from chdb import session as chdb_session
 
-from flows.store.base import StoreError, StoreUnavailable, dedup_settings
+from flows.store.base import KEY_HASH, StoreError, StoreUnavailable, dedup_settings
 from flows.store.url import StoreURL, URLNamed
 
 
@@ -20,6 +22,9 @@ class EmbeddedStore(URLNamed):
         assert url.path is not None
         self._url = url
         url.path.mkdir(parents=True, exist_ok=True)
+        # ClickHouse recreates a deleted table directory on the next insert, so a store removed
+        # under a running process would take writes into a fresh, empty tree without an error.
+        self._inode = _inode(url.path)
         try:
             self._session = chdb_session.Session(str(url.path))
         except Exception as exc:  # chDB raises plain exceptions for a held or foreign path
@@ -86,6 +91,14 @@ class EmbeddedStore(URLNamed):
         )
         return found.column(0).combine_chunks().cast(pa.string())
 
+    def key_hashes(self, keys: pa.Array) -> pa.Array:
+        if not len(keys):
+            return pa.array([], pa.uint64())
+        # Read by chDB's Python() from this frame; the row number keeps the keys' order.
+        probe = pa.table({"k": keys, "n": np.arange(len(keys))})  # noqa: F841
+        found = self._run(f"SELECT {KEY_HASH}(k) AS h FROM Python(probe) ORDER BY n", "ArrowTable")
+        return found.column(0).combine_chunks()
+
     def stored_values(self, table: str, key: str, column: str, keys: pa.Array) -> pa.Table:
         probe = pa.table({"k": keys})  # noqa: F841 - read by chDB's Python() from this frame
         return self._run(
@@ -98,12 +111,25 @@ class EmbeddedStore(URLNamed):
         self._session.close()
 
     def _run(self, sql: str, fmt: str, params: dict[str, Any] | None = None) -> Any:
+        assert self._url.path is not None
+        if _inode(self._url.path) != self._inode:
+            raise StoreError(
+                f"the embedded store's directory {self._url.path} was removed or replaced"
+            )
         try:
             if params:
                 return self._session.query(sql, fmt, params=params)
             return self._session.query(sql, fmt)
         except Exception as exc:  # chDB raises ChdbError/RuntimeError with ClickHouse's message
             raise StoreError(_first_line(exc)) from exc
+
+
+def _inode(path: Path) -> tuple[int, int] | None:
+    try:
+        found = path.stat()
+    except OSError:
+        return None
+    return found.st_dev, found.st_ino
 
 
 def _first_line(exc: BaseException) -> str:

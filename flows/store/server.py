@@ -12,7 +12,7 @@ import clickhouse_connect
 import pyarrow as pa
 from clickhouse_connect.driver.exceptions import DatabaseError, OperationalError, ProgrammingError
 
-from flows.store.base import StoreError, StoreUnavailable, dedup_settings
+from flows.store.base import KEY_HASH, StoreError, StoreUnavailable, dedup_settings
 from flows.store.url import StoreURL, URLNamed
 
 # clickhouse-connect logs each failed request before raising it; the caller reports the raised
@@ -95,6 +95,16 @@ class ServerStore(URLNamed):
             {"keys": keys.to_pylist()},
         )
         return found.column(0).combine_chunks().cast(pa.string())
+
+    def key_hashes(self, keys: pa.Array) -> pa.Array:
+        if not len(keys):
+            return pa.array([], pa.uint64())
+        # One array in, one array out: its order is the keys' by definition.
+        found = self.query_arrow(
+            f"SELECT arrayMap(k -> {KEY_HASH}(k), {{keys:Array(String)}}) AS h",
+            {"keys": keys.to_pylist()},
+        )
+        return found.column(0).combine_chunks().flatten().cast(pa.uint64())
 
     def stored_values(self, table: str, key: str, column: str, keys: pa.Array) -> pa.Table:
         return self.query_arrow(

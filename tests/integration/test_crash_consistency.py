@@ -23,7 +23,7 @@ from flows.writer import TARGETS, IdempotentWriter, RunStats
 from tests.conftest import query_rows
 from tests.store_compare import assert_same, fingerprint, journal_rows
 
-WRITES_PER_BATCH = 5  # journal, raw_events, dead_letters, scored_events, dropping the entry
+WRITES_PER_BATCH = 6  # journal, stored_keys, raw_events, dead_letters, scored_events, the drop
 
 
 class SimulatedCrash(BaseException):

@@ -69,7 +69,8 @@ def test_the_writer_may_insert_into_exactly_what_the_sink_writes() -> None:
     inserts = {table for table, privileges in writer.items() if "INSERT" in privileges}
     sink_tables = {f"riskctl.{table}" for table, _ in TARGETS}
     journal = "riskctl.sink_journal"
-    ops = {"riskctl.ops_batches", "riskctl.ops_consumer_lag", journal}
+    keys = "riskctl.stored_keys"
+    ops = {"riskctl.ops_batches", "riskctl.ops_consumer_lag", journal, keys}
     # ... and the decision service's audit trail (`riskctl serve`)
     assert inserts == sink_tables | ops | {"riskctl.decisions"}
     # For skipping stored keys it reads the key columns (and raw events' content hashes, a
@@ -86,6 +87,7 @@ def test_the_writer_may_insert_into_exactly_what_the_sink_writes() -> None:
     assert writer["riskctl.schema_migrations"] == {"SELECT", "CREATE TABLE"}
     # Its journal's partitions are dropped once applied; nothing else may be altered or dropped.
     assert writer[journal] == {"INSERT", "SELECT", "ALTER DELETE"}
+    assert writer[keys] == {"INSERT", "SELECT"}
     others = set().union(*(p for t, p in writer.items() if t != journal))
     assert not any("ALL" in p or "ALTER" in p or "DROP" in p for p in others)
 

@@ -107,3 +107,38 @@ def test_a_steady_trickle_goes_in_few_writes() -> None:
 def test_a_negative_linger_is_refused() -> None:
     with pytest.raises(ValueError, match="negative"):
         Linger(-1.0, 10)
+
+
+def test_the_writer_is_prepared_on_its_thread_before_the_first_write() -> None:
+    """Connecting (and loading the key set) overlaps the flow's start; writes wait for it."""
+    order: list[str] = []
+    ready = threading.Event()
+
+    def prepare() -> None:
+        assert ready.wait(5.0)
+        order.append(threading.current_thread().name)
+
+    def write(items: list[ApplicationBatch]) -> None:
+        order.append("write")
+
+    background = BackgroundWriter(write, prepare=prepare)
+    background.submit([rows(1, 1)])  # queued while preparing, not refused
+    ready.set()
+    background.close()
+    assert order == ["store-writer", "write"]
+
+
+def test_a_failed_preparation_is_raised_to_the_flow_and_nothing_is_written() -> None:
+    class Refused(Exception):
+        pass
+
+    def prepare() -> None:
+        raise Refused
+
+    written = Recorder()
+    background = BackgroundWriter(written, prepare=prepare)
+    with pytest.raises(Refused):
+        background.flush()
+    with pytest.raises(Refused):
+        background.submit([rows(1, 1)])
+    assert written.calls == []
