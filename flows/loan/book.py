@@ -96,17 +96,20 @@ class BookEntry:
     waiting: dict[str, Repaid] = field(default_factory=dict)
 
 
+_SHARD_KEYS = tuple(map(str, range(SHARDS)))
+
+
 def shard_of(loan_id: str) -> str:
     """The state key of a loan: stable across processes (unlike ``hash``)."""
-    return str(zlib.crc32(loan_id.encode()) % SHARDS)
+    return _SHARD_KEYS[zlib.crc32(loan_id.encode()) % SHARDS]
 
 
 def shard_events(events: list[LoanEvent]) -> list[tuple[str, list[LoanEvent]]]:
     """Group a batch's loan events by state key, keeping their order within each key."""
     groups: dict[str, list[LoanEvent]] = {}
     for event in events:
-        loan_id = event.app.loan_id if isinstance(event, Opened) else event.event.loan_id
-        groups.setdefault(shard_of(loan_id), []).append(event)
+        loan_id = event.app.loan_id if type(event) is Opened else event.event.loan_id  # type: ignore[union-attr]
+        groups.setdefault(_SHARD_KEYS[zlib.crc32(loan_id.encode()) % SHARDS], []).append(event)
     return list(groups.items())
 
 
@@ -167,7 +170,7 @@ class LoanBook:
         # Each step below computes before it changes the book, so an event that raises leaves
         # the book as it was; the exception is the event's problem, never the flow's.
         try:
-            if isinstance(event, Opened):
+            if type(event) is Opened:
                 if self._changed is not None:
                     self._changed.add(event.app.loan_id)
                 self._open(event, observed)
