@@ -164,3 +164,8 @@ def constant(value: str, n: int) -> pa.Array:
     return pa.DictionaryArray.from_arrays(
         pa.array(np.zeros(n, dtype=np.int32)), pa.array([value])
     ).cast(pa.string())
+
+
+def names_at(names: pa.Array, index: np.ndarray) -> pa.Array:
+    """``names[index]`` as a string column, through a dictionary: no string object per row."""
+    return pa.DictionaryArray.from_arrays(pa.array(index, pa.int32()), names).cast(pa.string())
