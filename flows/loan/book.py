@@ -15,12 +15,12 @@ from __future__ import annotations
 
 import zlib
 from collections.abc import Mapping
-from dataclasses import dataclass, field
 from types import MappingProxyType
+from typing import Any
 
 import msgspec
 
-from flows.events import LoanApplication, LoanRepayment
+from flows.events import EARLIEST, LATEST, LoanApplication, LoanRepayment
 from flows.loan.behaviour import behaviour_features
 from flows.loan.state import LoanState, apply_repayment, open_loan
 from flows.validation import DeadLetter
@@ -58,6 +58,7 @@ class Repaid(msgspec.Struct, frozen=True, gc=False):
 LoanEvent = Opened | Repaid
 
 STATE_ERROR = "state_error"
+_EARLIEST_YEAR, _LATEST_YEAR = EARLIEST.year, LATEST.year
 _ENCODER = msgspec.json.Encoder()
 
 
@@ -88,12 +89,86 @@ class Observation(msgspec.Struct, frozen=True, gc=False):
     segment: Segment
 
 
-@dataclass(slots=True)
+def opens_safely(app: LoanApplication) -> bool:
+    """Whether :func:`open_loan` cannot fail on ``app``: terms inside what validation accepts
+    (flows.events), the date away from the edges of the calendar's range. A book may only defer
+    opening such a loan; any other is opened at once, so that its failure is its own."""
+    rate, amount = app.int_rate, app.funded_amnt
+    return (
+        rate is not None
+        and 0.0 <= rate <= 100.0
+        and 0.0 < amount <= 1e7
+        and app.term_months in (36, 60)
+        and _EARLIEST_YEAR < app.event_time.year < _LATEST_YEAR
+    )
+
+
 class BookEntry:
-    state: LoanState
-    segment: Segment | None = None
-    # repayments waiting for their application, by event id
-    waiting: dict[str, Repaid] = field(default_factory=dict)
+    """One loan in the book: its state, segment and the repayments waiting for its application.
+
+    A loan that has only opened keeps its application and PD, and its state is built at the
+    first read (its first repayment, or a snapshot): a run of applications alone never pays
+    for installment schedules. Only applications that open safely are kept so
+    (:func:`opens_safely`), so a later event is never blamed for its application.
+    """
+
+    __slots__ = ("_opened", "_state", "segment", "waiting")
+
+    def __init__(
+        self,
+        state: LoanState | None = None,
+        segment: Segment | None = None,
+        waiting: dict[str, Repaid] | None = None,
+        *,
+        opened: Opened | None = None,
+    ) -> None:
+        if (state is None) == (opened is None):
+            raise ValueError("a book entry holds a state or an opened application, not both")
+        self._state = state
+        self._opened = opened
+        self.segment = segment
+        # repayments waiting for their application, by event id
+        self.waiting: dict[str, Repaid] = {} if waiting is None else waiting
+
+    @property
+    def state(self) -> LoanState:
+        state = self._state
+        if state is None:
+            opened = self._opened
+            assert opened is not None
+            state = self._state = open_loan(opened.app, opened.pd)
+            self._opened = None
+        return state
+
+    @state.setter
+    def state(self, state: LoanState) -> None:
+        self._state, self._opened = state, None
+
+    def __eq__(self, other: object) -> bool:
+        if type(other) is not BookEntry:
+            return NotImplemented
+        return self.fields() == other.fields()
+
+    __hash__ = None  # type: ignore[assignment]
+
+    def __repr__(self) -> str:
+        state, segment, waiting = self.fields()
+        return f"BookEntry(state={state!r}, segment={segment!r}, waiting={waiting!r})"
+
+    def fields(self) -> tuple[LoanState, Segment | None, dict[str, Repaid]]:
+        """(state, segment, waiting), the state built if it was not yet."""
+        return self.state, self.segment, self.waiting
+
+    # Pickled as the slotted dataclass it was before pickled itself, (None, {slot: value}), so
+    # recovery snapshots written by earlier versions still load, and these load there.
+    def __getstate__(self) -> tuple[None, dict[str, object]]:
+        state, segment, waiting = self.fields()
+        return None, {"state": state, "segment": segment, "waiting": waiting}
+
+    def __setstate__(self, pickled: tuple[None, dict[str, Any]]) -> None:
+        slots = pickled[1]
+        self._state, self._opened = slots["state"], None
+        self.segment, self.waiting = slots["segment"], slots["waiting"]
 
 
 _SHARD_KEYS = tuple(map(str, range(SHARDS)))
@@ -190,9 +265,11 @@ class LoanBook:
             return  # a replayed application
         sub_grade = app.sub_grade or ""  # "" for an application not yet graded
         segment = Segment(sub_grade[:1], sub_grade, app.addr_state, opened.model_version)
-        state = open_loan(app, opened.pd)
-        new = BookEntry(state, segment)
-        self._entries[app.loan_id] = new
+        if entry is None and opens_safely(app):
+            # its state waits for a first read, which cannot fail for it
+            self._entries[app.loan_id] = BookEntry(segment=segment, opened=opened)
+            return
+        self._entries[app.loan_id] = BookEntry(open_loan(app, opened.pd), segment)
         if entry is None:
             return
         # Arrival order, as if the application had come first: each observation then sees the
