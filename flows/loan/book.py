@@ -282,7 +282,9 @@ class LoanBook:
     def _repay(self, repaid: Repaid, observed: list[Observation]) -> None:
         event = repaid.event
         entry = self._entries.get(event.loan_id)
-        before = None if entry is None else entry.state
+        # the slot read directly, the property only for a loan that has only opened: this
+        # runs once per repayment
+        before = None if entry is None else (entry._state or entry.state)
         state = apply_repayment(before, event)
         if state is before:
             self.repeats += 1  # the same event again
@@ -300,7 +302,7 @@ class LoanBook:
         assert entry is not None and entry.segment is not None
         features = behaviour_features(state, event.event_time.date())
         # in place rather than a new entry per repayment; snapshot() copies the entries
-        entry.state = state
+        entry._state = state  # built above if it had only opened: nothing else to clear
         # features[0] is days_past_due on the same date (a whole number of days as a float)
         observed.append(Observation(repaid, state, features, int(features[0]), entry.segment))
 
