@@ -321,7 +321,7 @@ def _stage_rates(
     from flows.events import LoanApplication
     from flows.jobs import ensure_schema
     from flows.scoring import BatchScorer, feature_matrix
-    from flows.validation import decode_application, decode_applications
+    from flows.validation import decode_application, decode_events
     from flows.writer import IdempotentWriter, RunStats
 
     n = len(payloads)
@@ -338,7 +338,7 @@ def _stage_rates(
         ("raw JSON decode (untyped)", _rate(n, lambda: [untyped.decode(p) for p in payloads])),
         (
             "parse + validate (batches)",
-            _rate(n, lambda: [decode_applications(c, limit) for c in chunks]),
+            _rate(n, lambda: [decode_events(c, limit) for c in chunks]),
         ),
         (
             "parse + validate (event by event)",

@@ -14,7 +14,7 @@ from __future__ import annotations
 import base64
 from collections.abc import Iterable
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING
 
 import numpy as np
@@ -130,11 +130,28 @@ def dead_letter_table(dead: list[DeadLetter], received_at: datetime) -> pa.Table
     )
 
 
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+_MS = timedelta(milliseconds=1)
+
+
 def utc_ms(times: list[datetime]) -> pa.Array:
-    """Aware datetimes as UTC milliseconds. Inferring the type and then casting is ~5x faster
-    than asking Arrow for the target type up front, which converts each value through its
-    tzinfo; the instants are the same (each value's own offset is applied either way)."""
-    return pa.array(times).cast(TS_MS, safe=False)
+    """Aware datetimes as UTC milliseconds (each value's own offset applied), sub-millisecond
+    parts dropped as Arrow's unsafe cast drops them for times after 1970. The subtraction per
+    value costs less than Arrow's conversion of a datetime through its tzinfo."""
+    millis = np.fromiter([(t - _EPOCH) // _MS for t in times], np.int64, len(times))
+    return pa.array(millis, TS_MS)
+
+
+def utf8_strings(values: list[bytes]) -> pa.Array:
+    """Byte strings already checked to be UTF-8 as an Arrow string array: their bytes copied
+    once into the data buffer, without a Python string or a check per value."""
+    total = sum(map(len, values))
+    if total >= 2**31:  # past what a string array's 32-bit offsets can address
+        return pa.array([v.decode() for v in values], pa.string())
+    offsets = np.zeros(len(values) + 1, dtype=np.int32)
+    np.cumsum(np.fromiter(map(len, values), np.int32, len(values)), out=offsets[1:])
+    data = pa.py_buffer(b"".join(values))
+    return pa.StringArray.from_buffers(len(values), pa.py_buffer(offsets), data)
 
 
 def constant_time(moment: datetime, n: int) -> pa.Array:
@@ -148,3 +165,8 @@ def constant(value: str, n: int) -> pa.Array:
     return pa.DictionaryArray.from_arrays(
         pa.array(np.zeros(n, dtype=np.int32)), pa.array([value])
     ).cast(pa.string())
+
+
+def names_at(names: pa.Array, index: np.ndarray) -> pa.Array:
+    """``names[index]`` as a string column, through a dictionary: no string object per row."""
+    return pa.DictionaryArray.from_arrays(pa.array(index, pa.int32()), names).cast(pa.string())

@@ -6,18 +6,13 @@ import hashlib
 from collections.abc import Callable
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from bytewax.connectors.kafka import KafkaSink
 from bytewax.inputs import FixedPartitionedSource
 
-from flows.archive.issued import restore_issued
-from flows.archive.layout import ArchiveError, Location
-from flows.archive.read import list_archive
-from flows.archive.s3 import S3Client
 from flows.batches import RawBatch
 from flows.clock import utc_now
-from flows.connectors.archive_source import ArchiveSource
 from flows.connectors.file_source import JsonLinesSource
 from flows.connectors.kafka_input import check_brokers, kafka_batches
 from flows.connectors.stoppable import StoppableSource, StopRequest
@@ -36,6 +31,10 @@ from flows.steps.loan_history import LoanHistory
 from flows.store import Opener, Store, StoreURL, open_store
 from flows.store.migrations import migrate
 from flows.writer import RetryPolicy, RunStats
+
+if TYPE_CHECKING:
+    from flows.archive.layout import Location
+    from flows.archive.s3 import S3Client
 
 # How long a Kafka run waits for the brokers to answer before it fails.
 KAFKA_CONNECT_TIMEOUT_S = 15.0
@@ -244,6 +243,13 @@ def run_archive(
     events with no archived score are scored, by ``model``. With ``rescore`` nothing is
     restored and ``model`` scores every event.
     """
+    # Imported here: the archive package loads boto3, which every other run would pay for
+    # (about 0.4 s of each `riskctl run`).
+    from flows.archive.issued import restore_issued
+    from flows.archive.layout import ArchiveError
+    from flows.archive.read import list_archive
+    from flows.connectors.archive_source import ArchiveSource
+
     files = list_archive(client_factory(), location)
     if not files:
         raise ArchiveError(f"no archived events under {location.uri()}")

@@ -7,6 +7,7 @@ x LGD.
 from __future__ import annotations
 
 from itertools import chain
+from operator import attrgetter
 
 import numpy as np
 import pyarrow as pa
@@ -19,6 +20,7 @@ from flows.batches import (
     constant,
     constant_time,
     dead_letter_table,
+    names_at,
     utc_ms,
 )
 from flows.clock import utc_now
@@ -34,7 +36,22 @@ _DPD = BEHAVIOUR_FEATURE_NAMES.index("days_past_due")
 _BALANCE = BEHAVIOUR_FEATURE_NAMES.index("outstanding_balance")
 # dpd_bucket() vectorized: the lower bound of every bucket after "current".
 _BUCKET_EDGES = np.array(BUCKET_STARTS[1:], dtype=np.float64)
-_BUCKET_NAMES = np.array(DPD_BUCKETS, dtype=object)
+_BUCKET_NAMES = pa.array(DPD_BUCKETS, pa.string())
+_FEATURES = attrgetter("features")
+_EVENT_OF = attrgetter("event")
+
+
+def _getters(*names: str) -> tuple[attrgetter[object], ...]:
+    return tuple(map(attrgetter, names))
+
+
+_PARTS = _getters("repaid", "state", "segment")
+_STAMPS = _getters("received_us", "source_ms")
+_EVENT = _getters(
+    "event_id", "loan_id", "event_time", "installment_number", "amount_due", "amount_paid"
+)
+_STATE = _getters("origination_pd", "origination_date", "term_months", "installment", "funded_amnt")
+_SEGMENT = _getters("grade", "sub_grade", "addr_state", "origination_version")
 
 
 class LiveScorer:
@@ -70,44 +87,49 @@ class LiveScorer:
         n = len(observed)
         width = len(BEHAVIOUR_FEATURE_NAMES)
         matrix = np.fromiter(
-            chain.from_iterable([o.features for o in observed]), np.float64, n * width
+            chain.from_iterable(map(_FEATURES, observed)), np.float64, n * width
         ).reshape(n, width)
-        pd = model.predict_pd(matrix)
+        # one model run gives the PD and the reasons
+        pd, codes, _texts = model.explain(matrix, self._reasons)
         # Columns come from the feature matrix where they can: one vector op, not n lookups.
+        # The rest are read one attribute at a time: a tuple per row would be a container the
+        # garbage collector counts, and the collections it triggers scan the whole loan book.
         balance = matrix[:, _BALANCE]
-        repaid = [o.repaid for o in observed]
-        events = [r.event for r in repaid]
-        segments = [o.segment for o in observed]
-        received_us = np.fromiter([r.received_us for r in repaid], np.int64, n)
-        source_ms = np.fromiter([r.source_ms for r in repaid], np.int64, n)
+        repaid, states, segments = (list(map(get, observed)) for get in _PARTS)
+        events = list(map(_EVENT_OF, repaid))
+        event_id, loan_id, event_time, installment, due, paid = (
+            list(map(get, events)) for get in _EVENT
+        )
+        pd0, origination, term, payment, funded = (list(map(get, states)) for get in _STATE)
+        grade, sub_grade, addr_state, origination_version = (
+            list(map(get, segments)) for get in _SEGMENT
+        )
+        received_us, source_ms = (np.fromiter(map(get, repaid), np.int64, n) for get in _STAMPS)
         buckets = np.searchsorted(_BUCKET_EDGES, matrix[:, _DPD], side="right")
-        states = [o.state for o in observed]
         columns: dict[str, pa.Array] = {
-            "event_id": pa.array([e.event_id for e in events], pa.string()),
-            "loan_id": pa.array([e.loan_id for e in events], pa.string()),
-            "event_time": utc_ms([e.event_time for e in events]),
+            "event_id": pa.array(event_id, pa.string()),
+            "loan_id": pa.array(loan_id, pa.string()),
+            "event_time": utc_ms(event_time),
             "received_at": pa.array(received_us, TS_US),
             "source_time": pa.array(source_ms, TS_MS),
             "processed_at": constant_time(utc_now(), n),
-            "installment_number": pa.array([e.installment_number for e in events], pa.uint16()),
-            "amount_due": pa.array([e.amount_due for e in events], pa.float64()),
-            "amount_paid": pa.array([e.amount_paid for e in events], pa.float64()),
-            "dpd_bucket": pa.array(_BUCKET_NAMES[buckets], pa.string()),
+            "installment_number": pa.array(installment, pa.uint16()),
+            "amount_due": pa.array(due, pa.float64()),
+            "amount_paid": pa.array(paid, pa.float64()),
+            "dpd_bucket": names_at(_BUCKET_NAMES, buckets),
             "model_version": constant(model.version, n),
-            "origination_model_version": pa.array(
-                [s.origination_version for s in segments], pa.string()
-            ),
-            "origination_pd_lifetime": pa.array([s.origination_pd for s in states], pa.float64()),
+            "origination_model_version": pa.array(origination_version, pa.string()),
+            "origination_pd_lifetime": pa.array(pd0, pa.float64()),
             **risk_columns(pd, balance, self._bands, self._lgd, "12m"),
-            "grade": pa.array([s.grade for s in segments], pa.string()),
-            "sub_grade": pa.array([s.sub_grade for s in segments], pa.string()),
-            "addr_state": pa.array([s.addr_state for s in segments], pa.string()),
-            "reason_codes": model.reason_codes(matrix, self._reasons),
+            "grade": pa.array(grade, pa.string()),
+            "sub_grade": pa.array(sub_grade, pa.string()),
+            "addr_state": pa.array(addr_state, pa.string()),
+            "reason_codes": codes,
             # the loan's schedule, from which the views compute month-end positions
-            "origination_date": pa.array([s.origination_date for s in states], pa.date32()),
-            "term_months": pa.array([s.term_months for s in states], pa.uint16()),
-            "installment": pa.array([s.installment for s in states], pa.float64()),
-            "funded_amnt": pa.array([s.funded_amnt for s in states], pa.float64()),
+            "origination_date": pa.array(origination, pa.date32()),
+            "term_months": pa.array(term, pa.uint16()),
+            "installment": pa.array(payment, pa.float64()),
+            "funded_amnt": pa.array(funded, pa.float64()),
         }
         for j, name in enumerate(BEHAVIOUR_FEATURE_NAMES):
             columns[name] = pa.array(matrix[:, j], pa.float64())

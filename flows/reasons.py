@@ -98,9 +98,15 @@ def _check_str(value: object, t: mi.StrType) -> Problem | None:
         return "invalid_value", f"must have at least {t.min_length} characters"
     if t.max_length is not None and len(value) > t.max_length:
         return "invalid_value", f"must have at most {t.max_length} characters"
-    if t.pattern is not None and _pattern(t.pattern).search(value) is None:
-        return "invalid_value", f"must match {t.pattern}"
-    return None
+    return None if t.pattern is None else _pattern_problem(value, t.pattern, whole=False)
+
+
+def _pattern_problem(value: str, pattern: str, *, whole: bool) -> Problem | None:
+    # msgspec searches its own patterns; the ones checked after decoding must match the whole
+    # value, as JSON Schema reads "$" (the end, never before a trailing newline)
+    compiled = _pattern(pattern)
+    found = compiled.fullmatch(value) if whole else compiled.search(value)
+    return None if found is not None else ("invalid_value", f"must match {pattern}")
 
 
 def _check_literal(value: object, t: mi.LiteralType, name: str) -> Problem | None:
@@ -130,7 +136,12 @@ def _check_time(value: object, t: mi.DateTimeType | mi.DateType) -> Problem | No
 
 def _check(value: object, t: mi.Type, name: str) -> Problem | None:
     if isinstance(t, mi.Metadata):  # a description for the schema; the type is inside
-        return _check(value, t.type, name)
+        problem = _check(value, t.type, name)
+        # a pattern published in the schema but checked after decoding (flows.events.Id)
+        pattern = (t.extra_json_schema or {}).get("pattern")
+        if problem is None and pattern is not None and isinstance(value, str):
+            return _pattern_problem(value, pattern, whole=True)
+        return problem
     if isinstance(t, mi.UnionType):
         problems = [_check(value, member, name) for member in t.types]
         if any(p is None for p in problems):

@@ -11,6 +11,7 @@ from typing import Literal
 import numpy as np
 import pyarrow as pa
 
+from flows.batches import names_at
 from flows.settings import Bands
 
 # The application model scores a lifetime PD (the store derives its 12-month one); the
@@ -18,11 +19,14 @@ from flows.settings import Bands
 Horizon = Literal["lifetime", "12m"]
 
 
+def _band_index(pd: np.ndarray, bands: Bands) -> np.ndarray:
+    # the first band whose upper threshold is above the PD
+    return np.searchsorted(np.asarray(bands.thresholds), pd, side="right")
+
+
 def band_names(pd: np.ndarray, bands: Bands) -> list[str]:
     """Each PD's band: the first band whose upper threshold is above it."""
-    index = np.searchsorted(np.asarray(bands.thresholds), pd, side="right")
-    names = np.asarray(bands.names, dtype=object)
-    return names[index].tolist()
+    return np.asarray(bands.names, dtype=object)[_band_index(pd, bands)].tolist()
 
 
 def risk_columns(
@@ -32,7 +36,7 @@ def risk_columns(
     columns of score rows: a PD's column names say over what horizon it is a probability."""
     return {
         f"pd_{horizon}": pa.array(pd, pa.float64()),
-        "band": pa.array(band_names(pd, bands), pa.string()),
+        "band": names_at(pa.array(bands.names, pa.string()), _band_index(pd, bands)),
         "exposure": pa.array(exposure, pa.float64()),
         "lgd": pa.array(np.full(len(pd), lgd), pa.float64()),
         f"expected_loss_{horizon}": pa.array(pd * exposure * lgd, pa.float64()),

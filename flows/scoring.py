@@ -19,6 +19,7 @@ from flows.batches import (
     constant_time,
     dead_letter_table,
     utc_ms,
+    utf8_strings,
 )
 from flows.clock import utc_now
 from flows.events import LoanApplication, LoanRepayment
@@ -35,12 +36,19 @@ from flows.model_cards import ModelError
 from flows.risk import risk_columns
 from flows.settings import Settings
 from flows.shadow import ChallengerWatch, shadow_table
-from flows.validation import DeadLetter, decode_applications, decode_event
+from flows.validation import DeadLetter, decode_event, decode_events
 
 _UNPRICED = "int_rate is required to follow a loan's repayments (a behavioural model is in use)"
 
 _EVENT_ID, _LOAN_ID = attrgetter("event_id"), attrgetter("loan_id")
 _EVENT_TYPE, _EVENT_TIME = attrgetter("event_type"), attrgetter("event_time")
+
+
+def _unpriced(event: LoanApplication | LoanRepayment | DeadLetter) -> bool:
+    """An application without the rate its installment schedule, which repayments follow,
+    needs."""
+    return type(event) is LoanApplication and event.int_rate is None
+
 
 # A batch judged event by event: valid events, their origins, payloads and positions in the
 # batch, and the dead letters of the others.
@@ -85,22 +93,23 @@ class BatchScorer:
         self._reasons = settings.reason_codes
 
     def __call__(self, batch: RawBatch) -> ApplicationBatch:
-        # The usual batch, valid applications only, is decoded and validated in one call; any
-        # other is judged payload by payload, so that each dead letter keeps its exact reason.
-        apps = decode_applications(batch.payloads, self._max_bytes)
-        if apps is not None and self._track_loans and any(a.int_rate is None for a in apps):
-            apps = None
-        if apps is None:
+        # The usual batch, valid events only, is decoded and validated in one call per event
+        # type; any other is judged payload by payload, so that each dead letter keeps its
+        # exact reason.
+        events = decode_events(batch.payloads, self._max_bytes)
+        if events is not None and self._track_loans and any(map(_unpriced, events)):
+            events = None
+        if events is None:
             valid, origins, payloads, kept, dead = self._validate(batch)
         else:
-            valid, origins, payloads = list(apps), batch.origins, batch.payloads
+            valid, origins, payloads = events, batch.origins, batch.payloads
             kept, dead = None, list(batch.errors)
         stamps = None
         if batch.source_ms is not None:
             stamps = np.asarray(batch.source_ms, dtype=np.int64)
             if kept is not None:
                 stamps = stamps[np.asarray(kept, dtype=np.int64)]
-        only_apps = apps is not None or all(type(e) is LoanApplication for e in valid)
+        only_apps = all(type(e) is LoanApplication for e in valid)
         raw = raw_table(valid, origins, payloads, batch.received_at, stamps, only_apps)
         if only_apps:
             applications, raw_apps = valid, raw
@@ -147,8 +156,7 @@ class BatchScorer:
         max_bytes = self._max_bytes
         for i, (origin, payload) in enumerate(zip(batch.origins, batch.payloads, strict=True)):
             result = decode_event(payload, origin, max_bytes)
-            if type(result) is LoanApplication and result.int_rate is None and self._track_loans:
-                # the loan's installment schedule, which repayments follow, needs its rate
+            if self._track_loans and _unpriced(result):
                 result = DeadLetter(origin, "missing_field", _UNPRICED, payload)
             if type(result) is DeadLetter:
                 dead.append(result)
@@ -243,9 +251,8 @@ def raw_table(
             "event_time": utc_ms(list(map(_EVENT_TIME, valid))),
             "received_at": received,
             "origin": pa.array(origins, pa.string()),
-            # Valid events decoded as UTF-8 JSON already. Built as strings directly: a cast
-            # from binary costs ten times as much.
-            "payload": pa.array(payloads, pa.string()),
+            # Valid events decoded as UTF-8 JSON already: their bytes are the column's data.
+            "payload": utf8_strings(payloads),
             "source_time": received.cast(TS_MS, safe=False)
             if stamps is None
             else pa.array(stamps, TS_MS),

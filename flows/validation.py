@@ -6,8 +6,10 @@ from __future__ import annotations
 
 import hashlib
 import re
+from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import date
+from itertools import compress
 from operator import attrgetter
 
 import msgspec
@@ -15,6 +17,9 @@ import msgspec
 from flows.events import (
     EARLIEST,
     EARLIEST_DATE,
+    ID_CHARACTERS,
+    ID_FIELDS,
+    ID_PATTERN,
     LATEST,
     LATEST_DATE,
     LoanApplication,
@@ -50,7 +55,15 @@ MAX_DEPTH = 32
 _DECODER = msgspec.json.Decoder(LoanApplication)
 _NEWLINE = ord("\n")
 _EVENT_YEAR = attrgetter("event_time.year")
+_DUE_YEAR = attrgetter("due_date.year")
+_PAYMENT_DATE = attrgetter("payment_date")
 _REPAYMENT_DECODER = msgspec.json.Decoder(LoanRepayment)
+# Any run of id characters: ids are at least one character long (msgspec checks that), so a
+# concatenation of ids matches exactly when every id is made of them.
+_ID_RUN = re.compile(f"[{ID_CHARACTERS}]*")
+_ID_GETTERS = {
+    struct: tuple((name, attrgetter(name)) for name in names) for struct, names in ID_FIELDS.items()
+}
 # Finds the event type without a full parse; anything it misses is judged as an application,
 # whose decoder then names what is wrong.
 _EVENT_TYPE = re.compile(rb'"event_type"\s*:\s*"loan_repayment"')
@@ -120,6 +133,21 @@ def depth_problem(payload: bytes) -> str | None:
     return f"nested {depth} levels deep, more than {MAX_DEPTH}" if depth > MAX_DEPTH else None
 
 
+def ids_valid(ids: Iterable[str]) -> bool:
+    """Whether every one of ``ids`` (each non-empty) is made of id characters, in one call."""
+    return _ID_RUN.fullmatch("".join(ids)) is not None
+
+
+def id_problem(event: LoanApplication | LoanRepayment) -> str | None:
+    """The first id field of an event that is not made of id characters, said as the project's
+    field checks say it (flows.reasons), or None."""
+    getters = _ID_GETTERS[type(event)]
+    if ids_valid([get(event) for _name, get in getters]):
+        return None
+    name = next(name for name, get in getters if not ids_valid([get(event)]))
+    return f"`$.{name}` must match {ID_PATTERN}"
+
+
 def _outside(value: date, earliest: date, latest: date) -> bool:
     # Years strictly inside the bounds cannot leave them whatever the UTC offset: the attribute
     # check spares the usual event an aware-datetime comparison (which converts offsets).
@@ -155,6 +183,10 @@ def _decode(
         problem = find_problem(payload.decode("utf-8"), decoder.type)
         reason, detail = problem or ("invalid_value", str(exc))
         return DeadLetter(origin, reason, detail, payload)
+    # before the times: the field checks find a bad id before a time out of bounds
+    bad_id = id_problem(event)
+    if bad_id is not None:
+        return DeadLetter(origin, "invalid_value", bad_id, payload)
     out_of_range = time_problem(event)
     if out_of_range is not None:
         return DeadLetter(origin, "out_of_range", out_of_range, payload)
@@ -201,18 +233,42 @@ def decode_event(
     return _decode(decoder, payload, origin)
 
 
-def decode_applications(payloads: list[bytes], max_bytes: int) -> list[LoanApplication] | None:
-    """Every payload as a validated application, in order, decoded in one call; or None when
-    any payload is not one (or might not be), so that the caller judges each payload with
-    :func:`decode_event` and every dead letter keeps its exact reason.
+Event = LoanApplication | LoanRepayment
 
-    It accepts exactly what :func:`decode_event` accepts as an application: the same size,
-    UTF-8, depth, schema and time checks, applied to the batch at once.
+
+def decode_events(payloads: list[bytes], max_bytes: int) -> list[Event] | None:
+    """Every payload as a validated application or repayment, in order, each type decoded in
+    one call; or None when any payload is not valid (or might not be), so that the caller
+    judges each payload with :func:`decode_event` and every dead letter keeps its exact reason.
+
+    It accepts exactly what :func:`decode_event` accepts: payloads are routed to a type as it
+    routes them, and each group gets the same size, UTF-8, depth, schema, id and time checks,
+    applied to the group at once.
     """
     if not payloads or max(map(len, payloads)) > max_bytes:
         return None
     joined = b"\n".join(payloads)
-    n = len(payloads)
+    # No payload can say it is a repayment without the word: then every one is an application.
+    if b"loan_repayment" not in joined:
+        return _decode_group(_DECODER, joined, len(payloads))  # type: ignore[return-value]
+    routes = [is_repayment(p) for p in payloads]
+    repayments = list(compress(payloads, routes))
+    applications = [p for p, route in zip(payloads, routes, strict=True) if not route]
+    decoded: list[list[Event] | None] = [
+        _decode_group(decoder, b"\n".join(group), len(group)) if group else []
+        for decoder, group in ((_DECODER, applications), (_REPAYMENT_DECODER, repayments))
+    ]
+    apps, reps = decoded
+    if apps is None or reps is None:
+        return None
+    if not apps or not reps:
+        return apps or reps
+    next_app, next_rep = iter(apps).__next__, iter(reps).__next__
+    return [next_rep() if route else next_app() for route in routes]
+
+
+def _decode_group(decoder: msgspec.json.Decoder, joined: bytes, n: int) -> list[Event] | None:
+    """The ``n`` payloads joined by newlines, all of the decoder's type, or None."""
     if not joined.isascii():
         return None
     # The decoder reads whitespace-separated values, so a value could span two payloads or two
@@ -229,18 +285,21 @@ def decode_applications(payloads: list[bytes], max_bytes: int) -> list[LoanAppli
         or b"[" in joined
     ):
         return None
-    # decode_event routes on this word (a repeated key could say both): such batches go there.
-    if b"loan_repayment" in joined:
-        return None
     try:
-        apps = _DECODER.decode_lines(joined)
+        events: list[Event] = decoder.decode_lines(joined)
     except (msgspec.ValidationError, msgspec.DecodeError):
         return None
-    if len(apps) != n:
+    if len(events) != n:
+        return None
+    struct = decoder.type
+    if not all(ids_valid(map(get, events)) for _name, get in _ID_GETTERS[struct]):
         return None
     # the quick year check of time_problem, over the batch: only the edge years need it exact
-    years = list(map(_EVENT_YEAR, apps))
+    years = list(map(_EVENT_YEAR, events))
+    if struct is LoanRepayment:
+        years += map(_DUE_YEAR, events)
+        years += [d.year for d in map(_PAYMENT_DATE, events) if d is not None]
     inside = EARLIEST.year < min(years) and max(years) < LATEST.year - 1
-    if not inside and any(time_problem(a) is not None for a in apps):
+    if not inside and any(time_problem(e) is not None for e in events):
         return None
-    return apps
+    return events

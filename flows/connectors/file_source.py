@@ -72,30 +72,33 @@ class _FilePartition(StatefulSourcePartition[RawBatch, Position]):
         readline = self._file.readline
         # a payload at the limit plus "\r\n" fits; a longer read is an oversized line
         limit = self._max_bytes + 2
-        name = self._name
+        prefix = f"file:{self._name}:"
         origins: list[str] = []
         payloads: list[bytes] = []
         errors: list[DeadLetter] = []
-        read_any = False
+        # position kept in locals, stored once the batch is read: this loop runs per line
+        line, offset = self._line, self._offset
         for _ in range(self._batch_size):
             raw = readline(limit)
             if not raw:
                 break
-            read_any = True
-            self._line += 1
-            self._offset += len(raw)
+            line += 1
+            offset += len(raw)
             if len(raw) == limit and not raw.endswith(b"\n"):
                 consumed, length, digest = _rest_of_line(self._file, raw)
-                self._offset += consumed
-                origin = f"file:{name}:{self._line}"
-                errors.append(oversized_letter(origin, raw, length, digest, self._max_bytes))
+                offset += consumed
+                errors.append(
+                    oversized_letter(f"{prefix}{line}", raw, length, digest, self._max_bytes)
+                )
                 continue
             payload = raw.rstrip(b"\r\n")
-            if payload.strip():  # blank lines are no events
+            # blank lines are no events (isspace: the bytes strip() removes, without a copy)
+            if payload and not payload.isspace():
                 payloads.append(payload)
-                origins.append(f"file:{name}:{self._line}")
-        if not read_any:
+                origins.append(f"{prefix}{line}")
+        if line == self._line:
             raise StopIteration
+        self._line, self._offset = line, offset
         return [RawBatch(origins, payloads, errors=errors)] if payloads or errors else []
 
     def snapshot(self) -> Position:

@@ -15,12 +15,12 @@ from __future__ import annotations
 
 import zlib
 from collections.abc import Mapping
-from dataclasses import dataclass, field
 from types import MappingProxyType
+from typing import Any
 
 import msgspec
 
-from flows.events import LoanApplication, LoanRepayment
+from flows.events import EARLIEST, LATEST, LoanApplication, LoanRepayment
 from flows.loan.behaviour import behaviour_features
 from flows.loan.state import LoanState, apply_repayment, open_loan
 from flows.validation import DeadLetter
@@ -58,6 +58,7 @@ class Repaid(msgspec.Struct, frozen=True, gc=False):
 LoanEvent = Opened | Repaid
 
 STATE_ERROR = "state_error"
+_EARLIEST_YEAR, _LATEST_YEAR = EARLIEST.year, LATEST.year
 _ENCODER = msgspec.json.Encoder()
 
 
@@ -88,25 +89,102 @@ class Observation(msgspec.Struct, frozen=True, gc=False):
     segment: Segment
 
 
-@dataclass(slots=True)
+def opens_safely(app: LoanApplication) -> bool:
+    """Whether :func:`open_loan` cannot fail on ``app``: terms inside what validation accepts
+    (flows.events), the date away from the edges of the calendar's range. A book may only defer
+    opening such a loan; any other is opened at once, so that its failure is its own."""
+    rate, amount = app.int_rate, app.funded_amnt
+    return (
+        rate is not None
+        and 0.0 <= rate <= 100.0
+        and 0.0 < amount <= 1e7
+        and app.term_months in (36, 60)
+        and _EARLIEST_YEAR < app.event_time.year < _LATEST_YEAR
+    )
+
+
 class BookEntry:
-    state: LoanState
-    segment: Segment | None = None
-    # repayments waiting for their application, by event id
-    waiting: dict[str, Repaid] = field(default_factory=dict)
+    """One loan in the book: its state, segment and the repayments waiting for its application.
+
+    A loan that has only opened keeps its application and PD, and its state is built at the
+    first read (its first repayment, or a snapshot): a run of applications alone never pays
+    for installment schedules. Only applications that open safely are kept so
+    (:func:`opens_safely`), so a later event is never blamed for its application.
+    """
+
+    __slots__ = ("_opened", "_state", "segment", "waiting")
+
+    def __init__(
+        self,
+        state: LoanState | None = None,
+        segment: Segment | None = None,
+        waiting: dict[str, Repaid] | None = None,
+        *,
+        opened: Opened | None = None,
+    ) -> None:
+        if (state is None) == (opened is None):
+            raise ValueError("a book entry holds a state or an opened application, not both")
+        self._state = state
+        self._opened = opened
+        self.segment = segment
+        # repayments waiting for their application, by event id
+        self.waiting: dict[str, Repaid] = {} if waiting is None else waiting
+
+    @property
+    def state(self) -> LoanState:
+        state = self._state
+        if state is None:
+            opened = self._opened
+            assert opened is not None
+            state = self._state = open_loan(opened.app, opened.pd)
+            self._opened = None
+        return state
+
+    @state.setter
+    def state(self, state: LoanState) -> None:
+        self._state, self._opened = state, None
+
+    def __eq__(self, other: object) -> bool:
+        if type(other) is not BookEntry:
+            return NotImplemented
+        return self.fields() == other.fields()
+
+    __hash__ = None  # type: ignore[assignment]
+
+    def __repr__(self) -> str:
+        state, segment, waiting = self.fields()
+        return f"BookEntry(state={state!r}, segment={segment!r}, waiting={waiting!r})"
+
+    def fields(self) -> tuple[LoanState, Segment | None, dict[str, Repaid]]:
+        """(state, segment, waiting), the state built if it was not yet."""
+        return self.state, self.segment, self.waiting
+
+    # Pickled as the slotted dataclass it was before pickled itself, (None, {slot: value}), so
+    # recovery snapshots written by earlier versions still load, and these load there.
+    def __getstate__(self) -> tuple[None, dict[str, object]]:
+        state, segment, waiting = self.fields()
+        return None, {"state": state, "segment": segment, "waiting": waiting}
+
+    def __setstate__(self, pickled: tuple[None, dict[str, Any]]) -> None:
+        slots = pickled[1]
+        self._state, self._opened = slots["state"], None
+        self.segment, self.waiting = slots["segment"], slots["waiting"]
+
+
+_SHARD_KEYS = tuple(map(str, range(SHARDS)))
 
 
 def shard_of(loan_id: str) -> str:
     """The state key of a loan: stable across processes (unlike ``hash``)."""
-    return str(zlib.crc32(loan_id.encode()) % SHARDS)
+    return _SHARD_KEYS[zlib.crc32(loan_id.encode()) % SHARDS]
 
 
 def shard_events(events: list[LoanEvent]) -> list[tuple[str, list[LoanEvent]]]:
     """Group a batch's loan events by state key, keeping their order within each key."""
     groups: dict[str, list[LoanEvent]] = {}
     for event in events:
-        loan_id = event.app.loan_id if isinstance(event, Opened) else event.event.loan_id
-        groups.setdefault(shard_of(loan_id), []).append(event)
+        loan_id = event.app.loan_id if type(event) is Opened else event.event.loan_id  # type: ignore[union-attr]
+        groups.setdefault(_SHARD_KEYS[zlib.crc32(loan_id.encode()) % SHARDS], []).append(event)
     return list(groups.items())
 
 
@@ -167,7 +245,7 @@ class LoanBook:
         # Each step below computes before it changes the book, so an event that raises leaves
         # the book as it was; the exception is the event's problem, never the flow's.
         try:
-            if isinstance(event, Opened):
+            if type(event) is Opened:
                 if self._changed is not None:
                     self._changed.add(event.app.loan_id)
                 self._open(event, observed)
@@ -187,9 +265,11 @@ class LoanBook:
             return  # a replayed application
         sub_grade = app.sub_grade or ""  # "" for an application not yet graded
         segment = Segment(sub_grade[:1], sub_grade, app.addr_state, opened.model_version)
-        state = open_loan(app, opened.pd)
-        new = BookEntry(state, segment)
-        self._entries[app.loan_id] = new
+        if entry is None and opens_safely(app):
+            # its state waits for a first read, which cannot fail for it
+            self._entries[app.loan_id] = BookEntry(segment=segment, opened=opened)
+            return
+        self._entries[app.loan_id] = BookEntry(open_loan(app, opened.pd), segment)
         if entry is None:
             return
         # Arrival order, as if the application had come first: each observation then sees the
@@ -202,7 +282,9 @@ class LoanBook:
     def _repay(self, repaid: Repaid, observed: list[Observation]) -> None:
         event = repaid.event
         entry = self._entries.get(event.loan_id)
-        before = None if entry is None else entry.state
+        # the slot read directly, the property only for a loan that has only opened: this
+        # runs once per repayment
+        before = None if entry is None else (entry._state or entry.state)
         state = apply_repayment(before, event)
         if state is before:
             self.repeats += 1  # the same event again
@@ -220,7 +302,7 @@ class LoanBook:
         assert entry is not None and entry.segment is not None
         features = behaviour_features(state, event.event_time.date())
         # in place rather than a new entry per repayment; snapshot() copies the entries
-        entry.state = state
+        entry._state = state  # built above if it had only opened: nothing else to clear
         # features[0] is days_past_due on the same date (a whole number of days as a float)
         observed.append(Observation(repaid, state, features, int(features[0]), entry.segment))
 

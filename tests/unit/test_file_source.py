@@ -32,12 +32,14 @@ def _drain(source: JsonLinesSource, name: str, resume: tuple[int, int] | None) -
 
 def test_batches_carry_line_numbers_and_skip_blank_lines(tmp_path: Path) -> None:
     path = tmp_path / "events.jsonl"
-    path.write_bytes(b'{"a":1}\n\n{"a":2}\r\n   \n{"a":3}\n{"a":4}\n{"a":5}')
+    # every kind of ASCII whitespace makes a blank line; a \x1c (not whitespace) is a payload
+    path.write_bytes(b'{"a":1}\n\n{"a":2}\r\n \t\x0b\x0c\r\n{"a":3}\n{"a":4}\n\x1c\n{"a":5}')
     batches = _drain(JsonLinesSource([path], batch_size=2, max_bytes=LIMIT), "events.jsonl", None)
     assert all(0 < len(b.payloads) <= 2 for b in batches)
-    assert [p for b in batches for p in b.payloads] == [b'{"a":%d}' % n for n in range(1, 6)]
+    expected = [b'{"a":%d}' % n for n in range(1, 5)] + [b"\x1c", b'{"a":5}']
+    assert [p for b in batches for p in b.payloads] == expected
     origins = [o for b in batches for o in b.origins]
-    assert origins == [f"file:events.jsonl:{n}" for n in (1, 3, 5, 6, 7)]
+    assert origins == [f"file:events.jsonl:{n}" for n in (1, 3, 5, 6, 7, 8)]
 
 
 def test_a_snapshot_resumes_after_the_last_batch(tmp_path: Path) -> None:

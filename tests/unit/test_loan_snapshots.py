@@ -10,10 +10,13 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import msgspec
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from flows.events import LoanApplication, LoanRepayment
-from flows.loan.book import BookEntry, LoanBook, LoanEvent, Opened, Repaid
+from flows.loan.book import BookEntry, LoanBook, LoanEvent, Opened, Repaid, opens_safely
 from flows.loan.schedule import amortization_schedule, due_date
+from flows.loan.state import apply_repayment, open_loan
 
 OLD_SNAPSHOT = Path(__file__).resolve().parent / "data" / "loan_book_snapshot_d7c1028.pickle"
 ORIGINATED = datetime(2024, 1, 15, 9, 30, tzinfo=UTC)
@@ -71,12 +74,17 @@ BEFORE: list[LoanEvent] = [
 AFTER: list[LoanEvent] = [rep("L1", 4, 0), app("L2"), rep("L2", 2, 0), rep("L1", 3, 40, "-fix")]
 
 
+def encoded(entries: dict[str, BookEntry]) -> bytes:
+    """Entries as msgpack, each as its (state, segment, waiting)."""
+    return msgspec.msgpack.encode(entries, enc_hook=BookEntry.fields)
+
+
 def test_a_snapshot_written_before_the_loan_package_loads_as_the_same_book() -> None:
     old: dict[str, BookEntry] = pickle.loads(OLD_SNAPSHOT.read_bytes())
     book = LoanBook()
     book.apply(BEFORE)
     # compared encoded: a placeholder's origination PD is NaN, which equals nothing
-    assert msgspec.msgpack.encode(old) == msgspec.msgpack.encode(book.snapshot())
+    assert encoded(old) == encoded(book.snapshot())
     assert not old["L2"].state.is_open and list(old["L2"].waiting) == ["rep-L2-1"]
 
 
@@ -93,4 +101,53 @@ def test_a_book_resumed_from_the_old_snapshot_carries_on_as_an_uninterrupted_one
         "rep-L1-3-fix",
     ]
     assert msgspec.msgpack.encode(got) == msgspec.msgpack.encode(expected)
-    assert msgspec.msgpack.encode(resumed.snapshot()) == msgspec.msgpack.encode(whole.snapshot())
+    assert encoded(resumed.snapshot()) == encoded(whole.snapshot())
+
+
+def test_a_loan_that_has_only_opened_builds_its_state_at_its_first_read() -> None:
+    opened = app("L1")
+    book = LoanBook()
+    book.apply([opened])
+    entry = book.entries["L1"]
+    assert entry._state is None  # a run of applications alone schedules no installments
+    assert entry.state == open_loan(opened.app, opened.pd)
+    # pickled as before (recovery snapshots of earlier versions and this one interchange)
+    lean = LoanBook()
+    lean.apply([opened])
+    restored = pickle.loads(pickle.dumps(lean.entries["L1"]))
+    assert restored == entry and restored.__getstate__() == entry.__getstate__()
+    first = rep("L1", 1, 0)
+    (observed,) = LoanBook().apply([opened, first])
+    assert observed.state == apply_repayment(open_loan(opened.app, opened.pd), first.event)
+
+
+# numbers of every kind, the schema's edges and values inside it often enough to combine
+FIELD_VALUES = st.one_of(
+    st.floats(allow_nan=True, allow_infinity=True),
+    st.sampled_from([0.0, 1e-9, 12.0, 100.0, 10_000.0, 1e7]),
+    st.integers(-100, 100),
+)
+
+
+@settings(max_examples=400, deadline=None)
+@given(
+    amount=FIELD_VALUES,
+    rate=FIELD_VALUES | st.none(),
+    term=st.sampled_from([36, 60]) | st.integers(-5, 700),
+    year=st.sampled_from([1, 1969, 1970, 1971, 2099, 2100, 9995, 9999]) | st.integers(1, 9999),
+    pd=st.floats(allow_nan=True),
+)
+def test_an_application_kept_unopened_always_opens(
+    amount: float, rate: float | None, term: int, year: int, pd: float
+) -> None:
+    # Built past validation, as nothing stops a caller: a deferred opening must never fail,
+    # or the first repayment would be blamed for its application.
+    built = msgspec.structs.replace(
+        app("L1").app,
+        funded_amnt=amount,
+        int_rate=rate,
+        term_months=term,
+        event_time=datetime(year, 6, 1, tzinfo=UTC),
+    )
+    if opens_safely(built):
+        open_loan(built, pd)

@@ -59,7 +59,10 @@ def encoded_book(book: LoanBook) -> bytes:
     """A book's entries in loan order, encoded: a placeholder's NaN PD equals nothing, and an
     entry's UTC offset shows (equal instants in other offsets compare equal)."""
     return msgspec.msgpack.encode(
-        [(loan, repr(e.state.origination_time), e) for loan, e in sorted(book.entries.items())]
+        [
+            (loan, repr(e.state.origination_time), e.state, e.segment, e.waiting)
+            for loan, e in sorted(book.entries.items())
+        ]
     )
 
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 import copy
 import hashlib
 import json
+import re
 from datetime import UTC, datetime, timedelta, timezone
 from typing import Any
 
@@ -25,6 +26,7 @@ from flows.validation import (
     DeadLetter,
     decode_application,
     decode_event,
+    id_problem,
     time_problem,
 )
 from tests.unit.test_features import BASE
@@ -76,6 +78,13 @@ CORPUS: list[tuple[str, bytes, str]] = [
     ("naive timestamp", event(event_time="2024-03-01T10:00:00"), "wrong_type"),
     ("empty id", event(event_id=""), "invalid_value"),
     ("id with spaces", event(loan_id="a b"), "invalid_value"),
+    ("id with a trailing newline", event(borrower_id="B1\n"), "invalid_value"),
+    ("non-ASCII id", event(event_id="app-é"), "invalid_value"),
+    (
+        "bad id and a time out of bounds",
+        event(loan_id="a/b", event_time="1850-01-01T00:00:00Z"),
+        "invalid_value",
+    ),
     ("non-utf8 bytes", GOOD.replace(b'"CA"', b'"C\xff"'), "invalid_utf8"),
     ("oversized payload", event(note="x" * (LIMIT + 1)), "oversized"),
     ("far oversized payload", event(note="x" * (50 * LIMIT)), "oversized"),
@@ -243,8 +252,8 @@ def test_own_checks_agree_with_the_typed_decoder(
 ) -> None:
     payload = data.draw(mutated(struct))
     try:
-        msgspec.json.decode(payload, type=struct)
-        accepted = True
+        # the typed judgement: the decoder, then the id check it leaves to after decoding
+        accepted = id_problem(msgspec.json.decode(payload, type=struct)) is None
     except msgspec.ValidationError:
         accepted = False
     problem = find_problem(payload.decode(), struct)
@@ -323,3 +332,22 @@ def test_a_rebuild_keeps_the_reason_of_a_payload_stored_as_a_prefix() -> None:
     table = dead_letter_table(letters, datetime(2024, 1, 1, tzinfo=UTC))  # type: ignore[arg-type]
     items = archived_items(table, "dead_letters")
     assert [(i.error.reason if i.error else None) for i in items] == ["oversized", None]
+
+
+ID_TEXT = st.text(st.sampled_from("aZ09_.:-/ \n\té"), min_size=1, max_size=6)
+
+
+@settings(max_examples=300, deadline=None)
+@given(ids=st.tuples(ID_TEXT, ID_TEXT, ID_TEXT))
+def test_ids_checked_after_decoding_say_what_the_field_checks_say(
+    ids: tuple[str, str, str],
+) -> None:
+    payload = event(event_id=ids[0], loan_id=ids[1], borrower_id=ids[2])
+    result = decode_event(payload, "t", LIMIT)
+    problem = find_problem(payload.decode(), LoanApplication)
+    if problem is None:
+        assert isinstance(result, LoanApplication)
+        assert all(re.fullmatch(r"[A-Za-z0-9_.:-]+", i) for i in ids)
+    else:
+        assert isinstance(result, DeadLetter)
+        assert (result.reason, result.detail) == problem
