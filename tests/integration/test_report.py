@@ -19,7 +19,12 @@ from cli.report_html import format_value
 from flows.dashboards import DASHBOARDS_DIR, load_dashboards
 from flows.settings import Settings
 from flows.store import StoreURL
+from tests.integration.test_dashboards import NOW as PROCESSING_EPOCH  # noqa: F401
 from tests.integration.test_dashboards import replayed  # noqa: F401  (the module's replayed store)
+
+# The replayed store is processed at the dashboards module's fixed time; reports ask for
+# "the last hours" of that time (the processing_clock fixture).
+pytestmark = pytest.mark.usefixtures("processing_clock")
 
 runner = CliRunner()
 PANELS = [p for d in load_dashboards() for p in d.panels]
