@@ -31,6 +31,7 @@ import pyarrow as pa
 from flows.features import FEATURE_NAMES
 from flows.loan.behaviour import BEHAVIOUR_FEATURE_NAMES
 from flows.model_cards import BEHAVIOUR_DIR, ModelError, current_version, read_card
+from flows.pacing import Pace
 
 _log = logging.getLogger(__name__)
 # A characteristic costs a reason code only when it loses more than this many points.
@@ -340,20 +341,16 @@ class ChampionWatch:
         self._dir = models_dir
         self._kind = kind
         self._features = feature_names
-        self._interval = interval_s
-        self._clock = clock
+        self._pace = Pace(interval_s, clock)
         self._model = model
-        self._checked = clock()
         self._seen: str | None = model.version
         self._lock = threading.Lock()
         self.refused: str | None = None
 
     def current(self) -> ScoringModel:
         with self._lock:  # workers in one process share the watch
-            now = self._clock()
-            if now - self._checked < self._interval:
+            if not self._pace.due():
                 return self._model
-            self._checked = now
             try:
                 pointed = current_version(self._dir, self._kind)
             except ModelError as exc:

@@ -21,6 +21,7 @@ from flows.errors import UsageError
 from flows.model import ScoringModel, load_model
 from flows.model_cards import ModelError
 from flows.model_registry import latest_challenger, read_changes
+from flows.pacing import Pace
 from flows.risk import band_names
 from flows.settings import Bands
 
@@ -92,18 +93,14 @@ class ChallengerWatch:
         self._dir = models_dir
         self._kind = kind
         self._model = challenger
-        self._interval = interval_s
-        self._clock = clock
-        self._checked = clock()
+        self._pace = Pace(interval_s, clock)
         self._lock = threading.Lock()
         self.refused: str | None = None
 
     def current(self) -> ScoringModel | None:
         with self._lock:  # workers in one process share the watch
-            now = self._clock()
-            if now - self._checked < self._interval:
+            if not self._pace.due():
                 return self._model
-            self._checked = now
             try:
                 version = latest_challenger(read_changes(self._dir), self._kind)
             except ModelError as exc:
