@@ -38,6 +38,11 @@ def _two_versions(result: TrainingResult, models_dir: Path) -> tuple[str, str]:
     return first.version, second.version
 
 
+def _unpointed(result: TrainingResult, models_dir: Path, n: int) -> list[str]:
+    """``n`` versions published beside the current one, none of them pointed at."""
+    return [export_model(result, models_dir, Bands(), make_current=False).version for _ in range(n)]
+
+
 class FakeClock:
     def __init__(self) -> None:
         self.now = 1000.0
@@ -256,10 +261,7 @@ def test_the_challenger_watch_follows_the_registry_and_stops_once_none_is_left(
 ) -> None:
     models_dir = tmp_path / "models"
     first = export_model(training_result, models_dir, Bands()).version
-    a, b = (
-        export_model(training_result, models_dir, Bands(), make_current=False).version
-        for _ in range(2)
-    )
+    a, b = _unpointed(training_result, models_dir, 2)
     assert len({first, a, b}) == 3
     record(models_dir, "applicant", [Change(a, CHALLENGER, "retrain", "test")])
     clock = FakeClock()
@@ -292,10 +294,7 @@ def test_a_challenger_registered_mid_run_shadows_from_the_next_batch(
     home = tmp_path / "home"
     models_dir = home / "models"
     champion = export_model(training_result, models_dir, Bands()).version
-    a, b = (
-        export_model(training_result, models_dir, Bands(), make_current=False).version
-        for _ in range(2)
-    )
+    a, b = _unpointed(training_result, models_dir, 2)
     record(models_dir, "applicant", [Change(a, CHALLENGER, "retrain", "test")])
     settings = Settings(home=home, store_url=f"chdb://{tmp_path / 'store'}", batch_size=BATCH)
     writes: list[int] = []
