@@ -74,7 +74,8 @@ def spread(values: Sequence[float], test_share: float, level: float = LEVEL) -> 
         "mean_high": None,
     }
     if x.size > 1:
-        sd = float(x.std(ddof=1))
+        # identical figures have no spread at all, not the rounding noise of their mean
+        sd = 0.0 if (x == x[0]).all() else float(x.std(ddof=1))
         corrected = sd * math.sqrt(1.0 / x.size + test_share / (1.0 - test_share))
         half = float(student_t.ppf(1.0 - tail / 100.0, x.size - 1)) * corrected
         out.update(

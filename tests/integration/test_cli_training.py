@@ -24,11 +24,14 @@ def _lines(text: str) -> list[str]:
 @pytest.mark.slow
 def test_train_export_and_list(tmp_path: Path) -> None:
     home = tmp_path / "home"
-    trained = runner.invoke(app, ["train", "--home", str(home), "--kind", "priced"])
+    trained = runner.invoke(
+        app, ["train", "--home", str(home), "--kind", "priced", "--repeats", "2"]
+    )
     assert trained.exit_code == 0, trained.output
     out = trained.stdout
     for text in (
         "priced scorecard", "held-out", "sub_grade alone", "Hosmer-Lemeshow",
+        "held out on 2 stratified splits", "(seeds 42-43)", "mean held-out AUC over 2 splits",
         "Calibration of the priced scorecard", "points (higher is safer)", "missing",
     ):  # fmt: skip
         assert text in out
@@ -57,6 +60,14 @@ def test_unknown_kind_is_a_usage_error(tmp_path: Path) -> None:
     assert _lines(result.stderr) == [
         "error: --kind must be one of applicant, priced, got 'graded'"
     ]
+
+
+@pytest.mark.parametrize("repeats", ["0", "-3", "many"])
+def test_repeats_below_one_are_a_usage_error(tmp_path: Path, repeats: str) -> None:
+    result = runner.invoke(app, ["train", "--home", str(tmp_path), "--repeats", repeats])
+    assert result.exit_code == 2
+    lines = _lines(result.stderr)
+    assert len(lines) == 1 and lines[0].startswith("error: ") and "--repeats" in lines[0]
 
 
 def test_no_export_only_stages(
