@@ -30,6 +30,7 @@ from typing import Any
 import joblib
 import numpy as np
 from sklearn.model_selection import StratifiedKFold, train_test_split
+from threadpoolctl import threadpool_limits
 
 from flows.errors import RiskctlError
 from flows.features import FEATURE_NAMES
@@ -187,6 +188,24 @@ def fit_split(
     """The whole pipeline on one training part and nothing else: every grid entry scored by
     stratified CV on the same folds (binning refitted inside each fold), the best mean CV AUC
     refitted (binning included) on the whole part."""
+    # The fits are small (thousands of rows, tens of columns): BLAS threads only contend for
+    # the cores. One thread gives the same numbers 2-3x faster on a busy 2-core machine.
+    with threadpool_limits(limits=1):
+        return _fit_split(x_train, y_train, kind=kind, chars=chars, grid=grid, folds=folds,
+                          seed=seed, on_fit=on_fit)  # fmt: skip
+
+
+def _fit_split(
+    x_train: np.ndarray,
+    y_train: np.ndarray,
+    *,
+    kind: str,
+    chars: Sequence[str],
+    grid: Sequence[Params],
+    folds: int,
+    seed: int,
+    on_fit: FitHook | None,
+) -> SplitFit:
     splits = list(
         StratifiedKFold(n_splits=folds, shuffle=True, random_state=seed).split(x_train, y_train)
     )
