@@ -133,6 +133,16 @@ def _metrics_table(result: TrainingResult) -> Table:
     return table
 
 
+def _repeated_calibration(rep: dict) -> str:
+    cal = rep["calibration"]
+    ratio = cal["mean_pd_to_bad_rate"]
+    return (
+        f"Mean PD / bad rate {ratio['mean']:.3f} (splits {ratio['low']:.3f} to "
+        f"{ratio['high']:.3f}), within 10% on {cal['splits_within_10pct']} of {rep['repeats']} "
+        f"splits; Hosmer-Lemeshow p > 0.05 on {cal['splits_hl_p_above_005']}."
+    )
+
+
 def _repeated_table(result: TrainingResult) -> Table:
     """The held-out AUCs and paired lifts over the repeated splits, beside the default split's."""
     rep = result.repeated
@@ -154,7 +164,7 @@ def _repeated_table(result: TrainingResult) -> Table:
         caption="splits 2.5-97.5%: percentiles of the split figures; mean 95%: Student t with "
         "the Nadeau-Bengio correction for the loans the splits share; SEM: sd / sqrt(splits). "
         f"Worst split seed {rep['worst']['seed']}, best seed {rep['best']['seed']}; splits "
-        f"where the model's AUC is above: {above}.",
+        f"where the model's AUC is above: {above}. {_repeated_calibration(rep)}",
     )
     table.add_column("", no_wrap=True)
     for label, *_ in columns:

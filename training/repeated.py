@@ -90,8 +90,9 @@ def summarize(
 ) -> dict[str, Any]:
     """The card's repeated-evaluation section from per-split records.
 
-    Each record has ``seed``, ``auc`` (the model's held-out AUC) and ``benchmarks`` (each
-    benchmark's AUC alone on the same test rows); the first record is the default split."""
+    Each record has ``seed``, ``auc`` (the model's held-out AUC), ``benchmarks`` (each
+    benchmark's AUC alone on the same test rows), ``mean_pd``, ``bad_rate`` and ``hl_p_value``
+    (Hosmer-Lemeshow on the test part); the first record is the default split."""
     if not splits:
         raise ValueError("no splits to summarize")
     aucs = [float(s["auc"]) for s in splits]
@@ -107,6 +108,13 @@ def summarize(
             "lift": spread(lifts, test_share, level),
             "splits_above": sum(lift > 0.0 for lift in lifts),
         }
+    # calibration targets per split: mean PD within 10 % of the bad rate, Hosmer-Lemeshow p > 0.05
+    ratio = [float(s["mean_pd"]) / float(s["bad_rate"]) for s in splits]
+    calibration = {
+        "mean_pd_to_bad_rate": spread(ratio, test_share, level),
+        "splits_within_10pct": sum(abs(r - 1.0) <= 0.1 for r in ratio),
+        "splits_hl_p_above_005": sum(float(s["hl_p_value"]) > 0.05 for s in splits),
+    }
     return {
         "repeats": len(splits),
         "level": level,
@@ -114,6 +122,7 @@ def summarize(
         "seeds": [int(s["seed"]) for s in splits],
         "auc": spread(aucs, test_share, level),
         "benchmarks": benchmarks,
+        "calibration": calibration,
         "worst": {"seed": int(splits[worst]["seed"]), "auc": aucs[worst]},
         "best": {"seed": int(splits[best]["seed"]), "auc": aucs[best]},
         "default": dict(splits[0]),

@@ -247,6 +247,8 @@ def repeated_markdown(rep: dict[str, Any]) -> list[str]:
         )
 
     default = rep["default"]
+    cal = rep["calibration"]
+    ratio = cal["mean_pd_to_bad_rate"]
     lines = [
         f"## Held out on {rep['repeats']} splits",
         "",
@@ -272,6 +274,11 @@ def repeated_markdown(rep: dict[str, Any]) -> list[str]:
         "",
         f"Worst split: seed {rep['worst']['seed']} (AUC {rep['worst']['auc']:.4f}); best: "
         f"seed {rep['best']['seed']} (AUC {rep['best']['auc']:.4f}).",
+        "",
+        f"Calibration over the splits: mean PD / bad rate {ratio['mean']:.3f} (splits "
+        f"{ratio['low']:.3f} to {ratio['high']:.3f}), within 10% on "
+        f"{cal['splits_within_10pct']} of {rep['repeats']} splits; Hosmer-Lemeshow p > 0.05 on "
+        f"{cal['splits_hl_p_above_005']}.",
         "",
     ]
     return lines

@@ -248,6 +248,9 @@ def split_record(
     return {
         "seed": seed,
         "auc": metrics.auc(y_test, p),
+        "mean_pd": float(p.mean()),
+        "bad_rate": float(y_test.mean()),
+        "hl_p_value": metrics.hosmer_lemeshow(y_test, p)["p_value"],
         "cv_auc": fitted.cv["auc"]["mean"],
         "params": fitted.params,
         "characteristics": len(fitted.model.characteristics),

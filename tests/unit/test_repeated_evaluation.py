@@ -79,9 +79,12 @@ def test_summary_pairs_each_lift_with_its_own_split(
     records: list[tuple[float, float, float]],
 ) -> None:
     splits = [
-        {"seed": 42 + i, "auc": m, "benchmarks": {"sub_grade_rank": g, "interest_rate": r}}
+        {
+            "seed": 42 + i, "auc": m, "benchmarks": {"sub_grade_rank": g, "interest_rate": r},
+            "mean_pd": 0.05 + 0.01 * m, "bad_rate": 0.055, "hl_p_value": g,
+        }
         for i, (m, g, r) in enumerate(records)
-    ]
+    ]  # fmt: skip
     out = summarize(splits, 0.2)
     assert out["repeats"] == len(records) and out["seeds"] == [s["seed"] for s in splits]
     assert out["default"]["seed"] == 42
@@ -93,6 +96,10 @@ def test_summary_pairs_each_lift_with_its_own_split(
     model = [m for m, _, _ in records]
     assert out["worst"]["auc"] == min(model) and out["best"]["auc"] == max(model)
     assert splits[model.index(min(model))]["seed"] == out["worst"]["seed"]
+    calibration = out["calibration"]
+    ratios = [(0.05 + 0.01 * m) / 0.055 for m in model]
+    assert calibration["splits_within_10pct"] == sum(abs(r - 1) <= 0.1 for r in ratios)
+    assert calibration["splits_hl_p_above_005"] == sum(g > 0.05 for _, g, _ in records)
 
 
 label_arrays = st.lists(st.booleans(), min_size=40, max_size=400).filter(
