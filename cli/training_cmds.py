@@ -133,6 +133,10 @@ def _metrics_table(result: TrainingResult) -> Table:
     return table
 
 
+def _splits(n: int) -> str:
+    return "1 split" if n == 1 else f"{n} splits"
+
+
 def _repeated_calibration(rep: dict) -> str:
     cal = rep["calibration"]
     ratio = cal["mean_pd_to_bad_rate"]
@@ -159,7 +163,7 @@ def _repeated_table(result: TrainingResult) -> Table:
         for name, bench in rep["benchmarks"].items()
     )
     table = Table(
-        title=f"{result.kind} scorecard held out on {rep['repeats']} stratified splits "
+        title=f"{result.kind} scorecard held out on {_splits(rep['repeats'])}, stratified "
         f"(seeds {rep['seeds'][0]}-{rep['seeds'][-1]}), whole pipeline refitted on each",
         caption="splits 2.5-97.5%: percentiles of the split figures; mean 95%: Student t with "
         "the Nadeau-Bengio correction for the loans the splits share; SEM: sd / sqrt(splits). "
@@ -320,7 +324,7 @@ def train_command(
             console.print(
                 f"{result.kind}: held-out AUC {test['auc']:.4f}, KS {test['ks']:.4f}, "
                 f"CV AUC {result.champion.cv['auc']['mean']:.4f}; mean held-out AUC over "
-                f"{result.repeated['repeats']} splits {result.repeated['auc']['mean']:.4f}; "
+                f"{_splits(result.repeated['repeats'])} {result.repeated['auc']['mean']:.4f}; "
                 f"trained in {result.training_seconds:.1f} s (the repeated splits "
                 f"{result.repeated['seconds']:.1f} s); staged in {staged.parent}",
                 soft_wrap=True,

@@ -250,7 +250,7 @@ def repeated_markdown(rep: dict[str, Any]) -> list[str]:
     cal = rep["calibration"]
     ratio = cal["mean_pd_to_bad_rate"]
     lines = [
-        f"## Held out on {rep['repeats']} splits",
+        f"## Held out on {rep['repeats']} split{'s' if rep['repeats'] > 1 else ''}",
         "",
         f"The whole pipeline (binning, CV choice of settings, fit) rerun on {rep['repeats']} "
         f"stratified {1 - rep['test_share']:.0%}/{rep['test_share']:.0%} splits, seeds "

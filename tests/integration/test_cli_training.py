@@ -31,7 +31,7 @@ def test_train_export_and_list(tmp_path: Path) -> None:
     out = trained.stdout
     for text in (
         "priced scorecard", "held-out", "sub_grade alone", "Hosmer-Lemeshow",
-        "held out on 2 stratified splits", "(seeds 42-43)", "mean held-out AUC over 2 splits",
+        "held out on 2 splits, stratified", "(seeds 42-43)", "mean held-out AUC over 2 splits",
         "Calibration of the priced scorecard", "points (higher is safer)", "missing",
     ):  # fmt: skip
         assert text in out
