@@ -13,18 +13,20 @@ The chain's steps from 2 and 3 installments behind are Prosper's published rows
 snapshot ``u`` days into the current installment's cycle, ``u`` uniform on 0-29 (issue days are
 spread over the month). The arrears chains enter through
 :func:`~training.arrears_chain.arrears_paths`, the exact distribution of a loan's arrears ``j``
-due dates after its first miss:
+due dates after its first miss, read as the waterfall reads it (:func:`arrears_bucket`): a loan
+``b`` installments behind is ``30 (b - 1) + u`` days past due, so "open" (1-29 days) is one
+behind whether or not it paid the installment just due, and 31+ is two behind or more:
 
 * ``prepay_hazard`` q: Fully Paid = good * sum_h w_h (1 - (1 - q)^h), solved by bisection
   (w_h the openintro share with h installments due, good the LendingClub good share).
 * ``onset_months`` T: a bad loan whose first miss was j installments before the snapshot's is
   31+ days past due (or charged off) with the chain's probability ``late_j``, so Late (31-120)
-  + Charged Off = bad / T * sum_h w_h sum_{j<h} late_j + the good loans' misses still behind,
+  + Charged Off = bad / T * sum_h w_h sum_{j<h} late_j (good loans are never two behind),
   solved for T.
 * ``late_rate`` and ``partial_rate``: one 2x2 linear system. A loan is in the grace period
   (1-15 days) or late 16-30 days at the snapshot when its current installment is still unpaid:
-  a late payment of L days shows u in [1, L - 1]; a short payment, u >= 1; a loan whose first
-  unpaid installment is the current one (the chain's "open" state), u >= 1; a stressed
+  a late payment of L days shows u in [1, L - 1]; a short payment, u >= 1; a loan one
+  installment behind (open), good or bad, u >= 1; a stressed
   installment before the onset, u in [1, L - 1] with L in 1-15. Each share is the exposed
   population times the expected number of such u over 30.
 * ``first_step``, the bad loans' step from 1 installment behind: its cure : stay split is
@@ -32,7 +34,7 @@ due dates after its first miss:
   (16-30 days) at the snapshot are charged off within nine months as often as LendingClub's
   published loss rate says (:data:`~training.published_rolls.LENDINGCLUB_LOSS_RATES_2014`,
   49 %). Those loans are the open bad loans (charged off with the chain's probability), good
-  loans' misses, late payers and short payers (never charged off), so the share is
+  loans one behind, late payers and short payers (never charged off), so the share is
   ``bad / T * open_bad * 14/30 * P(charged off within 8 due dates) / Late (16-30)``. A lower
   roll raises it (more bad loans sit open, and fewer good ones fill the bucket), until the
   bad loans alone overfill openintro's Late (16-30) share (``partial_rate`` < 0). When the
