@@ -110,3 +110,40 @@ LENDINGCLUB_LOSS_RATES_2012 = LossRates(
     horizon_months=6,
     rates={"In Grace Period": 0.16, "Late (16-30 days)": 0.23, "Late (31-120 days)": 0.47},
 )
+
+
+# LendingClub's recovery rates (its performance page, March 2011, as reported by Lend Academy,
+# "Lending Club Stats Now Include Recovery Rate", 18 March 2011,
+# https://www.lendacademy.com/lending-club-stats-now-include-recovery-rate/): "83% of loans that
+# were officially In Grace Period at the end of August had been fully or partially recovered by
+# the end of February 2011"; recovered means every past-due payment was made (LendingClub to the
+# author), so the loan was brought current within six month ends.
+@dataclass(frozen=True)
+class RecoveryRate:
+    """Share of the loans in a status at a month end brought current within the horizon."""
+
+    status: str
+    share: float
+    horizon_months: int
+
+
+LENDINGCLUB_GRACE_RECOVERY_2010 = RecoveryRate(
+    status="In Grace Period", share=0.83, horizon_months=6
+)
+
+
+# Re-aged credit-card accounts (delinquent accounts brought back to current under a forbearance
+# programme) that defaulted again: "about 22% of the re-aged accounts default again, mostly in
+# the first 24 months after reinstatement" (abstract of "Do Forbearance Plans Help Mitigate Credit
+# Card Losses?", SSRN 754825, https://papers.ssrn.com/sol3/papers.cfm?abstract_id=754825). The
+# nearest published re-default rate of cured US unsecured consumer debt found; it is a card
+# portfolio, not instalment loans, and its cures were the lender's re-aging, not the borrower's.
+@dataclass(frozen=True)
+class RedefaultRate:
+    """Share of cured accounts that default again within ``horizon_months`` of the cure."""
+
+    share: float
+    horizon_months: int
+
+
+REAGED_CARDS_REDEFAULT = RedefaultRate(share=0.22, horizon_months=24)

@@ -13,18 +13,20 @@ The chain's steps from 2 and 3 installments behind are Prosper's published rows
 snapshot ``u`` days into the current installment's cycle, ``u`` uniform on 0-29 (issue days are
 spread over the month). The arrears chains enter through
 :func:`~training.arrears_chain.arrears_paths`, the exact distribution of a loan's arrears ``j``
-due dates after its first miss:
+due dates after its first miss, read as the waterfall reads it (:func:`arrears_bucket`): a loan
+``b`` installments behind is ``30 (b - 1) + u`` days past due, so "open" (1-29 days) is one
+behind whether or not it paid the installment just due, and 31+ is two behind or more:
 
 * ``prepay_hazard`` q: Fully Paid = good * sum_h w_h (1 - (1 - q)^h), solved by bisection
   (w_h the openintro share with h installments due, good the LendingClub good share).
 * ``onset_months`` T: a bad loan whose first miss was j installments before the snapshot's is
   31+ days past due (or charged off) with the chain's probability ``late_j``, so Late (31-120)
-  + Charged Off = bad / T * sum_h w_h sum_{j<h} late_j + the good loans' misses still behind,
+  + Charged Off = bad / T * sum_h w_h sum_{j<h} late_j (good loans are never two behind),
   solved for T.
 * ``late_rate`` and ``partial_rate``: one 2x2 linear system. A loan is in the grace period
   (1-15 days) or late 16-30 days at the snapshot when its current installment is still unpaid:
-  a late payment of L days shows u in [1, L - 1]; a short payment, u >= 1; a loan whose first
-  unpaid installment is the current one (the chain's "open" state), u >= 1; a stressed
+  a late payment of L days shows u in [1, L - 1]; a short payment, u >= 1; a loan one
+  installment behind (open), good or bad, u >= 1; a stressed
   installment before the onset, u in [1, L - 1] with L in 1-15. Each share is the exposed
   population times the expected number of such u over 30.
 * ``first_step``, the bad loans' step from 1 installment behind: its cure : stay split is
@@ -32,7 +34,7 @@ due dates after its first miss:
   (16-30 days) at the snapshot are charged off within nine months as often as LendingClub's
   published loss rate says (:data:`~training.published_rolls.LENDINGCLUB_LOSS_RATES_2014`,
   49 %). Those loans are the open bad loans (charged off with the chain's probability), good
-  loans' misses, late payers and short payers (never charged off), so the share is
+  loans one behind, late payers and short payers (never charged off), so the share is
   ``bad / T * open_bad * 14/30 * P(charged off within 8 due dates) / Late (16-30)``. A lower
   roll raises it (more bad loans sit open, and fewer good ones fill the bucket), until the
   bad loans alone overfill openintro's Late (16-30) share (``partial_rate`` < 0). When the
@@ -50,9 +52,10 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import date
 
-from flows.loan.labels import LOAN_STATUSES
+from flows.loan.labels import DPD_BUCKETS, LOAN_STATUSES
 from training.arrears_chain import (
-    GOOD_MISS_RATE,
+    CURE_RATES,
+    CureRates,
     Transition,
     arrears_paths,
     bad_transitions,
@@ -66,6 +69,8 @@ LATE_DAYS = (1, 29)
 STRESS_SHARE = 0.5
 STRESS_LATE_DAYS = (1, 15)
 CYCLE_DAYS = 30
+# the bucket whose loans are "open" (1-29 days past due) at the snapshot
+OPEN_BUCKET = "1-29"
 
 # openintro loans_full_schema: loan_status counts and, per issue month, installments due at the
 # observation (Jan-2018 -> 5, Feb-2018 -> 4, Mar-2018 -> 3); openintro_targets() recomputes both.
@@ -117,7 +122,7 @@ class Fit:
     def feasible(self) -> bool:
         """Whether every rate is a probability (the paths can meet openintro's shares)."""
         c = self.calibration
-        return 0.0 <= c.late_rate < 1.0 and 0.0 <= c.partial_rate < 1.0
+        return c.onset_months > 0.0 and 0.0 <= c.late_rate < 1.0 and 0.0 <= c.partial_rate < 1.0
 
 
 def first_step(roll: float) -> Transition:
@@ -146,20 +151,30 @@ def _uniform_mean(low: int, high: int, f: Callable[[int], float]) -> float:
     return sum(f(v) for v in values) / len(values)
 
 
+def arrears_bucket(behind: int) -> str:
+    """The delinquency bucket (:func:`flows.loan.labels.dpd_bucket`) of a loan ``behind``
+    installments in arrears a few days into its current installment's cycle. The waterfall
+    pays the oldest installment first, so the loan is ``30 (behind - 1) + u`` days past due
+    whether or not it paid the installment just due: one behind is 1-29 days, never 31+."""
+    return DPD_BUCKETS[min(behind, len(DPD_BUCKETS) - 1)]
+
+
 def _path_shares(
-    steps_by_behind: Mapping[int, Transition] | None, w: Mapping[int, float]
+    steps_by_behind: Mapping[int, Transition] | None,
+    w: Mapping[int, float],
+    rates: CureRates = CURE_RATES,
 ) -> tuple[float, float]:
     """``(open, late)``: over the snapshot's installments due ``h`` (weights ``w``), the sum
     over a first miss at each installment 1..h of the chance the loan is open (1-29 days past
     due) or 31+ days past due / charged off at the snapshot."""
-    paths = arrears_paths(steps_by_behind, max(w))
+    paths = arrears_paths(steps_by_behind, max(w), rates=rates)
     open_sum = late_sum = 0.0
     for h, wh in w.items():
         for j in range(h):  # the first miss j installments before the snapshot's
-            for (behind, is_open), p in paths[j].items():
-                if behind == 1 and is_open:
+            for (behind, _), p in paths[j].items():
+                if behind and arrears_bucket(behind) == OPEN_BUCKET:
                     open_sum += wh * p
-                elif behind >= 1:
+                elif behind:
                     late_sum += wh * p
     return open_sum, late_sum
 
@@ -168,7 +183,11 @@ class _ClosedForms:
     """The closed forms for one set of targets; :meth:`fit` evaluates them at a roll."""
 
     def __init__(
-        self, bad_share: float, targets: Mapping[str, int], months_on_book: Mapping[int, int]
+        self,
+        bad_share: float,
+        targets: Mapping[str, int],
+        months_on_book: Mapping[int, int],
+        rates: CureRates = CURE_RATES,
     ) -> None:
         total = sum(targets.values())
         self.share = {status: targets.get(status, 0) / total for status in LOAN_STATUSES}
@@ -176,9 +195,10 @@ class _ClosedForms:
         self.w = {h: n / loans for h, n in months_on_book.items()}
         self.bad_share = bad_share
         self.good = 1.0 - bad_share
-        good_open, good_late = _path_shares(None, self.w)
-        self.good_open = good_open * self.good * GOOD_MISS_RATE
-        self.good_late = good_late * self.good * GOOD_MISS_RATE
+        self.rates = rates
+        good_open, good_late = _path_shares(None, self.w, rates)
+        self.good_open = good_open * self.good * rates.good_miss
+        self.good_late = good_late * self.good * rates.good_miss
         self.delinquent = self.share["Late (31-120 days)"] + self.share["Charged Off"]
         if self.delinquent <= self.good_late:
             raise ValueError("targets cannot be met: good loans' arrears alone exceed 31+ days")
@@ -197,7 +217,11 @@ class _ClosedForms:
     def fit(self, roll: float) -> Fit:
         step = first_step(roll)
         chain = bad_transitions(step)
-        bad_open, bad_late = _path_shares(chain, self.w)
+        bad_open, bad_late = _path_shares(chain, self.w, self.rates)
+        if bad_late <= 0.0:
+            # no bad loan gets past 30 days: openintro's 31+ share cannot be met (nan rates)
+            nan = float("nan")
+            return Fit(Calibration(self.q, 0.0, nan, nan, step), nan)
         # a bad loan's first miss falls on each installment 1..onset_months with 1 / onset_months
         onset = self.bad_share * bad_late / (self.delinquent - self.good_late)
         q, u = self.q, CYCLE_DAYS
@@ -227,7 +251,9 @@ class _ClosedForms:
         partial_rate = (a11 * b2 - a21 * b1) / det
         # only the open bad loans in Late (16-30) are ever charged off; the share is solved to
         # be exactly openintro's, so it is the denominator
-        charged_off = bad_open_loans * open_16 * charged_off_within(chain, LOSS_DUE_DATES)
+        charged_off = (
+            bad_open_loans * open_16 * charged_off_within(chain, LOSS_DUE_DATES, rates=self.rates)
+        )
         calibration = Calibration(
             prepay_hazard=q,
             onset_months=onset,
@@ -243,18 +269,21 @@ def closed_form_fit(
     roll: float,
     targets: Mapping[str, int] = OPENINTRO_STATUS_COUNTS,
     months_on_book: Mapping[int, int] = OPENINTRO_MONTHS_ON_BOOK,
+    rates: CureRates = CURE_RATES,
 ) -> Fit:
     """The closed forms with the bad loans' roll from 1 behind set to ``roll``."""
-    return _ClosedForms(bad_share, targets, months_on_book).fit(roll)
+    return _ClosedForms(bad_share, targets, months_on_book, rates).fit(roll)
 
 
 def calibrate(
     bad_share: float,
     targets: Mapping[str, int] = OPENINTRO_STATUS_COUNTS,
     months_on_book: Mapping[int, int] = OPENINTRO_MONTHS_ON_BOOK,
+    rates: CureRates = CURE_RATES,
 ) -> Calibration:
-    """Solve the five rates from the target status shares and the published loss rate."""
-    forms = _ClosedForms(bad_share, targets, months_on_book)
+    """Solve the five rates from the target status shares and the published loss rate, with
+    the good loans' and cured bad loans' ``rates``."""
+    forms = _ClosedForms(bad_share, targets, months_on_book, rates)
     highest = forms.fit(1.0)
     if not highest.feasible:
         c = highest.calibration
