@@ -119,6 +119,8 @@ def summary_table(stats: RunStats) -> Table:
         ("scored", f"{stats.scored:,}"),
         ("dead-lettered", f"{stats.dead_lettered:,}"),
         ("already stored (skipped)", f"{stats.duplicates:,}"),
+        # a rerun's scores for repayments an earlier run stored but died before scoring
+        ("live scores restored from stored history", f"{stats.restored:,}"),
         ("repayments waiting for their application", f"{stats.pending_repayments:,}"),
         ("store retries", f"{stats.store_retries:,}"),
         ("seconds", f"{stats.elapsed_s:,.2f}"),

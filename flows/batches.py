@@ -94,6 +94,8 @@ class RepaymentBatch:
     pending_repayments: int = 0
     # repeats of events already applied to the per-loan state: read, and skipped
     skipped: int = 0
+    # rows of ``repayments`` scored from the store's history, not from events read now
+    restored: int = 0
 
     @property
     def tables(self) -> dict[str, pa.Table]:
@@ -101,10 +103,15 @@ class RepaymentBatch:
 
     @property
     def sent(self) -> int:
-        return self.repayments.num_rows + self.dead.num_rows + self.skipped
+        return self.repayments.num_rows + self.dead.num_rows + self.skipped - self.restored
 
 
 ScoredBatch = ApplicationBatch | RepaymentBatch
+
+
+def restored_rows(batches: Iterable[ScoredBatch]) -> int:
+    """Live-score rows across ``batches`` that came from stored history (see RepaymentBatch)."""
+    return sum(b.restored for b in batches if type(b) is RepaymentBatch)
 
 
 def pending_change(batches: Iterable[ScoredBatch]) -> int:

@@ -74,6 +74,7 @@ class LiveScorer:
         observed = [o for outcome in work for o in outcome.observed]
         pending_change = sum(outcome.pending_change for outcome in work)
         repeats = sum(outcome.repeats for outcome in work)
+        restored = sum(outcome.restored for outcome in work)
         dead = [d for outcome in work for d in outcome.dead]
         dead_table = dead_letter_table(dead, utc_now()) if dead else NO_ROWS
         if not observed:
@@ -133,4 +134,5 @@ class LiveScorer:
         }
         for j, name in enumerate(BEHAVIOUR_FEATURE_NAMES):
             columns[name] = pa.array(matrix[:, j], pa.float64())
-        return [RepaymentBatch(pa.table(columns), dead_table, pending_change, repeats)]
+        batch = RepaymentBatch(pa.table(columns), dead_table, pending_change, repeats, restored)
+        return [batch]

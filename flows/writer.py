@@ -20,7 +20,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from flows.batches import ScoredBatch, pending_change
+from flows.batches import ScoredBatch, pending_change, restored_rows
 from flows.duplicates import split_conflicts
 from flows.errors import RiskctlError
 from flows.hash_set import Hashes
@@ -68,6 +68,8 @@ class RunStats:
     scored: int = 0
     dead_lettered: int = 0
     duplicates: int = 0
+    # live scores a rerun wrote for stored repayments that had none (not counted in ``scored``)
+    restored: int = 0
     store_retries: int = 0
     pending_repayments: int = 0
     # the signal (or other cause) that ended the run before its inputs did
@@ -179,7 +181,10 @@ class IdempotentWriter:
         # state skipped. A conflicting duplicate was counted already, by its score row or as a
         # repeat; as a dead letter it moves from skipped to dead-lettered.
         sent = sum(b.sent for b in batches)
-        scored = fresh["scored_events"] + fresh["repayment_scores"]
+        # Restored rows were chosen because the store lacked them, so they are fresh unless
+        # another writer stored them meanwhile: the fresh rows count them first.
+        restored = min(restored_rows(batches), fresh["repayment_scores"])
+        scored = fresh["scored_events"] + fresh["repayment_scores"] - restored
         dead_lettered = fresh["dead_letters"]
         result = WriteResult(
             sent=sent,
@@ -193,6 +198,7 @@ class IdempotentWriter:
             scored=result.scored,
             dead_lettered=result.dead_lettered,
             duplicates=result.duplicates,
+            restored=restored,
         )
         return result
 

@@ -314,3 +314,6 @@ class BookOutcome(msgspec.Struct, frozen=True):
     pending_change: int = 0  # net repayments now waiting (negative once applied)
     repeats: int = 0
     dead: list[DeadLetter] = msgspec.field(default_factory=list)
+    # observations of stored repayments whose live scores the store lacks, replayed from its
+    # history: scored now, but not events this run read
+    restored: int = 0

@@ -21,7 +21,7 @@ from bytewax.operators import StatefulBatchLogic
 
 from flows.errors import RiskctlError
 from flows.events import LoanApplication, LoanRepayment
-from flows.loan.book import LoanEvent, Observation, Opened, Repaid
+from flows.loan.book import BookOutcome, LoanEvent, Opened, Repaid
 from flows.loan.snapshot import BookSnapshot
 from flows.steps.loan_state_step import LoanBookLogic, Resume
 from flows.store import Store
@@ -128,9 +128,7 @@ def history_events(rows: pa.Table) -> tuple[list[LoanEvent], set[str]]:
     return events, unobserved
 
 
-class HistoryBookLogic(
-    StatefulBatchLogic[list[LoanEvent], tuple[list[Observation], int], BookSnapshot | None]
-):
+class HistoryBookLogic(StatefulBatchLogic[list[LoanEvent], BookOutcome, BookSnapshot | None]):
     """:class:`LoanBookLogic`, with each loan it meets first brought up to date from the store."""
 
     def __init__(self, resume: Resume | None, history: LoanHistory, snapshots: bool = True) -> None:
@@ -138,15 +136,13 @@ class HistoryBookLogic(
         self._history = history
         self._met: set[str] = set(self._inner.book.entries)
 
-    def on_batch(
-        self, values: list[list[LoanEvent]]
-    ) -> tuple[list[tuple[list[Observation], int]], bool]:
+    def on_batch(self, values: list[list[LoanEvent]]) -> tuple[list[BookOutcome], bool]:
         new = {
             e.app.loan_id if type(e) is Opened else e.event.loan_id  # type: ignore[union-attr]
             for events in values
             for e in events
         } - self._met
-        out: list[tuple[list[Observation], int]] = []
+        out: list[BookOutcome] = []
         if new:
             self._met |= new
             history, unobserved = self._history.events(new)
@@ -156,7 +152,8 @@ class HistoryBookLogic(
                 observed = self._inner.book.apply(history)
                 again = [o for o in observed if o.repaid.event.event_id in unobserved]
                 if again:
-                    out.append((again, 0))
+                    # the same type as the inner step's: the live scorer takes either
+                    out.append(BookOutcome(again, restored=len(again)))
         inner, retain = self._inner.on_batch(values)
         return out + inner, retain
 

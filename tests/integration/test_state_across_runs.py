@@ -18,6 +18,7 @@ from flows.loan.book import BookEntry
 from flows.model import ScoringModel, load_live_model
 from flows.runner import Recovery
 from flows.settings import Settings
+from flows.store import open_store
 from flows.validation import is_repayment
 from tests.conftest import query_rows
 from training.dataset import LendingClub
@@ -101,3 +102,36 @@ def test_a_loan_split_over_two_file_runs_scores_as_one_run(
         assert query_rows(split.store, sql) == query_rows(settings.store, sql)
     [row] = query_rows(split.store, "SELECT count() AS n FROM repayment_scores")
     assert row["n"] == len(repayments)
+
+
+def test_repayments_stored_without_their_live_scores_are_scored_by_the_rerun(
+    settings: Settings,
+    behaviour_model_home: Path,
+    model: ScoringModel,
+    lines: list[bytes],
+    tmp_path: Path,
+) -> None:
+    """A run that stored a loan's raw repayments but died before their live scores were written
+    leaves them unobserved; the rerun meets the loan, replays its history from the store and
+    scores exactly those again, ending with the scores one clean run gives."""
+    options = RunOptions(live_model=load_live_model(behaviour_model_home / "models"))
+    path = write(tmp_path / "all.jsonl", lines)
+    run_files([path], settings, model, options)
+    whole = query_rows(settings.store, SCORES)
+    db = open_store(settings.store)
+    try:
+        # every fifth loan's live scores, as if the run had died before writing them
+        db.command(
+            "ALTER TABLE repayment_scores DELETE WHERE cityHash64(loan_id) % 5 = 0"
+            " SETTINGS mutations_sync = 2"
+        )
+    finally:
+        db.close()
+
+    lost = len(whole) - len(query_rows(settings.store, SCORES))
+    assert lost > 0
+    rerun = run_files([path], settings, model, options)
+    # every line was read again and stored already; only the lost scores are new
+    assert (rerun.sent, rerun.duplicates, rerun.scored) == (len(lines), len(lines), 0)
+    assert rerun.restored == lost
+    assert query_rows(settings.store, SCORES) == whole
