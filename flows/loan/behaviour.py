@@ -18,7 +18,7 @@ from operator import mul
 from flows.loan.schedule import months_on_book
 from flows.loan.state import CENT, MISSED, NAN, ON_TIME, LoanState, LoanStateError, dpd_on_day
 
-_PAID_TO_DUE_CAP = 2.0
+PAID_TO_DUE_CAP = 2.0
 
 
 @dataclass(frozen=True)
@@ -125,10 +125,10 @@ def behaviour_features(state: LoanState, as_of: date) -> tuple[float, ...]:
         due = state.total_due_cents
         if due > 0:
             paid_to_due = total_paid / due
-            if paid_to_due > _PAID_TO_DUE_CAP:
-                paid_to_due = _PAID_TO_DUE_CAP
+            if paid_to_due > PAID_TO_DUE_CAP:
+                paid_to_due = PAID_TO_DUE_CAP
         else:
-            paid_to_due = _PAID_TO_DUE_CAP
+            paid_to_due = PAID_TO_DUE_CAP
         paid6 = state.paid_window[-6:]
         count6 = len(paid6)
         full_share = last6.count(ON_TIME) / count6
