@@ -181,11 +181,13 @@ def shard_of(loan_id: str) -> str:
 
 def shard_events(events: list[LoanEvent]) -> list[tuple[str, list[LoanEvent]]]:
     """Group a batch's loan events by state key, keeping their order within each key."""
-    groups: dict[str, list[LoanEvent]] = {}
+    # a list per shard indexed by the checksum: no key string or dict lookup per event
+    groups: list[list[LoanEvent]] = [[] for _ in _SHARD_KEYS]
+    crc32 = zlib.crc32
     for event in events:
         loan_id = event.app.loan_id if type(event) is Opened else event.event.loan_id  # type: ignore[union-attr]
-        groups.setdefault(_SHARD_KEYS[zlib.crc32(loan_id.encode()) % SHARDS], []).append(event)
-    return list(groups.items())
+        groups[crc32(loan_id.encode()) % SHARDS].append(event)
+    return [(key, group) for key, group in zip(_SHARD_KEYS, groups, strict=True) if group]
 
 
 def _copy(entries: dict[str, BookEntry]) -> dict[str, BookEntry]:
