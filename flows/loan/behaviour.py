@@ -1,10 +1,12 @@
 """The behavioural features: what a loan's state says about its risk on a given day.
 
 :func:`behaviour_features` turns a :class:`~flows.loan.state.LoanState` into model inputs in
-:data:`BEHAVIOUR_FEATURE_NAMES` order. Each formula is written once, in
-:data:`BEHAVIOUR_FEATURES`; training replays histories through the same code. ``as_of`` is the
-date the features describe; the dataflow passes the triggering event's date. Payments already
-received count even if ``as_of`` is earlier. Pure, and run once per repayment on the hot path.
+:data:`BEHAVIOUR_FEATURE_NAMES` order. Each formula is described once, in
+:data:`BEHAVIOUR_FEATURES`; training replays histories through this code. The dataflow's
+one-pass repayment (:mod:`flows.loan.observe`) writes the formulas out again for the in-order
+case, held equal to this function by a property test. ``as_of`` is the date the features
+describe; the dataflow passes the triggering event's date. Payments already received count
+even if ``as_of`` is earlier. Pure.
 """
 
 from __future__ import annotations

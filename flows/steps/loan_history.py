@@ -7,7 +7,8 @@ run began, in one query per batch of them, and only events received before then:
 own rows (which the sink may write before the state step sees them) are never taken for
 history. Replaying history observes again only repayments that have no live score yet (the
 state step died before scoring them, or they waited for an application that arrives now); the
-rest are applied silently.
+rest are applied silently. A run into a store that held no loans before it (a fresh store)
+stops looking at its first batch.
 """
 
 from __future__ import annotations
