@@ -25,7 +25,7 @@ from flows.batches import (
 )
 from flows.clock import utc_now
 from flows.loan.behaviour import BEHAVIOUR_FEATURE_NAMES
-from flows.loan.book import BookOutcome
+from flows.loan.book import BookOutcome, Observation
 from flows.loan.labels import BUCKET_STARTS, DPD_BUCKETS
 from flows.model import ChampionWatch, ScoringModel
 from flows.model_cards import ModelError
@@ -39,19 +39,34 @@ _BUCKET_EDGES = np.array(BUCKET_STARTS[1:], dtype=np.float64)
 _BUCKET_NAMES = pa.array(DPD_BUCKETS, pa.string())
 _FEATURES = attrgetter("features")
 _EVENT_OF = attrgetter("event")
+_SEGMENT_OF = attrgetter("segment")
 
 
 def _getters(*names: str) -> tuple[attrgetter[object], ...]:
     return tuple(map(attrgetter, names))
 
 
-_PARTS = _getters("repaid", "state", "segment")
+_REPAID = attrgetter("repaid")
 _STAMPS = _getters("received_us", "source_ms")
 _EVENT = _getters(
     "event_id", "loan_id", "event_time", "installment_number", "amount_due", "amount_paid"
 )
 _STATE = _getters("origination_pd", "origination_date", "term_months", "installment", "funded_amnt")
 _SEGMENT = _getters("grade", "sub_grade", "addr_state", "origination_version")
+_STATE_KINDS = (pa.float64(), pa.date32(), pa.uint16(), pa.float64(), pa.float64())
+
+
+def _loans_of(observed: list[Observation]) -> tuple[list[Observation], pa.Array]:
+    """One observation of each loan among ``observed``, and for every observation the index of
+    its loan in that list.
+
+    A loan's terms and segment do not change once it is open, so its columns are read once per
+    loan, not once per row. Its book entry holds one Segment object for the loan's life, so the
+    object's identity tells the loans apart; the observations keep them alive, so no two of
+    them share an id meanwhile."""
+    ids = np.fromiter(map(id, map(_SEGMENT_OF, observed)), np.int64, len(observed))
+    _, first, row_loan = np.unique(ids, return_index=True, return_inverse=True)
+    return [observed[i] for i in first.tolist()], pa.array(row_loan.astype(np.int32))
 
 
 class LiveScorer:
@@ -96,14 +111,20 @@ class LiveScorer:
         # The rest are read one attribute at a time: a tuple per row would be a container the
         # garbage collector counts, and the collections it triggers scan the whole loan book.
         balance = matrix[:, _BALANCE]
-        repaid, states, segments = (list(map(get, observed)) for get in _PARTS)
+        repaid = list(map(_REPAID, observed))
         events = list(map(_EVENT_OF, repaid))
         event_id, loan_id, event_time, installment, due, paid = (
             list(map(get, events)) for get in _EVENT
         )
-        pd0, origination, term, payment, funded = (list(map(get, states)) for get in _STATE)
-        grade, sub_grade, addr_state, origination_version = (
-            list(map(get, segments)) for get in _SEGMENT
+        loans, row_loan = _loans_of(observed)
+        states = [o.state for o in loans]
+        segments = [o.segment for o in loans]
+        pd0, origination, term, payment, funded = (
+            pa.array(list(map(get, states)), kind).take(row_loan)
+            for get, kind in zip(_STATE, _STATE_KINDS, strict=True)
+        )
+        grade, sub_grade, addr_state, version = (
+            pa.array(list(map(get, segments)), pa.string()).take(row_loan) for get in _SEGMENT
         )
         received_us, source_ms = (np.fromiter(map(get, repaid), np.int64, n) for get in _STAMPS)
         buckets = np.searchsorted(_BUCKET_EDGES, matrix[:, _DPD], side="right")
@@ -119,18 +140,18 @@ class LiveScorer:
             "amount_paid": pa.array(paid, pa.float64()),
             "dpd_bucket": names_at(_BUCKET_NAMES, buckets),
             "model_version": constant(model.version, n),
-            "origination_model_version": pa.array(origination_version, pa.string()),
-            "origination_pd_lifetime": pa.array(pd0, pa.float64()),
+            "origination_model_version": version,
+            "origination_pd_lifetime": pd0,
             **risk_columns(pd, balance, self._bands, self._lgd, "12m"),
-            "grade": pa.array(grade, pa.string()),
-            "sub_grade": pa.array(sub_grade, pa.string()),
-            "addr_state": pa.array(addr_state, pa.string()),
+            "grade": grade,
+            "sub_grade": sub_grade,
+            "addr_state": addr_state,
             "reason_codes": codes,
             # the loan's schedule, from which the views compute month-end positions
-            "origination_date": pa.array(origination, pa.date32()),
-            "term_months": pa.array(term, pa.uint16()),
-            "installment": pa.array(payment, pa.float64()),
-            "funded_amnt": pa.array(funded, pa.float64()),
+            "origination_date": origination,
+            "term_months": term,
+            "installment": payment,
+            "funded_amnt": funded,
         }
         for j, name in enumerate(BEHAVIOUR_FEATURE_NAMES):
             columns[name] = pa.array(matrix[:, j], pa.float64())

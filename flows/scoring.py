@@ -4,8 +4,9 @@ one ONNX call per batch, band, explain. Pure apart from the model; no Bytewax, n
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from datetime import datetime
-from itertools import compress
+from itertools import compress, repeat
 from operator import attrgetter
 
 import numpy as np
@@ -218,14 +219,19 @@ class BatchScorer:
         version: str,
     ) -> list[LoanEvent]:
         events: list[LoanEvent] = []
+        add = events.append
         scores = iter(pd.tolist())
         received_us = int(received_at.timestamp() * 1_000_000)
-        source_ms = [received_us // 1000] * len(valid) if stamps is None else stamps.tolist()
-        for i, event in enumerate(valid):
+        if stamps is None:
+            source_ms: Iterable[int] = repeat(received_us // 1000, len(valid))
+        else:
+            source_ms = stamps.tolist()
+        # zipped rather than indexed: this runs once per event
+        for event, origin, ms in zip(valid, origins, source_ms, strict=True):
             if type(event) is LoanApplication:
-                events.append(Opened(event, next(scores), version, origins[i]))
+                add(Opened(event, next(scores), version, origin))
             else:
-                events.append(Repaid(event, origins[i], received_us, source_ms[i]))  # type: ignore[arg-type]
+                add(Repaid(event, origin, received_us, ms))  # type: ignore[arg-type]
         return events
 
 

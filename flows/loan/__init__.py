@@ -3,6 +3,7 @@
 * :mod:`flows.loan.schedule`: the calendar and amortization (due dates, months on book).
 * :mod:`flows.loan.state`: the state machine (:class:`LoanState`, open, repay, days past due).
 * :mod:`flows.loan.behaviour`: the behavioural features the live model reads.
+* :mod:`flows.loan.observe`: a repayment applied and described in one pass (the book's hot path).
 * :mod:`flows.loan.labels`: reporting labels (delinquency buckets, LendingClub statuses).
 * :mod:`flows.loan.book`: the per-loan book the dataflow's stateful step keeps.
 """

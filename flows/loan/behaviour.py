@@ -1,10 +1,12 @@
 """The behavioural features: what a loan's state says about its risk on a given day.
 
 :func:`behaviour_features` turns a :class:`~flows.loan.state.LoanState` into model inputs in
-:data:`BEHAVIOUR_FEATURE_NAMES` order. Each formula is written once, in
-:data:`BEHAVIOUR_FEATURES`; training replays histories through the same code. ``as_of`` is the
-date the features describe; the dataflow passes the triggering event's date. Payments already
-received count even if ``as_of`` is earlier. Pure, and run once per repayment on the hot path.
+:data:`BEHAVIOUR_FEATURE_NAMES` order. Each formula is described once, in
+:data:`BEHAVIOUR_FEATURES`; training replays histories through this code. The dataflow's
+one-pass repayment (:mod:`flows.loan.observe`) writes the formulas out again for the in-order
+case, held equal to this function by a property test. ``as_of`` is the date the features
+describe; the dataflow passes the triggering event's date. Payments already received count
+even if ``as_of`` is earlier. Pure.
 """
 
 from __future__ import annotations
@@ -18,7 +20,7 @@ from operator import mul
 from flows.loan.schedule import months_on_book
 from flows.loan.state import CENT, MISSED, NAN, ON_TIME, LoanState, LoanStateError, dpd_on_day
 
-_PAID_TO_DUE_CAP = 2.0
+PAID_TO_DUE_CAP = 2.0
 
 
 @dataclass(frozen=True)
@@ -125,10 +127,10 @@ def behaviour_features(state: LoanState, as_of: date) -> tuple[float, ...]:
         due = state.total_due_cents
         if due > 0:
             paid_to_due = total_paid / due
-            if paid_to_due > _PAID_TO_DUE_CAP:
-                paid_to_due = _PAID_TO_DUE_CAP
+            if paid_to_due > PAID_TO_DUE_CAP:
+                paid_to_due = PAID_TO_DUE_CAP
         else:
-            paid_to_due = _PAID_TO_DUE_CAP
+            paid_to_due = PAID_TO_DUE_CAP
         paid6 = state.paid_window[-6:]
         count6 = len(paid6)
         full_share = last6.count(ON_TIME) / count6

@@ -21,8 +21,8 @@ from typing import Any
 import msgspec
 
 from flows.events import EARLIEST, LATEST, LoanApplication, LoanRepayment
-from flows.loan.behaviour import behaviour_features
-from flows.loan.state import LoanState, apply_repayment, open_loan
+from flows.loan.observe import apply_and_describe
+from flows.loan.state import LoanState, open_loan
 from flows.validation import DeadLetter
 
 SHARDS = 64
@@ -181,11 +181,13 @@ def shard_of(loan_id: str) -> str:
 
 def shard_events(events: list[LoanEvent]) -> list[tuple[str, list[LoanEvent]]]:
     """Group a batch's loan events by state key, keeping their order within each key."""
-    groups: dict[str, list[LoanEvent]] = {}
+    # a list per shard indexed by the checksum: no key string or dict lookup per event
+    groups: list[list[LoanEvent]] = [[] for _ in _SHARD_KEYS]
+    crc32 = zlib.crc32
     for event in events:
         loan_id = event.app.loan_id if type(event) is Opened else event.event.loan_id  # type: ignore[union-attr]
-        groups.setdefault(_SHARD_KEYS[zlib.crc32(loan_id.encode()) % SHARDS], []).append(event)
-    return list(groups.items())
+        groups[crc32(loan_id.encode()) % SHARDS].append(event)
+    return [(key, group) for key, group in zip(_SHARD_KEYS, groups, strict=True) if group]
 
 
 def _copy(entries: dict[str, BookEntry]) -> dict[str, BookEntry]:
@@ -285,11 +287,11 @@ class LoanBook:
         # the slot read directly, the property only for a loan that has only opened: this
         # runs once per repayment
         before = None if entry is None else (entry._state or entry.state)
-        state = apply_repayment(before, event)
+        state, features = apply_and_describe(before, event)
         if state is before:
             self.repeats += 1  # the same event again
             return
-        if state.origination_date is None:  # still waiting for its application
+        if features is None:  # still waiting for its application
             if entry is None:
                 entry = BookEntry(state)
                 self._entries[event.loan_id] = entry
@@ -300,7 +302,6 @@ class LoanBook:
                 self.pending += 1
             return
         assert entry is not None and entry.segment is not None
-        features = behaviour_features(state, event.event_time.date())
         # in place rather than a new entry per repayment; snapshot() copies the entries
         entry._state = state  # built above if it had only opened: nothing else to clear
         # features[0] is days_past_due on the same date (a whole number of days as a float)

@@ -7,7 +7,8 @@ run began, in one query per batch of them, and only events received before then:
 own rows (which the sink may write before the state step sees them) are never taken for
 history. Replaying history observes again only repayments that have no live score yet (the
 state step died before scoring them, or they waited for an application that arrives now); the
-rest are applied silently.
+rest are applied silently. A run into a store that held no loans before it (a fresh store)
+stops looking at its first batch.
 """
 
 from __future__ import annotations
@@ -73,16 +74,22 @@ class LoanHistory:
         self._stored: set[str] | None = None
         self._lock = threading.Lock()
 
+    def holds_any(self) -> bool:
+        """Whether the store held any loan before this run: without one, no loan has history,
+        and a step may stop looking for loans it has not met."""
+        try:
+            with self._lock:
+                return bool(self._stored_ids(self._connected()))
+        except RiskctlError as exc:
+            self._on_failure(exc)
+            raise
+
     def events(self, loan_ids: set[str]) -> tuple[list[LoanEvent], set[str]]:
         """The loans' stored events in arrival order, and the ids of those not yet observed."""
         try:
             with self._lock:
                 store = self._connected()
-                if self._stored is None:
-                    self._stored = set(
-                        store.query_arrow(stored_loans_sql(self._before)).column(0).to_pylist()
-                    )
-                wanted = sorted(loan_ids & self._stored)
+                wanted = sorted(loan_ids & self._stored_ids(store))
                 if not wanted:
                     return [], set()
                 rows = store.query_arrow(history_sql(wanted, self._before))
@@ -90,6 +97,14 @@ class LoanHistory:
             self._on_failure(exc)
             raise
         return history_events(rows)
+
+    def _stored_ids(self, store: Store) -> set[str]:
+        # read once: the loans stored before ``before`` cannot change during the run
+        if self._stored is None:
+            self._stored = set(
+                store.query_arrow(stored_loans_sql(self._before)).column(0).to_pylist()
+            )
+        return self._stored
 
     def _connected(self) -> Store:
         if self._store is None:
@@ -133,10 +148,17 @@ class HistoryBookLogic(StatefulBatchLogic[list[LoanEvent], BookOutcome, BookSnap
 
     def __init__(self, resume: Resume | None, history: LoanHistory, snapshots: bool = True) -> None:
         self._inner = LoanBookLogic(resume, snapshots)
-        self._history = history
+        self._history: LoanHistory | None = history
         self._met: set[str] = set(self._inner.book.entries)
 
     def on_batch(self, values: list[list[LoanEvent]]) -> tuple[list[BookOutcome], bool]:
+        history = self._history
+        if history is not None and not history.holds_any():
+            # Nothing stored before the run (a fresh store, the usual bench): no loan can have
+            # history, so every later batch skips the scan of its events' loan ids.
+            self._history = history = None
+        if history is None:
+            return self._inner.on_batch(values)
         new = {
             e.app.loan_id if type(e) is Opened else e.event.loan_id  # type: ignore[union-attr]
             for events in values
@@ -145,11 +167,11 @@ class HistoryBookLogic(StatefulBatchLogic[list[LoanEvent], BookOutcome, BookSnap
         out: list[BookOutcome] = []
         if new:
             self._met |= new
-            history, unobserved = self._history.events(new)
-            if history:
+            stored, unobserved = history.events(new)
+            if stored:
                 # Applied before the inner step counts waiting repayments: those stored as
                 # waiting were counted by the run that read them.
-                observed = self._inner.book.apply(history)
+                observed = self._inner.book.apply(stored)
                 again = [o for o in observed if o.repaid.event.event_id in unobserved]
                 if again:
                     # the same type as the inner step's: the live scorer takes either

@@ -18,6 +18,7 @@ from flows.loan.book import BookEntry
 from flows.model import ScoringModel, load_live_model
 from flows.runner import Recovery
 from flows.settings import Settings
+from flows.steps.loan_history import LoanHistory
 from flows.store import open_store
 from flows.validation import is_repayment
 from tests.conftest import query_rows
@@ -53,6 +54,20 @@ def encoded(monkeypatch: pytest.MonkeyPatch) -> list[int]:
     return count
 
 
+@pytest.fixture
+def history_reads(monkeypatch: pytest.MonkeyPatch) -> list[int]:
+    """How many times runs looked up stored history for loans they met (the real lookup)."""
+    count = [0]
+    real = LoanHistory.events
+
+    def counted(self: LoanHistory, loan_ids: set[str]) -> tuple[list[object], set[str]]:
+        count[0] += 1
+        return real(self, loan_ids)  # type: ignore[return-value]
+
+    monkeypatch.setattr(LoanHistory, "events", counted)
+    return count
+
+
 def write(path: Path, lines: list[bytes]) -> Path:
     path.write_bytes(b"".join(line + b"\n" for line in lines))
     return path
@@ -70,10 +85,12 @@ def test_a_loan_split_over_two_file_runs_scores_as_one_run(
     repayments_first: bool,
     recovery: bool,
     encoded: list[int],
+    history_reads: list[int],
 ) -> None:
     """With a recovery directory too: the second run's other file resumes nothing of the
     first's snapshots (Bytewax stopped such a run before, on its routing map). Only a run
-    with a recovery directory encodes loans for snapshots."""
+    with a recovery directory encodes loans for snapshots. A run into a store that held no
+    loans never looks for history: only the second run of the split does."""
     live_model = load_live_model(behaviour_model_home / "models")
     options = RunOptions(live_model=live_model)
     split_options = replace(options, recovery=Recovery(tmp_path / "recovery") if recovery else None)
@@ -82,14 +99,17 @@ def test_a_loan_split_over_two_file_runs_scores_as_one_run(
     whole = run_files([write(tmp_path / "all.jsonl", lines)], settings, model, options)
     assert whole.pending_repayments == 0 and len(repayments) > 5 * len(applications)
     assert encoded[0] == 0
+    assert history_reads[0] == 0
 
     split = settings.with_overrides(store_url=f"chdb://{tmp_path / 'split'}")
     parts = [applications, repayments]
     if repayments_first:
         parts.reverse()
     first = run_files([write(tmp_path / "first.jsonl", parts[0])], split, model, split_options)
+    assert history_reads[0] == 0
     second = run_files([write(tmp_path / "second.jsonl", parts[1])], split, model, split_options)
     assert (encoded[0] > 0) == recovery
+    assert history_reads[0] > 0
     if repayments_first:
         assert first.pending_repayments == len(repayments)
         assert second.pending_repayments == -len(repayments)

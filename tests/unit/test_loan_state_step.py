@@ -163,3 +163,30 @@ def test_a_snapshot_is_apart_from_the_book_it_was_taken_from() -> None:
     logic.on_batch([AFTER])
     assert logic.snapshot() is not None  # records brought up to date by the next one
     assert pickle.dumps(snapshot) == frozen
+
+
+@settings(max_examples=100, deadline=None)
+@given(
+    st.lists(
+        st.tuples(st.text(min_size=1, max_size=8), st.integers(0, 3)), min_size=0, max_size=60
+    )
+)
+def test_sharding_keeps_each_loans_events_together_and_in_order(
+    picks: list[tuple[str, int]],
+) -> None:
+    """Every event goes to its loan's key (shard_of), each key once, none empty, and a key's
+    events keep the batch's order: a loan's state sees its events as they arrived."""
+    from flows.loan.book import shard_of
+
+    events: list[LoanEvent] = [app(loan) if n == 0 else rep(loan, n, 0) for loan, n in picks]
+    groups = shard_events(events)
+    keys = [key for key, _ in groups]
+    assert len(keys) == len(set(keys)) and all(group for _, group in groups)
+    assert sum(len(group) for _, group in groups) == len(events)
+    for key, group in groups:
+        expected = [e for e in events if shard_of(_loan(e)) == key]
+        assert [id(e) for e in group] == [id(e) for e in expected]
+
+
+def _loan(event: LoanEvent) -> str:
+    return event.app.loan_id if isinstance(event, Opened) else event.event.loan_id
