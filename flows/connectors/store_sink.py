@@ -26,15 +26,17 @@ from flows.errors import RiskctlError
 from flows.store import Opener
 from flows.writer import IdempotentWriter, RetryPolicy, RunStats, WriteResult
 
+Rows = list[tuple[str, pa.Table]]  # (table, rows to append)
+
 
 class WriteObserver(Protocol):
     """Rows to append beside the writes of one sink partition, as (table, rows) pairs."""
 
     def written(
         self, items: list[ScoredBatch], result: WriteResult, write_ms: float
-    ) -> list[tuple[str, pa.Table]]: ...
+    ) -> Rows: ...
 
-    def closing(self) -> list[tuple[str, pa.Table]]: ...
+    def closing(self) -> Rows: ...
 
     def close(self) -> None: ...
 
@@ -61,6 +63,45 @@ class Linger:
         return self.seconds > 0 and self.events > 0
 
 
+# Events that may wait for the store while a write runs before the flow must wait too: two of
+# the file source's 40,000-event batches, as many as the sink let wait before.
+MAX_WAITING_EVENTS = 60_000
+# How long ops rows may wait for a moment the writer has nothing ready to write.
+OPS_DEFER_S = 2.0
+
+
+class DeferredRows:
+    """Rows that describe writes (the ops rows), held until the writer has a gap.
+
+    An ops insert costs about as much as a small data write; made while scored batches wait,
+    it delayed their write by that much. Held, they go in when nothing is ready to be written,
+    or once the oldest has waited ``max_age_s``, so a store that is never idle still shows
+    its ops figures, that late at most."""
+
+    def __init__(
+        self, max_age_s: float = OPS_DEFER_S, clock: Callable[[], float] = time.monotonic
+    ) -> None:
+        self._max_age_s = max_age_s
+        self._clock = clock
+        self._rows: Rows = []
+        self._since = 0.0
+
+    def add(self, rows: Rows) -> None:
+        if rows and not self._rows:
+            self._since = self._clock()
+        self._rows.extend(rows)
+
+    def take(self, idle: bool) -> Rows:
+        """The rows to append now: all of them when the writer is idle or they are due."""
+        if self._rows and (idle or self._clock() - self._since >= self._max_age_s):
+            return self.take_all()
+        return []
+
+    def take_all(self) -> Rows:
+        rows, self._rows = self._rows, []
+        return rows
+
+
 class BackgroundWriter:
     """Runs ``write`` on its own thread; each call takes everything submitted since the last.
 
@@ -69,23 +110,30 @@ class BackgroundWriter:
     slower the store, the larger and cheaper its inserts, and no batch waits longer than the
     write before it. With a :class:`Linger`, a write also waits (from the first batch waiting)
     up to its seconds for its events to gather, unless a flush or close asks for everything.
-    ``submit`` blocks while a write runs and ``max_waiting`` submissions wait: back-pressure,
+    ``submit`` blocks while a write runs and ``max_waiting_events`` events wait: back-pressure,
     which also bounds how far reading runs ahead of the store, and so how much a restart after
     a crash reads again (a recovery snapshot waits for the store to hold everything before it).
+    The bound counts events, not submissions: a Kafka flow submits a few hundred events at a
+    time, and blocking it after two of those stopped it reading and scoring during most of each
+    write, so every write started with too little and the events waited in Kafka instead.
+    ``between`` runs on the writer's thread after each write, told whether nothing is ready to
+    be written next: the place for work that must not delay the data (the ops rows).
     """
 
     def __init__(
         self,
         write: Callable[[list[ScoredBatch]], None],
-        max_waiting: int = 2,
+        max_waiting_events: int = MAX_WAITING_EVENTS,
         linger: Linger | None = None,
         prepare: Callable[[], None] | None = None,
+        between: Callable[[bool], None] | None = None,
     ) -> None:
         """``prepare`` runs first on the writer's thread (connecting, loading the key set), so
         that work overlaps the flow's start and the first batches' scoring."""
         self._write = write
         self._prepare = prepare
-        self._max_waiting = max_waiting
+        self._between = between
+        self._max_waiting_events = max_waiting_events
         self._linger = linger or Linger()
         self._pending: list[ScoredBatch] = []
         self._pending_events = 0
@@ -103,7 +151,9 @@ class BackgroundWriter:
         with self._changed:
             self._changed.wait_for(
                 lambda: (
-                    self._error is not None or not self._busy or self._waiting < self._max_waiting
+                    self._error is not None
+                    or not self._busy
+                    or self._pending_events < self._max_waiting_events
                 )
             )
             self._raise_pending()
@@ -184,6 +234,10 @@ class BackgroundWriter:
             error: BaseException | None = None
             try:
                 self._write(items)
+                if self._between is not None:
+                    with self._changed:
+                        idle = not (self._pending and self._gathered())
+                    self._between(idle)
             except BaseException as exc:  # re-raised on the flow's thread
                 error = exc
             with self._changed:
@@ -209,7 +263,10 @@ class _StorePartition(StatefulSinkPartition[ScoredBatch, None]):
         self._writer = writer
         self._observer = observer
         self._on_write = on_write
-        self._background = BackgroundWriter(self._write, linger=linger, prepare=writer.connect)
+        self._deferred = DeferredRows()
+        self._background = BackgroundWriter(
+            self._write, linger=linger, prepare=writer.connect, between=self._between
+        )
 
     def write_batch(self, values: list[ScoredBatch]) -> None:
         try:
@@ -230,7 +287,7 @@ class _StorePartition(StatefulSinkPartition[ScoredBatch, None]):
         try:
             self._background.close()
             if self._observer is not None:
-                self._append(self._observer.closing())
+                self._append([*self._deferred.take_all(), *self._observer.closing()])
         except RiskctlError as exc:
             self._on_failure(exc)
             raise
@@ -239,17 +296,24 @@ class _StorePartition(StatefulSinkPartition[ScoredBatch, None]):
             if self._observer is not None:
                 self._observer.close()
 
-    def _append(self, rows: list[tuple[str, pa.Table]]) -> None:
+    def _append(self, rows: Rows) -> None:
+        """One insert per table, however many rows gathered for it."""
+        tables: dict[str, list[pa.Table]] = {}
         for table, data in rows:
-            self._writer.append(table, data)
+            tables.setdefault(table, []).append(data)
+        for table, parts in tables.items():
+            self._writer.append(table, pa.concat_tables(parts) if len(parts) > 1 else parts[0])
 
     def _write(self, items: list[ScoredBatch]) -> None:
         began = time.perf_counter()
         result = self._writer.write(items)
         write_ms = (time.perf_counter() - began) * 1000
         if self._observer is not None:
-            self._append(self._observer.written(items, result, write_ms))
+            self._deferred.add(self._observer.written(items, result, write_ms))
         self._on_write(self._writer.stats)
+
+    def _between(self, idle: bool) -> None:
+        self._append(self._deferred.take(idle))
 
 
 class StoreSink(FixedPartitionedSink[ScoredBatch, None]):
