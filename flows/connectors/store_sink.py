@@ -2,9 +2,10 @@
 own, so a batch's insert overlaps the scoring of the next one (chDB and the HTTP client
 release the GIL while ClickHouse works).
 
-Nothing is acknowledged early: ``snapshot`` and ``close`` wait until every submitted batch is
-in the store, and Bytewax takes the epoch's recovery snapshot only after ``snapshot`` returns,
-so a crash can replay batches (which the writer then skips) but never lose one.
+Nothing is acknowledged early: ``close`` and, in a run with recovery, ``snapshot`` wait until
+every submitted batch is in the store, and Bytewax takes the epoch's recovery snapshot only
+after ``snapshot`` returns, so a crash can replay batches (which the writer then skips) but
+never lose one.
 
 Rows that describe the writes (the ops dashboard's) come from a :class:`WriteObserver` given
 where the sink is built (:class:`flows.ops.OpsRecorder`); the sink only appends them.
@@ -32,9 +33,7 @@ Rows = list[tuple[str, pa.Table]]  # (table, rows to append)
 class WriteObserver(Protocol):
     """Rows to append beside the writes of one sink partition, as (table, rows) pairs."""
 
-    def written(
-        self, items: list[ScoredBatch], result: WriteResult, write_ms: float
-    ) -> Rows: ...
+    def written(self, items: list[ScoredBatch], result: WriteResult, write_ms: float) -> Rows: ...
 
     def closing(self) -> Rows: ...
 
@@ -192,6 +191,11 @@ class BackgroundWriter:
                 self._changed.notify_all()
             self._thread.join()
 
+    def raise_failure(self) -> None:
+        """Raise the error a write ended with, if one did; never waits."""
+        with self._changed:
+            self._raise_pending()
+
     def _raise_pending(self) -> None:
         if self._error is not None:
             raise self._error
@@ -258,8 +262,10 @@ class _StorePartition(StatefulSinkPartition[ScoredBatch, None]):
         on_write: Callable[[RunStats], None],
         on_failure: Callable[[RiskctlError], None],
         linger: Linger,
+        snapshots: bool = True,
     ) -> None:
         self._on_failure = on_failure
+        self._snapshots = snapshots
         self._writer = writer
         self._observer = observer
         self._on_write = on_write
@@ -277,8 +283,13 @@ class _StorePartition(StatefulSinkPartition[ScoredBatch, None]):
 
     def snapshot(self) -> None:
         # Returning lets Bytewax record the epoch as done; after a failed write it never may.
+        # Without recovery nothing records it: waiting for the store here only stalled the
+        # flow for a write or two every epoch, and the events read next waited that out.
         try:
-            self._background.flush()
+            if self._snapshots:
+                self._background.flush()
+            else:
+                self._background.raise_failure()
         except RiskctlError as exc:
             self._on_failure(exc)
             raise
@@ -330,11 +341,16 @@ class StoreSink(FixedPartitionedSink[ScoredBatch, None]):
         observe: Callable[[int], WriteObserver] | None = None,
         on_write: Callable[[RunStats], None] = lambda _stats: None,
         on_failure: Callable[[RiskctlError], None] = lambda _error: None,
+        snapshots: bool = True,
     ) -> None:
         """``observe`` builds each partition's :class:`WriteObserver` from its index;
         ``on_failure`` sees a write that failed for good before it is raised into Bytewax
-        (the command line ends the process there, with one line)."""
+        (the command line ends the process there, with one line). ``snapshots``: whether the
+        run keeps recovery snapshots, which each wait until the store holds every batch
+        before them; without, an epoch's end does not wait for the store (closing still does).
+        """
         self._on_failure = on_failure
+        self._snapshots = snapshots
         self._open_store = open_store
         self._stats = stats
         self._partitions = partitions
@@ -349,4 +365,6 @@ class StoreSink(FixedPartitionedSink[ScoredBatch, None]):
     def build_part(self, step_id: str, for_part: str, resume_state: None) -> _StorePartition:
         writer = IdempotentWriter(self._open_store, self._stats, self._retry)
         observer = None if self._observe is None else self._observe(int(for_part))
-        return _StorePartition(writer, observer, self._on_write, self._on_failure, self._linger)
+        return _StorePartition(
+            writer, observer, self._on_write, self._on_failure, self._linger, self._snapshots
+        )
