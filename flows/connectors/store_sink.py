@@ -62,9 +62,6 @@ class Linger:
         return self.seconds > 0 and self.events > 0
 
 
-# Events that may wait for the store while a write runs before the flow must wait too: two of
-# the file source's 40,000-event batches, as many as the sink let wait before.
-MAX_WAITING_EVENTS = 60_000
 # How long ops rows may wait for a moment the writer has nothing ready to write.
 OPS_DEFER_S = 2.0
 
@@ -109,12 +106,9 @@ class BackgroundWriter:
     slower the store, the larger and cheaper its inserts, and no batch waits longer than the
     write before it. With a :class:`Linger`, a write also waits (from the first batch waiting)
     up to its seconds for its events to gather, unless a flush or close asks for everything.
-    ``submit`` blocks while a write runs and ``max_waiting_events`` events wait: back-pressure,
+    ``submit`` blocks while a write runs and ``max_waiting`` submissions wait: back-pressure,
     which also bounds how far reading runs ahead of the store, and so how much a restart after
     a crash reads again (a recovery snapshot waits for the store to hold everything before it).
-    The bound counts events, not submissions: a Kafka flow submits a few hundred events at a
-    time, and blocking it after two of those stopped it reading and scoring during most of each
-    write, so every write started with too little and the events waited in Kafka instead.
     ``between`` runs on the writer's thread after each write, told whether nothing is ready to
     be written next: the place for work that must not delay the data (the ops rows).
     """
@@ -122,7 +116,7 @@ class BackgroundWriter:
     def __init__(
         self,
         write: Callable[[list[ScoredBatch]], None],
-        max_waiting_events: int = MAX_WAITING_EVENTS,
+        max_waiting: int = 2,
         linger: Linger | None = None,
         prepare: Callable[[], None] | None = None,
         between: Callable[[bool], None] | None = None,
@@ -132,7 +126,7 @@ class BackgroundWriter:
         self._write = write
         self._prepare = prepare
         self._between = between
-        self._max_waiting_events = max_waiting_events
+        self._max_waiting = max_waiting
         self._linger = linger or Linger()
         self._pending: list[ScoredBatch] = []
         self._pending_events = 0
@@ -150,9 +144,7 @@ class BackgroundWriter:
         with self._changed:
             self._changed.wait_for(
                 lambda: (
-                    self._error is not None
-                    or not self._busy
-                    or self._pending_events < self._max_waiting_events
+                    self._error is not None or not self._busy or self._waiting < self._max_waiting
                 )
             )
             self._raise_pending()

@@ -164,17 +164,17 @@ def test_batches_that_queue_behind_a_slow_write_go_in_together_in_order() -> Non
     assert calls == [[1], [2, 3, 4]]
 
 
-def test_submit_waits_while_too_many_events_wait() -> None:
+def test_submit_waits_while_too_many_submissions_wait() -> None:
     release = threading.Event()
 
     def write(items: list[ApplicationBatch]) -> None:
         assert release.wait(10)
 
-    background = BackgroundWriter(write, max_waiting_events=10)
+    background = BackgroundWriter(write, max_waiting=2)
     background.submit([_rows(5, tag=1)])
     _until_taken(background)  # the writer now waits in write()
     background.submit([_rows(5, tag=2)])
-    background.submit([_rows(5, tag=3)])  # ten events waiting: the limit
+    background.submit([_rows(5, tag=3)])  # two waiting: the limit
     blocked = threading.Thread(target=background.submit, args=([_rows(1, tag=4)],))
     blocked.start()
     blocked.join(0.3)

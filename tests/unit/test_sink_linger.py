@@ -37,7 +37,7 @@ class Recorder:
 
 def test_a_write_waits_until_the_events_reach_the_linger_size() -> None:
     written = Recorder()
-    background = BackgroundWriter(written, max_waiting_events=2, linger=Linger(LONG, 10))
+    background = BackgroundWriter(written, max_waiting=2, linger=Linger(LONG, 10))
     background.submit([rows(4, 1)])
     background.submit([rows(4, 2)])
     background.submit([rows(1, 3)])  # lingering batches never block the flow

@@ -1,5 +1,5 @@
-"""The sink keeps the flow reading while a write runs (back-pressure counts events, not
-submissions), and the rows that describe writes wait for a gap instead of delaying the data."""
+"""The rows that describe writes (the ops rows) wait for a gap in the writes instead of
+delaying the data."""
 
 from __future__ import annotations
 
@@ -13,8 +13,7 @@ from hypothesis import strategies as st
 from flows.batches import ApplicationBatch
 from flows.connectors.store_sink import BackgroundWriter, DeferredRows
 
-BLOCKED_S = 0.3  # how long a submit that must wait is watched waiting
-RETURNS_S = 5.0  # how long a submit that must not wait may take at most
+RETURNS_S = 5.0  # how long a write may take to start
 
 
 def rows(n: int, tag: int) -> ApplicationBatch:
@@ -38,39 +37,6 @@ class HeldWrite:
         self.calls.append(tags(items))
         self.started.release()
         assert self.release.wait(10)
-
-
-def submit_returns(background: BackgroundWriter, batch: ApplicationBatch, within: float) -> bool:
-    worker = threading.Thread(target=background.submit, args=([batch],), daemon=True)
-    worker.start()
-    worker.join(within)
-    return not worker.is_alive()
-
-
-@pytest.mark.parametrize(
-    ("size", "bound", "accepted"),
-    [
-        # a Kafka flow's few hundred events a poll: many submissions fit while a write runs
-        (500, 6_000, 12),
-        (1, 10, 10),
-        # a file batch larger than the bound still goes in when nothing waits
-        (40_000, 60_000, 2),
-        (100, 100, 1),
-    ],
-)
-def test_submissions_wait_only_once_the_waiting_events_reach_the_bound(
-    size: int, bound: int, accepted: int
-) -> None:
-    write = HeldWrite()
-    background = BackgroundWriter(write, max_waiting_events=bound)
-    background.submit([rows(size, 0)])
-    assert write.started.acquire(timeout=RETURNS_S)  # the writer holds batch 0
-    for tag in range(1, accepted + 1):
-        assert submit_returns(background, rows(size, tag), RETURNS_S), tag
-    assert not submit_returns(background, rows(size, accepted + 1), BLOCKED_S)
-    write.release.set()
-    background.close()
-    assert [t for call in write.calls for t in call] == list(range(accepted + 2))
 
 
 def test_between_learns_whether_a_write_is_ready_next() -> None:
