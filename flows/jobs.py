@@ -120,6 +120,7 @@ def _run(
             ),
             on_write=options.on_write,
             on_failure=options.on_store_failure,
+            snapshots=options.recovery is not None,
         ),
         BatchScorer(
             model,

@@ -6,12 +6,13 @@ import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
+from typing import cast
 
 import pyarrow as pa
 import pytest
 
 from flows.batches import ApplicationBatch, RawBatch
-from flows.connectors.store_sink import BackgroundWriter
+from flows.connectors.store_sink import BackgroundWriter, StoreSink
 from flows.model import ScoringModel
 from flows.scoring import BatchScorer
 from flows.settings import Settings
@@ -182,3 +183,42 @@ def test_submit_waits_while_too_many_submissions_wait() -> None:
     blocked.join(10)
     assert not blocked.is_alive()
     background.close()
+
+
+class HeldStore:
+    """The real store, whose inserts into scored_events wait until ``release`` is set."""
+
+    def __init__(self, url: StoreURL, release: threading.Event) -> None:
+        self._store = open_store(url)
+        self._release = release
+
+    def insert_arrow(self, table: str, data: pa.Table, *, token: str | None = None) -> None:
+        if table == "scored_events":
+            assert self._release.wait(10)
+        self._store.insert_arrow(table, data, token=token)
+
+    def __getattr__(self, name: str) -> object:
+        return getattr(self._store, name)
+
+
+@pytest.mark.parametrize("snapshots", [True, False])
+def test_an_epoch_waits_for_the_store_only_in_a_run_with_recovery(
+    settings: Settings, batch: ApplicationBatch, snapshots: bool
+) -> None:
+    """With recovery the epoch's snapshot must wait for every batch; without, waiting only
+    stalled the flow's reading for a write or two every epoch."""
+    prepared(settings.store)
+    release = threading.Event()
+    sink = StoreSink(
+        lambda: cast(Store, HeldStore(settings.store, release)), RunStats(), snapshots=snapshots
+    )
+    part = sink.build_part("store", "0", None)
+    part.write_batch([batch])
+    epoch = threading.Thread(target=part.snapshot, daemon=True)
+    epoch.start()
+    epoch.join(0.5 if snapshots else 10)
+    assert epoch.is_alive() is snapshots
+    release.set()
+    epoch.join(10)
+    part.close()  # closing waits in both
+    assert counts(settings.store) == (batch.scored.num_rows, batch.dead.num_rows)
