@@ -110,7 +110,7 @@ def openapi(version: str) -> dict[str, Any]:
         )
     )
     del request, decision, batch_req, batch, problem, model  # all are in components
-    secured = [{"bearer": []}, {"apiKey": []}]
+    secured: list[dict[str, list[str]]] = [{"bearer": []}, {"apiKey": []}]
     idempotency = {
         "name": "Idempotency-Key",
         "in": "header",
