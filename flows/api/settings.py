@@ -61,7 +61,7 @@ def _number(env: dict[str, str], name: str, default: float, kind: type) -> float
         raise SettingsError(f"{name} must be a number, got {text.strip()!r}") from None
     if not math.isfinite(value):
         raise SettingsError(f"{name} must be a finite number, got {text.strip()!r}")
-    return value  # type: ignore[no-any-return]
+    return value
 
 
 def api_settings(env: dict[str, str] | None = None, **overrides: object) -> ApiSettings:
