@@ -10,7 +10,7 @@ from __future__ import annotations
 import json
 from dataclasses import replace
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 from rich.table import Table
@@ -133,14 +133,12 @@ def drift(
         cfg = settings(home, store)
         try:
             window = resolve_window(since, start, end)
-            thresholds = replace(
-                cfg.drift,
-                **{
-                    k: v
-                    for k, v in (("watch", watch), ("alert", alert), ("min_rows", min_rows))
-                    if v is not None
-                },
-            )
+            given: dict[str, Any] = {
+                k: v
+                for k, v in (("watch", watch), ("alert", alert), ("min_rows", min_rows))
+                if v is not None
+            }
+            thresholds = replace(cfg.drift, **given)
         except ValueError as exc:  # a TimeInputError among them
             raise UsageError(str(exc)) from exc
         card = _card(cfg, model_version)
