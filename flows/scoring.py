@@ -163,7 +163,7 @@ class BatchScorer:
             if type(result) is DeadLetter:
                 dead.append(result)
             else:
-                valid.append(result)  # type: ignore[arg-type]
+                valid.append(result)
                 origins.append(origin)
                 payloads.append(payload)
                 kept.append(i)
@@ -233,7 +233,7 @@ class BatchScorer:
             if type(event) is LoanApplication:
                 add(Opened(event, next(scores), version, origin))
             else:
-                add(Repaid(event, origin, received_us, ms))  # type: ignore[arg-type]
+                add(Repaid(event, origin, received_us, ms))
         return events
 
 

@@ -45,7 +45,7 @@ def validate(payloads: list[bytes], max_bytes: int) -> list[LoanApplication] | l
         if type(result) is DeadLetter:
             problems.append(ItemProblem(i, result.reason, result.detail))
         else:
-            apps.append(result)  # type: ignore[arg-type]
+            apps.append(result)
     return problems or apps
 
 
