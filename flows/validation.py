@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from datetime import date
 from itertools import compress
 from operator import attrgetter
-from typing import Any, cast, final
+from typing import Any, TypeVar, cast, final
 
 import msgspec
 
@@ -52,6 +52,9 @@ OVERSIZED_PREFIX_BYTES = 4096
 # Events are flat objects; anything nested deeper is not an event, and a parser recursing
 # thousands of levels down would exhaust the stack.
 MAX_DEPTH = 32
+
+# what a decoder here decodes: one event type
+E = TypeVar("E", LoanApplication, LoanRepayment)
 
 _DECODER = msgspec.json.Decoder(LoanApplication)
 _NEWLINE = ord("\n")
@@ -175,8 +178,8 @@ def _struct(decoder: msgspec.json.Decoder[Any]) -> type[msgspec.Struct]:
 
 
 def _decode(
-    decoder: msgspec.json.Decoder, payload: bytes, origin: str
-) -> LoanApplication | LoanRepayment | DeadLetter:
+    decoder: msgspec.json.Decoder[E], payload: bytes, origin: str
+) -> E | DeadLetter:
     bad_bytes = utf8_problem(payload)
     if bad_bytes is not None:
         return DeadLetter(origin, "invalid_utf8", bad_bytes, payload)
@@ -222,7 +225,7 @@ def decode_application(payload: bytes, origin: str, max_bytes: int) -> LoanAppli
     """The validated application, or the dead letter saying why it is not one."""
     if len(payload) > max_bytes:
         return _oversized(payload, origin, max_bytes)
-    return _decode(_DECODER, payload, origin)  # type: ignore[return-value]
+    return _decode(_DECODER, payload, origin)
 
 
 def is_repayment(payload: bytes) -> bool:
@@ -236,8 +239,9 @@ def decode_event(
     """A validated application or repayment, or the dead letter saying why it is neither."""
     if len(payload) > max_bytes:
         return _oversized(payload, origin, max_bytes)
-    decoder = _REPAYMENT_DECODER if is_repayment(payload) else _DECODER
-    return _decode(decoder, payload, origin)
+    if is_repayment(payload):
+        return _decode(_REPAYMENT_DECODER, payload, origin)
+    return _decode(_DECODER, payload, origin)
 
 
 Event = LoanApplication | LoanRepayment
