@@ -106,7 +106,7 @@ class Decider:
                     decision_id=f"{prefix}{next(counter):016x}",
                     event_id=app.event_id,
                     loan_id=app.loan_id,
-                    outcome=decision.outcome,  # type: ignore[arg-type]
+                    outcome=decision.outcome,
                     pd_lifetime=score,
                     band=bands[i],
                     rules_fired=[hits[name] for name in decision.rules_fired],
