@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
+from rich.console import JustifyMethod
 from rich.table import Table
 
 from cli.common import (
@@ -69,14 +70,15 @@ def result_table(result: DriftResult) -> Table:
         title=f"PSI vs training reference of {result.model_version}",
         header_style="bold",
     )
-    for name, justify in (
+    columns: tuple[tuple[str, JustifyMethod], ...] = (
         ("quantity", "left"),
         ("kind", "left"),
         ("PSI", "right"),
         ("status", "left"),
         ("live rows", "right"),
-    ):
-        table.add_column(name, justify=justify)  # type: ignore[arg-type]
+    )
+    for name, justify in columns:
+        table.add_column(name, justify=justify)
     for row in sorted(result.rows, key=lambda r: -r.psi):
         table.add_row(
             row.name,
