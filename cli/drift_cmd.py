@@ -10,9 +10,10 @@ from __future__ import annotations
 import json
 from dataclasses import replace
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
+from rich.console import JustifyMethod
 from rich.table import Table
 
 from cli.common import (
@@ -69,14 +70,15 @@ def result_table(result: DriftResult) -> Table:
         title=f"PSI vs training reference of {result.model_version}",
         header_style="bold",
     )
-    for name, justify in (
+    columns: tuple[tuple[str, JustifyMethod], ...] = (
         ("quantity", "left"),
         ("kind", "left"),
         ("PSI", "right"),
         ("status", "left"),
         ("live rows", "right"),
-    ):
-        table.add_column(name, justify=justify)  # type: ignore[arg-type]
+    )
+    for name, justify in columns:
+        table.add_column(name, justify=justify)
     for row in sorted(result.rows, key=lambda r: -r.psi):
         table.add_row(
             row.name,
@@ -133,14 +135,12 @@ def drift(
         cfg = settings(home, store)
         try:
             window = resolve_window(since, start, end)
-            thresholds = replace(
-                cfg.drift,
-                **{
-                    k: v
-                    for k, v in (("watch", watch), ("alert", alert), ("min_rows", min_rows))
-                    if v is not None
-                },
-            )
+            given: dict[str, Any] = {
+                k: v
+                for k, v in (("watch", watch), ("alert", alert), ("min_rows", min_rows))
+                if v is not None
+            }
+            thresholds = replace(cfg.drift, **given)
         except ValueError as exc:  # a TimeInputError among them
             raise UsageError(str(exc)) from exc
         card = _card(cfg, model_version)

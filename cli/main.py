@@ -13,10 +13,14 @@ import sys
 from collections.abc import Sequence
 from dataclasses import dataclass
 from functools import cache, wraps
-from typing import Annotated, Any, NoReturn
+from typing import TYPE_CHECKING, Annotated, Any, NoReturn
 
 import typer
 from typer.core import TyperCommand, TyperGroup
+
+if TYPE_CHECKING:
+    # The Click that Typer vendors: its commands take this Context (typer.Context's parent).
+    from typer._click import Context as ClickContext
 
 from cli.common import fail
 from flows.errors import RiskctlError, UsageError
@@ -233,9 +237,9 @@ class LazyCommand(TyperCommand):
         self,
         info_name: str | None,
         args: list[str],
-        parent: typer.Context | None = None,
+        parent: ClickContext | None = None,
         **extra: Any,
-    ) -> typer.Context:
+    ) -> ClickContext:
         # The context (and so what is parsed and invoked) is the real command's.
         return load(self.entry).make_context(info_name, args, parent=parent, **extra)
 
@@ -243,10 +247,10 @@ class LazyCommand(TyperCommand):
 class RiskctlGroup(TyperGroup):
     """The root command: lazy subcommands, and every error a user causes as one line."""
 
-    def list_commands(self, ctx: typer.Context) -> list[str]:
+    def list_commands(self, ctx: ClickContext) -> list[str]:
         return [entry.name for entry in COMMANDS]
 
-    def format_commands(self, ctx: typer.Context, formatter: Any) -> None:
+    def format_commands(self, ctx: ClickContext, formatter: Any) -> None:
         # Plain help with a section per task: Typer's rich help would import rich's markdown,
         # syntax and traceback modules, more than the whole CLI takes to start otherwise.
         width = max(len(entry.name) for entry in COMMANDS)  # one column across the sections
@@ -261,7 +265,7 @@ class RiskctlGroup(TyperGroup):
                     ]
                 )
 
-    def get_command(self, ctx: typer.Context, cmd_name: str) -> TyperCommand | None:
+    def get_command(self, ctx: ClickContext, cmd_name: str) -> TyperCommand | None:
         for entry in COMMANDS:
             if entry.name == cmd_name:
                 return LazyCommand(entry)

@@ -93,11 +93,16 @@ def list_command(
         emit(console, result, output, f"Models in {cfg.models_dir}", columns, wide)
 
 
+def _section(parent: dict[str, Any], key: str) -> dict[str, Any]:
+    """The object under ``key``, or an empty one where the card has none."""
+    value = parent.get(key)
+    return value if isinstance(value, dict) else {}
+
+
 def _card_table(entry: ModelEntry) -> Table:
     card = entry.card
-    data = card.get("data") if isinstance(card.get("data"), dict) else {}
-    metrics = card.get("metrics") if isinstance(card.get("metrics"), dict) else {}
-    test = metrics.get("test") if isinstance(metrics.get("test"), dict) else {}
+    data = _section(card, "data")
+    test = _section(_section(card, "metrics"), "test")
     table = Table(title=f"Model {entry.version}", show_header=False)
     table.add_column("field", style="bold")
     table.add_column("value", overflow="fold")

@@ -212,13 +212,13 @@ def line_chart(panel: Panel, table: pa.Table, time_range: Window) -> tuple[str, 
                 )
             continue
         if stacked:
-            top = [f"{x_of(t):.1f},{y_of(h):.1f}" for t, (_, h) in zip(times, layer, strict=True)]
-            bottom = [
+            upper = [f"{x_of(t):.1f},{y_of(h):.1f}" for t, (_, h) in zip(times, layer, strict=True)]
+            lower = [
                 f"{x_of(t):.1f},{y_of(lo):.1f}"
                 for t, (lo, _) in reversed(list(zip(times, layer, strict=True)))
             ]
             parts.append(
-                f'<polygon class="mark" points="{" ".join(top + bottom)}" fill="{color}" '
+                f'<polygon class="mark" points="{" ".join(upper + lower)}" fill="{color}" '
                 f'fill-opacity="0.75" stroke="{color}" stroke-width="1"><title>'
                 f"{html.escape(s.name)}</title></polygon>"
             )
@@ -237,8 +237,8 @@ def line_chart(panel: Panel, table: pa.Table, time_range: Window) -> tuple[str, 
             runs.append(run)
         for points in runs:
             if len(points) == 1:
-                x, y = points[0].split(",")
-                parts.append(f'<circle class="mark" cx="{x}" cy="{y}" r="4" fill="{color}"/>')
+                cx, cy = points[0].split(",")
+                parts.append(f'<circle class="mark" cx="{cx}" cy="{cy}" r="4" fill="{color}"/>')
             else:
                 parts.append(
                     f'<polyline class="mark" points="{" ".join(points)}" fill="none" '
@@ -259,7 +259,7 @@ def _frame(width: int, ticks: list[float], y_of: Any, unit: str) -> str:
     return "".join(parts)
 
 
-def _svg(width: int, title: str, body: str, height: int = CHART_HEIGHT) -> str:
+def _svg(width: int, title: str, body: str, height: float = CHART_HEIGHT) -> str:
     return (
         f'<svg class="chart" role="img" aria-label="{html.escape(title)}" '
         f'viewBox="0 0 {width} {height}" width="{width}" height="{height}" '

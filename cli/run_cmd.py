@@ -11,6 +11,7 @@ from collections.abc import Callable
 from dataclasses import replace
 from datetime import timedelta
 from enum import StrEnum
+from functools import partial
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, NoReturn
 
@@ -47,7 +48,7 @@ def count_lines(paths: list[Path]) -> int:
     for path in paths:
         with path.open("rb") as handle:
             total += sum(
-                chunk.count(b"\n") for chunk in iter(lambda h=handle: h.read(1 << 20), b"")
+                chunk.count(b"\n") for chunk in iter(partial(handle.read, 1 << 20), b"")
             )
     return total
 

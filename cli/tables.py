@@ -11,7 +11,7 @@ import json
 from collections.abc import Mapping
 from dataclasses import dataclass
 from enum import StrEnum
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal, cast
 
 import typer
 from rich import box
@@ -20,6 +20,8 @@ from rich.table import Table
 
 from cli.number_format import grouped, money, percent
 from cli.sql_results import Result
+
+_ColorSystem = Literal["auto", "standard", "256", "truecolor", "windows"]
 
 # The terminal width tables are laid out for unless --wide is given.
 NARROW_WIDTH = 80
@@ -130,7 +132,8 @@ def print_table(console: Console, table: Table, wide: bool = False) -> None:
         Console(
             width=max(natural, console.width),
             file=console.file,
-            color_system=console.color_system,
+            # rich names its colour system with one of the names the constructor takes
+            color_system=cast("_ColorSystem | None", console.color_system),
             force_terminal=console.is_terminal,
         ).print(table)
     else:

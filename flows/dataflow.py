@@ -40,7 +40,7 @@ def build_flow(
     score: Callable[[RawBatch], ApplicationBatch],
     *,
     live: Callable[[list[BookOutcome]], list[RepaymentBatch]] | None = None,
-    dead_letter_sink: Sink[KafkaSinkMessage[bytes, bytes]] | None = None,
+    dead_letter_sink: Sink[KafkaSinkMessage[bytes | None, bytes | None]] | None = None,
     flow_id: str = "riskctl",
     history: LoanHistory | None = None,
     snapshots: bool = True,
@@ -57,7 +57,7 @@ def build_flow(
             "loans",
             work,
             lambda resume: (
-                LoanBookLogic(resume, snapshots)  # type: ignore[arg-type]
+                LoanBookLogic(resume, snapshots)
                 if history is None
                 else HistoryBookLogic(resume, history, snapshots)
             ),

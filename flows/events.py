@@ -9,7 +9,7 @@ JSON and fail to decode; unknown categories fail as enum errors.
 from __future__ import annotations
 
 from datetime import UTC, date, datetime
-from typing import Annotated, Literal, get_type_hints
+from typing import Annotated, Literal, final, get_args, get_type_hints
 
 import msgspec
 from msgspec import Meta
@@ -57,10 +57,12 @@ State = Literal[
 Verification = Literal["not_verified", "verified", "source_verified"]
 TermMonths = Literal[36, 60]
 
-SUB_GRADES: tuple[str, ...] = SubGrade.__args__
-STATES: tuple[str, ...] = State.__args__
+SUB_GRADES: tuple[str, ...] = get_args(SubGrade)
+STATES: tuple[str, ...] = get_args(State)
 
 
+# final (as LoanRepayment): a `type(e) is LoanApplication` check then narrows both branches
+@final
 class LoanApplication(msgspec.Struct, frozen=True, kw_only=True, gc=False):
     """A loan application at origination (schema version 1).
 
@@ -102,6 +104,7 @@ class LoanApplication(msgspec.Struct, frozen=True, kw_only=True, gc=False):
 REPAYMENT_SCHEMA_VERSION = 1
 
 
+@final
 class LoanRepayment(msgspec.Struct, frozen=True, kw_only=True, gc=False):
     """One installment's outcome on a loan (schema version 1).
 

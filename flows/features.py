@@ -23,7 +23,10 @@ import numpy as np
 from flows.events import SUB_GRADES, LoanApplication
 
 NAN = float("nan")
-_SUB_GRADE_RANK = {grade: float(rank) for rank, grade in enumerate(SUB_GRADES, start=1)}
+# keyed by object: the batch formulas look up raw column values, None among them
+_SUB_GRADE_RANK: dict[object, float] = {
+    grade: float(rank) for rank, grade in enumerate(SUB_GRADES, start=1)
+}
 
 
 # A feature's documented direction: how PD may move as the feature's value rises, all else fixed.

@@ -8,6 +8,7 @@ import logging
 import time
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
+from typing import Any
 
 import msgspec
 from confluent_kafka import Consumer, KafkaError, KafkaException, Producer, TopicPartition
@@ -62,7 +63,8 @@ ALL_DOWN_GRACE_S = 2.0
 
 
 def _admin(brokers: str, on_error: Callable[[KafkaError], None] | None = None) -> AdminClient:
-    config: dict[str, object] = {
+    # Any: confluent-kafka's stubs allow only scalar values, but it takes callbacks and loggers
+    config: dict[str, Any] = {
         "bootstrap.servers": brokers,
         "socket.timeout.ms": 5000,
         "logger": LIBRDKAFKA_LOG,

@@ -6,8 +6,10 @@ x LGD.
 
 from __future__ import annotations
 
+from datetime import datetime
 from itertools import chain
 from operator import attrgetter
+from typing import cast
 
 import numpy as np
 import pyarrow as pa
@@ -131,7 +133,8 @@ class LiveScorer:
         columns: dict[str, pa.Array] = {
             "event_id": pa.array(event_id, pa.string()),
             "loan_id": pa.array(loan_id, pa.string()),
-            "event_time": utc_ms(event_time),
+            # the getters read an attribute of any name, so their values are typed as objects
+            "event_time": utc_ms(cast("list[datetime]", event_time)),
             "received_at": pa.array(received_us, TS_US),
             "source_time": pa.array(source_ms, TS_MS),
             "processed_at": constant_time(utc_now(), n),

@@ -143,7 +143,9 @@ def open_session(model_path: Path | bytes) -> ort.InferenceSession:
     try:
         return ort.InferenceSession(source, options, providers=["CPUExecutionProvider"])
     except Exception as exc:  # ONNX Runtime raises several unrelated types for a bad graph
-        raise ModelError(f"ONNX Runtime cannot load {model_path}: {type(exc).__name__}") from exc
+        # a graph in memory is named by its size: its bytes in the message could be megabytes
+        what = f"a {len(model_path)}-byte model" if isinstance(model_path, bytes) else model_path
+        raise ModelError(f"ONNX Runtime cannot load {what}: {type(exc).__name__}") from exc
 
 
 class ScoringModel:

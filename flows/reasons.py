@@ -129,7 +129,9 @@ def _check_time(value: object, t: mi.DateTimeType | mi.DateType) -> Problem | No
         parsed = msgspec.convert(value, target)
     except msgspec.ValidationError:
         return "invalid_value", f"{value!r} is not an RFC 3339 {target.__name__}"
-    if isinstance(t, mi.DateTimeType) and t.tz and parsed.tzinfo is None:  # type: ignore[union-attr]
+    # a datetime type converts to a datetime: the isinstance only narrows the union
+    naive = isinstance(parsed, datetime) and parsed.tzinfo is None
+    if isinstance(t, mi.DateTimeType) and t.tz and naive:
         return "wrong_type", "expected a time with a UTC offset"
     return None
 

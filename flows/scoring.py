@@ -8,6 +8,7 @@ from collections.abc import Iterable
 from datetime import datetime
 from itertools import compress, repeat
 from operator import attrgetter
+from typing import cast
 
 import numpy as np
 import pyarrow as pa
@@ -162,7 +163,7 @@ class BatchScorer:
             if type(result) is DeadLetter:
                 dead.append(result)
             else:
-                valid.append(result)  # type: ignore[arg-type]
+                valid.append(result)
                 origins.append(origin)
                 payloads.append(payload)
                 kept.append(i)
@@ -180,9 +181,10 @@ class BatchScorer:
     ) -> pa.Table:
         n = len(matrix)
         exposure = np.array(columns["funded_amnt"], dtype=np.float64)
-        # An application the lender has not priced yet has no grade: stored as "".
-        sub_grade = [g or "" for g in columns["sub_grade"]]
-        columns: dict[str, pa.Array] = {
+        # An application the lender has not priced yet has no grade: stored as "". (Columns
+        # types its values as objects; a sub_grade is a str or None.)
+        sub_grade = [g or "" for g in cast("tuple[str | None, ...]", columns["sub_grade"])]
+        table: dict[str, pa.Array] = {
             "event_id": raw.column("event_id"),
             "loan_id": raw.column("loan_id"),
             "borrower_id": pa.array(columns["borrower_id"], pa.string()),
@@ -206,8 +208,8 @@ class BatchScorer:
             "reason_texts": texts,
         }
         for j, name in enumerate(FEATURE_NAMES):
-            columns[name] = pa.array(matrix[:, j], pa.float64())
-        return pa.table(columns)
+            table[name] = pa.array(matrix[:, j], pa.float64())
+        return pa.table(table)
 
     def _loan_events(
         self,
@@ -231,7 +233,7 @@ class BatchScorer:
             if type(event) is LoanApplication:
                 add(Opened(event, next(scores), version, origin))
             else:
-                add(Repaid(event, origin, received_us, ms))  # type: ignore[arg-type]
+                add(Repaid(event, origin, received_us, ms))
         return events
 
 

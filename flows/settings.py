@@ -10,6 +10,7 @@ import math
 import os
 from dataclasses import dataclass, field, replace
 from pathlib import Path
+from typing import Any
 
 from flows.errors import UsageError
 from flows.store.url import StoreURL, StoreURLError, parse_store_url
@@ -166,7 +167,7 @@ class Settings:
             return self.store_url
         return StoreURL.embedded_at((self.home / "store").resolve())
 
-    def with_overrides(self, **changes: object) -> Settings:
+    def with_overrides(self, **changes: Any) -> Settings:
         """A copy with the given fields replaced, skipping the ones left as ``None``."""
         return replace(self, **{k: v for k, v in changes.items() if v is not None})
 

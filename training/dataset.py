@@ -10,6 +10,7 @@ import hashlib
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -83,8 +84,9 @@ def loan_id_for(row_number: int, cycle: int = 0) -> str:
     return base if cycle == 0 else f"{base}-r{cycle}"
 
 
-def application_record(row: dict[str, object], loan_id: str, event_time: datetime) -> dict:
+def application_record(row: dict[str, Any], loan_id: str, event_time: datetime) -> dict:
     """One LendingClub row as a JSON-ready loan-application event (schema version 1)."""
+    # row: a LendingClub row from pandas (Any: each value has its column's type)
     record: dict[str, object] = {
         "schema_version": APPLICATION_SCHEMA_VERSION,
         "event_type": "loan_application",

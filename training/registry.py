@@ -170,7 +170,7 @@ def record(
                 raise RegistryError(f"unknown stage {change.stage!r}")
             if not (directory / change.version / "card.json").is_file():
                 raise RegistryError(f"model version {change.version} not found in {directory}")
-            steps = []
+            steps: list[tuple[str, str, str, dict[str, Any] | None]] = []
             if change.stage == CHAMPION and holder not in (None, change.version):
                 steps.append((holder, RETIRED, f"replaced by {change.version}", None))
             steps.append((change.version, change.stage, change.reason, change.gate))

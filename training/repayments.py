@@ -107,6 +107,8 @@ def repayment_history(
     by installment, so a shorter history is a prefix of a longer one and a loan's history does
     not depend on which other loans are replayed.
     """
+    if app.int_rate is None:  # every LendingClub loan is priced; an unpriced one has no schedule
+        raise ValueError(f"loan {app.loan_id} has no int_rate to schedule installments")
     rng = random.Random(f"{seed}:{app.loan_id}")
     cal = calibration
     onset = int(rng.random() * cal.onset_months) + 1 if bad else 0

@@ -16,7 +16,7 @@ import logging
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, NoReturn, cast
 
 import msgspec
 from starlette.applications import Starlette
@@ -40,6 +40,7 @@ from flows.api.schema import (
 )
 from flows.api.settings import ApiSettings
 from flows.errors import RiskctlError
+from flows.events import LoanApplication
 
 log = logging.getLogger("riskctl.api")
 
@@ -76,7 +77,9 @@ class _Refused(Exception):
         )
 
 
-def refuse(status: int, reason: str, detail: str, errors: list[ItemProblem] | None = None) -> None:
+def refuse(
+    status: int, reason: str, detail: str, errors: list[ItemProblem] | None = None
+) -> NoReturn:
     raise _Refused(status, reason, detail, errors or [])
 
 
@@ -87,7 +90,7 @@ def problem_response(problem: Problem) -> Response:
     )
 
 
-def _invalid(problems: list[ItemProblem], batch: bool) -> None:
+def _invalid(problems: list[ItemProblem], batch: bool) -> NoReturn:
     """422 with every problem (413 when the only trouble is size), reasons as dead letters'."""
     status = 413 if all(p.reason == "oversized" for p in problems) else 422
     first = problems[0]
@@ -164,7 +167,7 @@ class DecisionApp:
         loaded = self.holder.current
         if loaded is None:
             refuse(503, "no_model", "no model is loaded yet")
-        return loaded  # type: ignore[return-value]
+        return loaded
 
     def replayed(self, request: Request, body: bytes) -> Response | None:
         key = request.headers.get("idempotency-key")
@@ -190,20 +193,21 @@ class DecisionApp:
     ) -> Response:
         loaded = self.model()
         checked = validate(payloads, self.max_bytes)
+        # validate returns problems only or applications only: the first item says which
         if checked and type(checked[0]) is ItemProblem:
-            _invalid(checked, batch)  # type: ignore[arg-type]
+            _invalid(cast("list[ItemProblem]", checked), batch)
         if not self.audit.ready:
             refuse(503, "audit_buffer_full", "decisions cannot be recorded now; retry later")
-        apps = checked
-        answers = self.decider.decide(apps, loaded.model, datetime.now(UTC))  # type: ignore[arg-type]
+        apps = cast("list[LoanApplication]", checked)
+        answers = self.decider.decide(apps, loaded.model, datetime.now(UTC))
         content = encode(answers, loaded)
         key = request.headers.get("idempotency-key", "")
         latency_us = int((time.perf_counter() - started) * 1e6)
         rows = [
             AuditRow(
                 answer=answer,
-                event_time=app.event_time,  # type: ignore[union-attr]
-                borrower_id=app.borrower_id,  # type: ignore[union-attr]
+                event_time=app.event_time,
+                borrower_id=app.borrower_id,
                 request=payload,
                 response=content if not batch else _ENCODER.encode(answer),
                 idempotency_key=key,
@@ -256,7 +260,7 @@ class DecisionApp:
         def encode(answers: list[DecisionAnswer], loaded: Loaded) -> bytes:
             return _ENCODER.encode(BatchAnswer(answers, loaded.model.version, policy))
 
-        return self.answer(request, body, payloads, started, encode, True)  # type: ignore[arg-type]
+        return self.answer(request, body, payloads, started, encode, True)
 
     async def current_model(self, request: Request) -> Response:
         self.authenticate(request)

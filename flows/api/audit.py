@@ -15,6 +15,7 @@ import logging
 import threading
 import time
 from collections import deque
+from collections.abc import Callable
 from dataclasses import dataclass
 from itertools import islice
 
@@ -22,7 +23,7 @@ import pyarrow as pa
 
 from flows.api.schema import DecisionAnswer
 from flows.batches import TS_MS, TS_US
-from flows.store import Opener, Store, StoreError, StoreURL, open_store
+from flows.store import Store, StoreError, StoreURL, open_store
 from flows.store.migrations import migrate
 
 log = logging.getLogger("riskctl.api.audit")
@@ -81,7 +82,7 @@ class AuditWriter:
         batch_rows: int,
         interval_s: float,
         retry_max_s: float,
-        opener: Opener = open_store,
+        opener: Callable[[StoreURL], Store] = open_store,
     ) -> None:
         self.capacity = capacity
         self._url = store_url

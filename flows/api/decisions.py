@@ -45,7 +45,7 @@ def validate(payloads: list[bytes], max_bytes: int) -> list[LoanApplication] | l
         if type(result) is DeadLetter:
             problems.append(ItemProblem(i, result.reason, result.detail))
         else:
-            apps.append(result)  # type: ignore[arg-type]
+            apps.append(result)
     return problems or apps
 
 
@@ -106,7 +106,7 @@ class Decider:
                     decision_id=f"{prefix}{next(counter):016x}",
                     event_id=app.event_id,
                     loan_id=app.loan_id,
-                    outcome=decision.outcome,  # type: ignore[arg-type]
+                    outcome=decision.outcome,
                     pd_lifetime=score,
                     band=bands[i],
                     rules_fired=[hits[name] for name in decision.rules_fired],

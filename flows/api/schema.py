@@ -5,13 +5,12 @@ generated from these same types."""
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any, Literal
+from typing import Any
 
 import msgspec
 
+from flows.decision.policy import Outcome
 from flows.events import LoanApplication
-
-Outcome = Literal["approve", "refer", "decline"]
 
 
 class Reason(msgspec.Struct, frozen=True):
@@ -110,7 +109,7 @@ def openapi(version: str) -> dict[str, Any]:
         )
     )
     del request, decision, batch_req, batch, problem, model  # all are in components
-    secured = [{"bearer": []}, {"apiKey": []}]
+    secured: list[dict[str, list[str]]] = [{"bearer": []}, {"apiKey": []}]
     idempotency = {
         "name": "Idempotency-Key",
         "in": "header",

@@ -7,6 +7,7 @@ import math
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from flows.secret import Secret
 from flows.settings import SettingsError
@@ -61,24 +62,24 @@ def _number(env: dict[str, str], name: str, default: float, kind: type) -> float
         raise SettingsError(f"{name} must be a number, got {text.strip()!r}") from None
     if not math.isfinite(value):
         raise SettingsError(f"{name} must be a finite number, got {text.strip()!r}")
-    return value  # type: ignore[no-any-return]
+    return value
 
 
 def api_settings(env: dict[str, str] | None = None, **overrides: object) -> ApiSettings:
     """Settings from ``RISKCTL_API_*`` variables, with the options given (not None) on top."""
     env = dict(os.environ if env is None else env)
-    d = ApiSettings.__dataclass_fields__
-    values: dict[str, object] = {
+    # A field's class attribute is its default (dataclasses keep plain defaults there).
+    d = ApiSettings
+    # Any: each value has its own field's type
+    values: dict[str, Any] = {
         "token": Secret(env.get("RISKCTL_API_TOKEN", "")),
-        "host": env.get("RISKCTL_API_HOST", d["host"].default),
-        "port": int(_number(env, "RISKCTL_API_PORT", d["port"].default, int)),  # type: ignore[arg-type]
+        "host": env.get("RISKCTL_API_HOST", d.host),
+        "port": int(_number(env, "RISKCTL_API_PORT", d.port, int)),
         "policy_file": Path(env["RISKCTL_POLICY_FILE"]) if env.get("RISKCTL_POLICY_FILE") else None,
-        "audit_buffer": int(
-            _number(env, "RISKCTL_API_AUDIT_BUFFER", d["audit_buffer"].default, int)  # type: ignore[arg-type]
-        ),
+        "audit_buffer": int(_number(env, "RISKCTL_API_AUDIT_BUFFER", d.audit_buffer, int)),
         "reload_interval_s": _number(
-            env, "RISKCTL_API_RELOAD_INTERVAL_S", d["reload_interval_s"].default, float  # type: ignore[arg-type]
+            env, "RISKCTL_API_RELOAD_INTERVAL_S", d.reload_interval_s, float
         ),
     }
     values.update({k: v for k, v in overrides.items() if v is not None})
-    return ApiSettings(**values)  # type: ignore[arg-type]
+    return ApiSettings(**values)

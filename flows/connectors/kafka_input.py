@@ -16,11 +16,12 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Sequence
+from typing import cast
 
 import bytewax.operators as op
 from bytewax.connectors.kafka import KafkaSource
 from bytewax.dataflow import Dataflow, Stream
-from bytewax.inputs import StatefulSourcePartition
+from bytewax.inputs import FixedPartitionedSource, StatefulSourcePartition
 from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaException, Message, TopicPartition
 from confluent_kafka import KafkaError as ConsumerError
 
@@ -195,7 +196,11 @@ def kafka_batches(
 ) -> Stream[RawBatch]:
     """Read ``topics`` from the beginning (or the recovery snapshot) as micro-batches, until
     their end (without ``tail``) or until ``stop`` is requested."""
-    source = MicroBatchKafkaSource(
-        kafka.brokers, topics, tail=tail, batch_size=kafka.consume_batch_size
+    # typed by its KafkaSource base, but build_part makes RawBatch partitions
+    source = cast(
+        "FixedPartitionedSource[RawBatch, int | None]",
+        MicroBatchKafkaSource(
+            kafka.brokers, topics, tail=tail, batch_size=kafka.consume_batch_size
+        ),
     )
     return op.input("kafka", flow, StoppableSource(source, stop or StopRequest()))

@@ -9,6 +9,7 @@ step half done.
 from __future__ import annotations
 
 import threading
+from collections.abc import Iterable
 from datetime import datetime
 from typing import Any, Generic, TypeVar
 
@@ -40,7 +41,7 @@ class _StoppablePartition(StatefulSourcePartition[X, S], Generic[X, S]):
         self._inner = inner
         self._stop = stop
 
-    def next_batch(self) -> list[X]:
+    def next_batch(self) -> Iterable[X]:
         if self._stop.requested:
             raise StopIteration
         return self._inner.next_batch()

@@ -41,10 +41,11 @@ def _check_datasource(ds: Any, path: Path, where: str) -> None:
 
 
 def _panel(raw: dict[str, Any], path: Path) -> Panel:
-    title = raw.get("title")
+    # JSON values are Any until checked: _require raises where they are not what is used
+    title: Any = raw.get("title")
     _require(isinstance(title, str) and bool(title), path, "every panel needs a title")
     where = f"panel {title!r}"
-    kind = raw.get("type")
+    kind: Any = raw.get("type")
     _require(kind in PANEL_TYPES, path, f"{where} has type {kind!r}; use one of {PANEL_TYPES}")
     _require(isinstance(raw.get("id"), int), path, f"{where} needs an integer id")
     grid = raw.get("gridPos", {})
@@ -54,7 +55,7 @@ def _panel(raw: dict[str, Any], path: Path) -> Panel:
         f"{where} needs gridPos x, y, w (1-24) and h",
     )
     _check_datasource(raw.get("datasource"), path, where)
-    targets = raw.get("targets")
+    targets: Any = raw.get("targets")
     _require(isinstance(targets, list) and bool(targets), path, f"{where} has no queries")
     parsed = []
     for target in targets:
@@ -105,15 +106,16 @@ def _panel(raw: dict[str, Any], path: Path) -> Panel:
 
 
 def _variable(raw: dict[str, Any], path: Path) -> Variable | None:
+    # JSON values are Any until checked: _require raises where they are not what is used
     kind = raw.get("type")
-    name = raw.get("name")
+    name: Any = raw.get("name")
     _require(isinstance(name, str) and name.isidentifier(), path, f"bad variable name {name!r}")
     if kind == "datasource":
         _require(raw.get("query") == PLUGIN_TYPE, path, f"variable {name} must list {PLUGIN_TYPE}")
         return None
     _require(kind == "query", path, f"variable {name} must be a query or datasource variable")
     _check_datasource(raw.get("datasource"), path, f"variable {name}")
-    query = raw.get("query")
+    query: Any = raw.get("query")
     if isinstance(query, dict):
         query = query.get("rawSql")
     _require(isinstance(query, str) and bool(query.strip()), path, f"variable {name} has no SQL")

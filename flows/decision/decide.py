@@ -8,7 +8,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from flows.decision.policy import OUTCOMES, Policy
+from flows.decision.policy import OUTCOMES, Outcome, Policy
 from flows.features import FEATURE_NAMES
 
 _RANK = {outcome: i for i, outcome in enumerate(OUTCOMES)}
@@ -20,12 +20,12 @@ _VECTOR_FROM = 8
 
 @dataclass(frozen=True, slots=True)
 class Decision:
-    outcome: str
+    outcome: Outcome
     # Every rule that fired, PD cut-offs included, in policy order.
     rules_fired: tuple[str, ...]
 
 
-def _pd_outcome(pd: float, policy: Policy) -> tuple[str, tuple[str, ...]]:
+def _pd_outcome(pd: float, policy: Policy) -> tuple[Outcome, tuple[str, ...]]:
     if pd >= policy.decline_from:
         return "decline", (PD_DECLINE,)
     if pd >= policy.approve_below:

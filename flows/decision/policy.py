@@ -32,8 +32,8 @@ from flows.features import FEATURE_NAMES
 
 # Ordered from best to worst for the applicant; a decision is the worst outcome any part of
 # the policy gives.
-OUTCOMES: tuple[str, ...] = ("approve", "refer", "decline")
 Outcome = Literal["approve", "refer", "decline"]
+OUTCOMES: tuple[Outcome, ...] = ("approve", "refer", "decline")
 Probability = Annotated[float, Meta(ge=0.0, le=1.0)]
 RuleName = Annotated[str, Meta(min_length=1, max_length=64, pattern=r"^[a-z0-9_]+$")]
 

@@ -16,7 +16,7 @@ from __future__ import annotations
 import zlib
 from collections.abc import Mapping
 from types import MappingProxyType
-from typing import Any
+from typing import Any, final
 
 import msgspec
 
@@ -35,6 +35,8 @@ class Segment(msgspec.Struct, frozen=True, gc=False):
     origination_version: str
 
 
+# final: a `type(e) is Opened` check then tells the checker the other branch holds a Repaid
+@final
 class Opened(msgspec.Struct, frozen=True, gc=False):
     """An application, with the PD the origination model gave it."""
 
@@ -44,6 +46,7 @@ class Opened(msgspec.Struct, frozen=True, gc=False):
     origin: str = ""
 
 
+@final
 class Repaid(msgspec.Struct, frozen=True, gc=False):
     """A repayment, when the flow received it (µs since the epoch) and its source's timestamp
     (Kafka's, in ms; the receive time when the source has none). Plain integers: the live
@@ -65,6 +68,7 @@ _ENCODER = msgspec.json.Encoder()
 def state_dead_letter(event: LoanEvent, error: Exception) -> DeadLetter:
     """A dead letter for an event the state logic failed on. The payload is the decoded event
     encoded again (its raw bytes are in ``raw_events`` under the same origin)."""
+    decoded: LoanApplication | LoanRepayment
     if isinstance(event, Opened):
         origin, decoded = event.origin, event.app
     else:
@@ -185,7 +189,7 @@ def shard_events(events: list[LoanEvent]) -> list[tuple[str, list[LoanEvent]]]:
     groups: list[list[LoanEvent]] = [[] for _ in _SHARD_KEYS]
     crc32 = zlib.crc32
     for event in events:
-        loan_id = event.app.loan_id if type(event) is Opened else event.event.loan_id  # type: ignore[union-attr]
+        loan_id = event.app.loan_id if type(event) is Opened else event.event.loan_id
         groups[crc32(loan_id.encode()) % SHARDS].append(event)
     return [(key, group) for key, group in zip(_SHARD_KEYS, groups, strict=True) if group]
 

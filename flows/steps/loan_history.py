@@ -160,7 +160,7 @@ class HistoryBookLogic(StatefulBatchLogic[list[LoanEvent], BookOutcome, BookSnap
         if history is None:
             return self._inner.on_batch(values)
         new = {
-            e.app.loan_id if type(e) is Opened else e.event.loan_id  # type: ignore[union-attr]
+            e.app.loan_id if type(e) is Opened else e.event.loan_id
             for events in values
             for e in events
         } - self._met

@@ -31,7 +31,7 @@ class ServerStore(URLNamed):
     ) -> None:
         self._url = url
 
-        def client(**database: str) -> Any:
+        def client(database: str | None = None) -> Any:
             return clickhouse_connect.get_client(
                 host=url.host,
                 port=url.port,
@@ -41,7 +41,7 @@ class ServerStore(URLNamed):
                 connect_timeout=connect_timeout,
                 send_receive_timeout=send_receive_timeout,
                 compress="lz4",
-                **database,
+                database=database,
             )
 
         try:

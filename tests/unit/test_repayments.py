@@ -391,3 +391,14 @@ def test_mixed_stream_is_sorted_and_keeps_application_bytes(lending_club: Lendin
     assert {r.loan_id for r in repayments} <= opened
     assert len({r.event_id for r in repayments}) == len(repayments)
     assert 10 * 400 < len(repayments) <= DEFAULT_MONTHS * 400
+
+
+def test_an_unpriced_application_has_no_history_to_derive(
+    every_loan: list, lending_club: LendingClub
+) -> None:
+    cal = calibration_for(lending_club)
+    app, is_bad, _ = every_loan[0]
+    unpriced = msgspec.structs.replace(app, int_rate=None)
+    with pytest.raises(ValueError) as refused:
+        repayment_history(unpriced, is_bad, cal, seed=3, months=12)
+    assert app.loan_id in str(refused.value)
