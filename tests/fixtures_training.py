@@ -19,7 +19,8 @@ from training.behaviour_export import export_behaviour
 from training.dataset import LendingClub
 from training.export import export_model
 from training.publish import ExportReport
-from training.train import TrainingResult, save_staged, train
+from training.staging import save_staged
+from training.train import TrainingResult, train
 
 # Enough splits for the repeated evaluation to have a spread; riskctl train runs 20.
 FIXTURE_REPEATS = 3

@@ -18,16 +18,12 @@ publish it later without retraining.
 
 from __future__ import annotations
 
-import os
-import tempfile
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from pathlib import Path
 from typing import Any
 
-import joblib
 import numpy as np
 from sklearn.model_selection import StratifiedKFold, train_test_split
 from threadpoolctl import threadpool_limits
@@ -49,8 +45,8 @@ DEFAULT_TEST_SIZE = 0.2
 # Below these a kind's model is not worth exporting. The applicant model has far less to go on
 # (the best unconstrained model without the grade reaches ~0.68 in CV here).
 AUC_FLOORS = {"applicant": 0.62, "priced": 0.72}
-STAGING_DIR = Path("training") / "latest"
-_STAGE_FORMAT = 4
+# the format of a staged TrainingResult (training.staging): raise it when the fields change
+STAGE_FORMAT = 4
 # Resamples of the held-out set behind the 95% intervals of its AUC and lifts.
 BOOTSTRAP_ROUNDS = 1000
 # The pricing a priced model must beat, scored alone on the same held-out rows.
@@ -66,10 +62,6 @@ class TrainingError(RiskctlError):
 
 class AucBelowFloorError(TrainingError):
     """The model's held-out AUC is below the floor a model must reach to be exported."""
-
-
-class StagedRunError(TrainingError):
-    """There is no usable staged training run to export."""
 
 
 @dataclass
@@ -117,7 +109,7 @@ class TrainingResult:
     # the repeated held-out evaluation over ``repeated["repeats"]`` splits (training.repeated)
     repeated: dict[str, Any] = field(default_factory=dict)
     feature_names: tuple[str, ...] = field(default=FEATURE_NAMES)
-    stage_format: int = _STAGE_FORMAT
+    stage_format: int = STAGE_FORMAT
 
     @property
     def model_type(self) -> str:
@@ -145,7 +137,10 @@ def _benchmarks(
         auc = metrics.auc(y, matrix[:, FEATURE_NAMES.index(name)])
         lift = intervals["lift"][name]
         out[name] = {
-            "auc": auc, "lift": model_auc - auc, "lift_low": lift["low"], "lift_high": lift["high"]
+            "auc": auc,
+            "lift": model_auc - auc,
+            "lift_low": lift["low"],
+            "lift_high": lift["high"],
         }
     return out
 
@@ -409,45 +404,3 @@ def train(
         trained_at=iso_utc(trained_at, "seconds"),
         repeated=repeated,
     )
-
-
-def staged_path(home: Path, kind: str) -> Path:
-    return home / STAGING_DIR / f"{kind}.joblib"
-
-
-def save_staged(result: TrainingResult, home: Path) -> Path:
-    """Stage a training run for a later export; replaces the kind's previous run atomically."""
-    target = staged_path(home, result.kind)
-    target.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=".run-", suffix=".tmp")
-    os.close(fd)
-    try:
-        joblib.dump(result, tmp)
-        os.replace(tmp, target)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-    return target
-
-
-def load_staged(home: Path, kind: str) -> TrainingResult:
-    target = staged_path(home, kind)
-    if not target.is_file():
-        raise StagedRunError(
-            f"no staged training run in {target.parent}; run `riskctl train` first"
-        )
-    try:
-        result = joblib.load(target)
-    except Exception as exc:  # a truncated or foreign file: say so instead of a traceback
-        raise StagedRunError(f"cannot read the staged training run {target}: {exc}") from exc
-    if (
-        not isinstance(result, TrainingResult)
-        or result.stage_format != _STAGE_FORMAT
-        or result.kind != kind
-    ):
-        raise StagedRunError(f"{target} is not a training run this version can export; retrain")
-    if tuple(result.feature_names) != FEATURE_NAMES:
-        raise StagedRunError(
-            "the staged run was trained on different features than this code computes; retrain"
-        )
-    return result

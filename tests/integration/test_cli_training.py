@@ -12,7 +12,8 @@ import training.train
 from cli.main import app
 from flows.model_cards import current_version
 from flows.model_registry import entries
-from training.train import TrainingResult, staged_path
+from training.staging import staged_path
+from training.train import TrainingResult
 
 runner = CliRunner()
 
@@ -57,9 +58,7 @@ def test_train_export_and_list(tmp_path: Path) -> None:
 def test_unknown_kind_is_a_usage_error(tmp_path: Path) -> None:
     result = runner.invoke(app, ["train", "--home", str(tmp_path), "--kind", "graded"])
     assert result.exit_code == 2
-    assert _lines(result.stderr) == [
-        "error: --kind must be one of applicant, priced, got 'graded'"
-    ]
+    assert _lines(result.stderr) == ["error: --kind must be one of applicant, priced, got 'graded'"]
 
 
 @pytest.mark.parametrize("repeats", ["0", "-3", "many"])

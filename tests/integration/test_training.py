@@ -29,13 +29,8 @@ from training.onnx_export import ParityError
 from training.publish import ExportReport
 from training.reasons import NOT_SUPPLIED, REASON_TEXTS
 from training.scorecard import Scorecard
-from training.train import (
-    AucBelowFloorError,
-    StagedRunError,
-    TrainingResult,
-    load_staged,
-    train,
-)
+from training.staging import StagedRunError, load_staged
+from training.train import AucBelowFloorError, TrainingResult, train
 
 PRICED_FEATURES = {f.name for f in FEATURES if f.priced}
 
