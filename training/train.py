@@ -186,52 +186,37 @@ def fit_split(
     # The fits are small (thousands of rows, tens of columns): BLAS threads only contend for
     # the cores. One thread gives the same numbers 2-3x faster on a busy 2-core machine.
     with threadpool_limits(limits=1):
-        return _fit_split(x_train, y_train, kind=kind, chars=chars, grid=grid, folds=folds,
-                          seed=seed, on_fit=on_fit)  # fmt: skip
+        splits = list(
+            StratifiedKFold(n_splits=folds, shuffle=True, random_state=seed).split(x_train, y_train)
+        )
 
+        def fit(x: np.ndarray, y: np.ndarray, params: Params, label: str) -> Scorecard:
+            if on_fit is not None:
+                on_fit(label)
+            return fit_scorecard(x, y, FEATURE_NAMES, chars, kind=kind, **params)
 
-def _fit_split(
-    x_train: np.ndarray,
-    y_train: np.ndarray,
-    *,
-    kind: str,
-    chars: Sequence[str],
-    grid: Sequence[Params],
-    folds: int,
-    seed: int,
-    on_fit: FitHook | None,
-) -> SplitFit:
-    splits = list(
-        StratifiedKFold(n_splits=folds, shuffle=True, random_state=seed).split(x_train, y_train)
-    )
-
-    def fit(x: np.ndarray, y: np.ndarray, params: Params, label: str) -> Scorecard:
-        if on_fit is not None:
-            on_fit(label)
-        return fit_scorecard(x, y, FEATURE_NAMES, chars, kind=kind, **params)
-
-    grid_rows: list[dict[str, Any]] = []
-    best: tuple[float, Params, dict[str, dict[str, float]]] | None = None
-    for params in grid:
-        described = " ".join(f"{k}={v}" for k, v in params.items())
-        fold_metrics = []
-        for k, (fit_idx, val_idx) in enumerate(splits, start=1):
-            label = f"{kind} scorecard split seed {seed} {described} fold {k}/{folds}"
-            model = fit(x_train[fit_idx], y_train[fit_idx], params, label)
-            p = model.predict_proba(x_train[val_idx])[:, 1]
-            fold_metrics.append(metrics.summary(y_train[val_idx], p))
-        stats = _fold_stats(fold_metrics)
-        grid_rows.append(
-            {"params": dict(params), "auc_mean": stats["auc"]["mean"],
-             "auc_std": stats["auc"]["std"]}
-        )  # fmt: skip
-        if best is None or stats["auc"]["mean"] > best[0]:
-            best = (stats["auc"]["mean"], params, stats)
-    assert best is not None  # the grid is never empty
-    _, params, cv_stats = best
-    started = time.perf_counter()
-    model = fit(x_train, y_train, params, f"{kind} scorecard split seed {seed} refit")
-    return SplitFit(model, dict(params), cv_stats, grid_rows, time.perf_counter() - started)
+        grid_rows: list[dict[str, Any]] = []
+        best: tuple[float, Params, dict[str, dict[str, float]]] | None = None
+        for params in grid:
+            described = " ".join(f"{k}={v}" for k, v in params.items())
+            fold_metrics = []
+            for k, (fit_idx, val_idx) in enumerate(splits, start=1):
+                label = f"{kind} scorecard split seed {seed} {described} fold {k}/{folds}"
+                model = fit(x_train[fit_idx], y_train[fit_idx], params, label)
+                p = model.predict_proba(x_train[val_idx])[:, 1]
+                fold_metrics.append(metrics.summary(y_train[val_idx], p))
+            stats = _fold_stats(fold_metrics)
+            grid_rows.append(
+                {"params": dict(params), "auc_mean": stats["auc"]["mean"],
+                 "auc_std": stats["auc"]["std"]}
+            )  # fmt: skip
+            if best is None or stats["auc"]["mean"] > best[0]:
+                best = (stats["auc"]["mean"], params, stats)
+        assert best is not None  # the grid is never empty
+        _, params, cv_stats = best
+        started = time.perf_counter()
+        model = fit(x_train, y_train, params, f"{kind} scorecard split seed {seed} refit")
+        return SplitFit(model, dict(params), cv_stats, grid_rows, time.perf_counter() - started)
 
 
 def split_record(
