@@ -140,7 +140,13 @@ def without_keys(table: pa.Table, key: str, present: pa.Array) -> pa.Table:
 class IdempotentWriter:
     """Writes scored batches once per key. With ``prefilter`` (the default) it keeps the hash of
     every stored key in memory (:mod:`flows.seen_keys`) and asks the store only about keys found
-    there; without, it asks about every key. Both give the same rows and dead letters."""
+    there; without, it asks about every key. Both give the same rows and dead letters.
+
+    ``alone``: no other writer of this process writes the store (a sink of one partition). On
+    a store no other process can write either (:attr:`Store.exclusive`, the embedded one), the
+    key set then sees every write as it is applied, so the writer skips exchanging keys with
+    other writers through ``stored_keys``: two of a write's seven statements.
+    """
 
     def __init__(
         self,
@@ -150,6 +156,7 @@ class IdempotentWriter:
         sleep: Callable[[float], None] = time.sleep,
         *,
         prefilter: bool = True,
+        alone: bool = False,
     ) -> None:
         self._open_store = open_store
         self._store: Store | None = None
@@ -157,8 +164,10 @@ class IdempotentWriter:
         self._retry = retry or RetryPolicy()
         self._sleep = sleep
         self._prefilter = prefilter
+        self._alone = alone
         self._writer_id = new_writer_id()
         self._seen: SeenKeys | None = None
+        self._exchange = True  # decided on connecting, from the store opened
 
     def write(self, batches: list[ScoredBatch]) -> WriteResult:
         if not batches:
@@ -242,7 +251,7 @@ class IdempotentWriter:
         """The rows of each table whose keys it does not hold yet, as one journal entry (with
         their stored_keys rows first), and the hashes of the keys it inserts, per table."""
         store = self._connected()
-        if self._seen is not None:
+        if self._seen is not None and self._exchange:
             self._seen.refresh(store)
         tables = _with_key_hashes(store, gathered)
         raw = tables.get("raw_events")
@@ -291,8 +300,10 @@ class IdempotentWriter:
         }
         rows = {table: data.drop_columns([_KEY_HASH]) for table, data in fresh.items()}
         # stored_keys before the tables: a key another writer finds in a table is there already.
-        entry = journal.Entry.new({STORED_KEYS: stored_key_rows(self._writer_id, written), **rows})
-        return entry, written
+        exchanged = (
+            {STORED_KEYS: stored_key_rows(self._writer_id, written)} if self._exchange else {}
+        )
+        return journal.Entry.new({**exchanged, **rows}), written
 
     def _maybe_stored(self, table: str, data: pa.Table) -> np.ndarray:
         """Which rows' keys the table may hold: all, without the prefilter."""
@@ -306,6 +317,7 @@ class IdempotentWriter:
         stored keys' hashes (after, so they include what the completion wrote)."""
         if self._store is None:
             store = self._open_store()
+            self._exchange = not (self._alone and store.exclusive)
             try:
                 journal.complete_pending(store)
                 if self._prefilter:

@@ -355,7 +355,9 @@ class StoreSink(FixedPartitionedSink[ScoredBatch, None]):
         return [str(i) for i in range(self._partitions)]
 
     def build_part(self, step_id: str, for_part: str, resume_state: None) -> _StorePartition:
-        writer = IdempotentWriter(self._open_store, self._stats, self._retry)
+        writer = IdempotentWriter(
+            self._open_store, self._stats, self._retry, alone=self._partitions == 1
+        )
         observer = None if self._observe is None else self._observe(int(for_part))
         return _StorePartition(
             writer, observer, self._on_write, self._on_failure, self._linger, self._snapshots

@@ -45,6 +45,11 @@ class Store(Protocol):
     @property
     def database(self) -> str: ...
 
+    @property
+    def exclusive(self) -> bool:
+        """Whether no other process can write the store while this one has it open."""
+        ...
+
     def command(self, sql: str, params: dict[str, Any] | None = None) -> None:
         """Run a statement that returns nothing."""
         ...

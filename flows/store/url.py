@@ -98,6 +98,12 @@ class URLNamed:
     def database(self) -> str:
         return self._url.database
 
+    @property
+    def exclusive(self) -> bool:
+        """Whether no other process can write the store while this one has it open."""
+        # chDB serves a data directory to one process; a server takes writes from anyone.
+        return self._url.embedded
+
 
 def parse_store_url(url: str) -> StoreURL:
     parts = urlsplit(url)

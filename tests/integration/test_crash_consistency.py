@@ -23,7 +23,10 @@ from flows.writer import TARGETS, IdempotentWriter, RunStats
 from tests.conftest import query_rows
 from tests.store_compare import assert_same, fingerprint, journal_rows
 
-WRITES_PER_BATCH = 6  # journal, stored_keys, raw_events, dead_letters, scored_events, the drop
+# A write's changes: journal, stored_keys, raw_events, dead_letters, scored_events, the drop.
+# A writer alone on an exclusive store exchanges no keys: no stored_keys insert.
+CHANGES = {False: 6, True: 5}
+CRASH_POINTS = [(alone, at) for alone, count in CHANGES.items() for at in range(count)]
 
 
 class SimulatedCrash(BaseException):
@@ -74,9 +77,13 @@ def migrated(url: StoreURL) -> StoreURL:
 
 
 def write_once(
-    url: StoreURL, batch: ApplicationBatch, wrap: Callable[[Store], Store] = lambda s: s
+    url: StoreURL,
+    batch: ApplicationBatch,
+    wrap: Callable[[Store], Store] = lambda s: s,
+    *,
+    alone: bool = False,
 ) -> None:
-    writer = IdempotentWriter(lambda: wrap(open_store(url)), RunStats())
+    writer = IdempotentWriter(lambda: wrap(open_store(url)), RunStats(), alone=alone)
     try:
         writer.write([batch])
     finally:
@@ -93,16 +100,32 @@ def reference(tmp_path: Path, batch: ApplicationBatch) -> dict[str, dict[str, An
     return found
 
 
-@pytest.mark.parametrize("crash_at", range(WRITES_PER_BATCH))
+@pytest.mark.parametrize(("alone", "crash_at"), CRASH_POINTS)
 def test_a_crash_between_the_writes_of_a_batch_is_completed_by_the_rerun(
-    tmp_path: Path, batch: ApplicationBatch, reference: dict[str, dict[str, Any]], crash_at: int
+    tmp_path: Path,
+    batch: ApplicationBatch,
+    reference: dict[str, dict[str, Any]],
+    alone: bool,
+    crash_at: int,
 ) -> None:
     url = migrated(StoreURL.embedded_at(tmp_path / "crashed"))
     with pytest.raises(SimulatedCrash):
-        write_once(url, batch, lambda store: CrashingStore(store, crash_at))
-    write_once(url, batch)  # the rerun reads the same events again
+        write_once(url, batch, lambda store: CrashingStore(store, crash_at), alone=alone)
+    write_once(url, batch, alone=alone)  # the rerun reads the same events again
     assert_same(fingerprint(url), reference)
     assert journal_rows(url) == 0
+
+
+@pytest.mark.parametrize("alone", CHANGES)
+def test_every_crash_point_is_tried(tmp_path: Path, batch: ApplicationBatch, alone: bool) -> None:
+    """The crash points above are every change a write makes: one more finds no crash."""
+    url = migrated(StoreURL.embedded_at(tmp_path / "whole"))
+    write_once(url, batch, lambda store: CrashingStore(store, CHANGES[alone]), alone=alone)
+    with pytest.raises(SimulatedCrash):
+        other = migrated(StoreURL.embedded_at(tmp_path / "short"))
+        write_once(
+            other, batch, lambda store: CrashingStore(store, CHANGES[alone] - 1), alone=alone
+        )
 
 
 @pytest.mark.parametrize("table", ["raw_events", "dead_letters", "scored_events"])
