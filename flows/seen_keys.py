@@ -93,12 +93,11 @@ class SeenKeys:
         targets = tuple(targets)
         began = _server_now_us(store)
         sets = {
+            # Sorted here, not by ClickHouse: numpy sorts five million hashes in 0.09 s, the
+            # query's ORDER BY took 0.9 s. The set's own (stable) sort then finds one run.
             table: HashSet(
-                # Sorted by ClickHouse, in parallel: the set's sort then finds one run.
-                _hashes(
-                    store.query_arrow(
-                        f"SELECT {KEY_HASH}({key}) AS h FROM {table} ORDER BY h"
-                    ).column(0)
+                np.sort(
+                    _hashes(store.query_arrow(f"SELECT {KEY_HASH}({key}) FROM {table}").column(0))
                 )
             )
             for table, key in targets

@@ -1,0 +1,48 @@
+"""The loan book's history step hashes a batch's loan ids in Python and the stored ones in
+ClickHouse: the two must agree on every id, or a loan with history would be taken as new.
+The real engine (chDB) computes the stored side, on a table of the two columns it reads."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+import pyarrow as pa
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from flows.steps.loan_history import loan_hashes, stored_loans_sql
+from flows.store import Store
+
+BEFORE = datetime(2030, 1, 1, tzinfo=UTC)
+ids = st.lists(st.text(max_size=40), min_size=1, max_size=40)
+
+
+@settings(
+    max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(loan_ids=ids)
+def test_python_and_clickhouse_hash_every_loan_id_alike(store: Store, loan_ids: list[str]) -> None:
+    store.command("DROP TABLE IF EXISTS raw_events")
+    store.command(
+        "CREATE TABLE raw_events (loan_id String, received_at DateTime64(6, 'UTC')) ENGINE = Memory"
+    )
+    received = pa.array(
+        [datetime(2024, 1, 1, tzinfo=UTC)] * len(loan_ids), pa.timestamp("us", "UTC")
+    )
+    store.insert_arrow("raw_events", pa.table({"loan_id": loan_ids, "received_at": received}))
+    stored = store.query_arrow(stored_loans_sql(BEFORE)).column(0).to_pylist()
+    assert sorted(stored) == sorted(loan_hashes(loan_ids).tolist())
+
+
+def test_only_loans_stored_before_the_run_are_hashed(store: Store) -> None:
+    store.command("DROP TABLE raw_events")
+    store.command(
+        "CREATE TABLE raw_events (loan_id String, received_at DateTime64(6, 'UTC')) ENGINE = Memory"
+    )
+    times = [datetime(2024, 1, 1, tzinfo=UTC), datetime(2031, 1, 1, tzinfo=UTC)]
+    data = pa.table(
+        {"loan_id": ["LC1", "LC2"], "received_at": pa.array(times, pa.timestamp("us", "UTC"))}
+    )
+    store.insert_arrow("raw_events", data)
+    stored = store.query_arrow(stored_loans_sql(BEFORE)).column(0).to_pylist()
+    assert stored == loan_hashes(["LC1"]).tolist()
