@@ -83,6 +83,17 @@ class LoanHistory:
         self._store: Store | None = None
         self._stored: HashSet | None = None
         self._lock = threading.Lock()
+        # Read while the flow starts, not on its thread at the first batch: five million
+        # stored loans take about half a second.
+        self._early = threading.Thread(target=self._read_early, name="loan-history", daemon=True)
+        self._early.start()
+
+    def _read_early(self) -> None:
+        try:
+            with self._lock:
+                self._stored_hashes(self._connected())
+        except Exception:
+            return  # the first read on the flow's thread tries again, and reports what fails
 
     def holds_any(self) -> bool:
         """Whether the store held any loan before this run: without one, no loan has history,
@@ -127,6 +138,7 @@ class LoanHistory:
         return self._store
 
     def close(self) -> None:
+        self._early.join()
         with self._lock:
             if self._store is not None:
                 self._store.close()
