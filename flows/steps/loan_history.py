@@ -27,6 +27,7 @@ from flows.events import LoanApplication, LoanRepayment
 from flows.hash_set import HashSet
 from flows.loan.book import BookOutcome, LoanEvent, Opened, Repaid
 from flows.loan.snapshot import BookSnapshot
+from flows.sql_literal import sql_string
 from flows.steps.loan_state_step import LoanBookLogic, Resume
 from flows.store import Store
 from flows.validation import decode_event
@@ -50,13 +51,8 @@ SETTINGS join_use_nulls = 1
 """
 
 
-def _literal(value: str) -> str:
-    """A ClickHouse string literal: backslashes and quotes escaped, so any id is safe."""
-    return "'" + value.replace("\\", "\\\\").replace("'", "\\'") + "'"
-
-
 def history_sql(loan_ids: list[str], before: datetime) -> str:
-    ids = "(" + ", ".join(map(_literal, loan_ids)) + ")"
+    ids = "(" + ", ".join(map(sql_string, loan_ids)) + ")"
     return _HISTORY_SQL.format(ids=ids, before=_moment(before))
 
 
