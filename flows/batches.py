@@ -142,9 +142,8 @@ _MS = timedelta(milliseconds=1)
 
 
 def utc_ms(times: list[datetime]) -> pa.Array:
-    """Aware datetimes as UTC milliseconds (each value's own offset applied), sub-millisecond
-    parts dropped as Arrow's unsafe cast drops them for times after 1970. The subtraction per
-    value costs less than Arrow's conversion of a datetime through its tzinfo."""
+    """:func:`~flows.events.epoch_ms` of each of ``times``, as an Arrow timestamp array."""
+    # its formula written out: a call per value would cost a fifth more
     millis = np.fromiter([(t - _EPOCH) // _MS for t in times], np.int64, len(times))
     return pa.array(millis, TS_MS)
 

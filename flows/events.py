@@ -8,7 +8,7 @@ JSON and fail to decode; unknown categories fail as enum errors.
 
 from __future__ import annotations
 
-from datetime import UTC, date, datetime
+from datetime import UTC, date, datetime, timedelta
 from typing import Annotated, Literal, final, get_args, get_type_hints
 
 import msgspec
@@ -28,6 +28,16 @@ Id = Annotated[str, Meta(min_length=1, max_length=64, extra_json_schema={"patter
 # Checked after decoding (msgspec has no bounds for times): see validation.time_problem.
 EARLIEST = datetime(1970, 1, 1, tzinfo=UTC)
 LATEST = datetime(2100, 1, 1, tzinfo=UTC)
+_MS = timedelta(milliseconds=1)
+
+
+def epoch_ms(moment: datetime) -> int:
+    """An aware datetime as UTC milliseconds since the epoch (its own offset applied), the
+    sub-millisecond part dropped as Arrow's unsafe cast drops it for times after 1970. The
+    subtraction costs less than Arrow's conversion of a datetime through its tzinfo."""
+    return (moment - EARLIEST) // _MS
+
+
 EARLIEST_DATE = EARLIEST.date()
 LATEST_DATE = LATEST.date()
 _BOUNDS = f"from {EARLIEST_DATE} to before {LATEST_DATE}"

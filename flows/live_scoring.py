@@ -6,10 +6,8 @@ x LGD.
 
 from __future__ import annotations
 
-from datetime import datetime
 from itertools import chain
 from operator import attrgetter
-from typing import cast
 
 import numpy as np
 import pyarrow as pa
@@ -23,7 +21,6 @@ from flows.batches import (
     constant_time,
     dead_letter_table,
     names_at,
-    utc_ms,
 )
 from flows.clock import utc_now
 from flows.loan.behaviour import BEHAVIOUR_FEATURE_NAMES
@@ -49,10 +46,8 @@ def _getters(*names: str) -> tuple[attrgetter[object], ...]:
 
 
 _REPAID = attrgetter("repaid")
-_STAMPS = _getters("received_us", "source_ms")
-_EVENT = _getters(
-    "event_id", "loan_id", "event_time", "installment_number", "amount_due", "amount_paid"
-)
+_STAMPS = _getters("received_us", "source_ms", "event_ms")
+_EVENT = _getters("event_id", "loan_id", "installment_number", "amount_due", "amount_paid")
 _STATE = _getters("origination_pd", "origination_date", "term_months", "installment", "funded_amnt")
 _SEGMENT = _getters("grade", "sub_grade", "addr_state", "origination_version")
 _STATE_KINDS = (pa.float64(), pa.date32(), pa.uint16(), pa.float64(), pa.float64())
@@ -115,9 +110,7 @@ class LiveScorer:
         balance = matrix[:, _BALANCE]
         repaid = list(map(_REPAID, observed))
         events = list(map(_EVENT_OF, repaid))
-        event_id, loan_id, event_time, installment, due, paid = (
-            list(map(get, events)) for get in _EVENT
-        )
+        event_id, loan_id, installment, due, paid = (list(map(get, events)) for get in _EVENT)
         loans, row_loan = _loans_of(observed)
         states = [o.state for o in loans]
         segments = [o.segment for o in loans]
@@ -128,13 +121,14 @@ class LiveScorer:
         grade, sub_grade, addr_state, version = (
             pa.array(list(map(get, segments)), pa.string()).take(row_loan) for get in _SEGMENT
         )
-        received_us, source_ms = (np.fromiter(map(get, repaid), np.int64, n) for get in _STAMPS)
+        received_us, source_ms, event_ms = (
+            np.fromiter(map(get, repaid), np.int64, n) for get in _STAMPS
+        )
         buckets = np.searchsorted(_BUCKET_EDGES, matrix[:, _DPD], side="right")
         columns: dict[str, pa.Array] = {
             "event_id": pa.array(event_id, pa.string()),
             "loan_id": pa.array(loan_id, pa.string()),
-            # the getters read an attribute of any name, so their values are typed as objects
-            "event_time": utc_ms(cast("list[datetime]", event_time)),
+            "event_time": pa.array(event_ms, TS_MS),
             "received_at": pa.array(received_us, TS_US),
             "source_time": pa.array(source_ms, TS_MS),
             "processed_at": constant_time(utc_now(), n),

@@ -130,8 +130,9 @@ class BatchScorer:
             shadow = shadow_table(scored, matrix, challenger, self._bands)
         loan_events: list[LoanEvent] = []
         if self._track_loans:
+            event_ms = raw.column("event_time").cast(pa.int64()).to_pylist()
             loan_events = self._loan_events(
-                valid, origins, pd, batch.received_at, stamps, model.version
+                valid, origins, pd, batch.received_at, stamps, event_ms, model.version
             )
         elif not only_apps:
             raise ModelError(
@@ -218,6 +219,7 @@ class BatchScorer:
         pd: np.ndarray,
         received_at: datetime,
         stamps: np.ndarray | None,
+        event_ms: list[int],
         version: str,
     ) -> list[LoanEvent]:
         events: list[LoanEvent] = []
@@ -229,11 +231,11 @@ class BatchScorer:
         else:
             source_ms = stamps.tolist()
         # zipped rather than indexed: this runs once per event
-        for event, origin, ms in zip(valid, origins, source_ms, strict=True):
+        for event, origin, ms, at in zip(valid, origins, source_ms, event_ms, strict=True):
             if type(event) is LoanApplication:
                 add(Opened(event, next(scores), version, origin))
             else:
-                add(Repaid(event, origin, received_us, ms))
+                add(Repaid(event, origin, received_us, ms, at))
         return events
 
 

@@ -20,7 +20,7 @@ from typing import Any, final
 
 import msgspec
 
-from flows.events import EARLIEST, LATEST, LoanApplication, LoanRepayment
+from flows.events import EARLIEST, LATEST, LoanApplication, LoanRepayment, epoch_ms
 from flows.loan.observe import apply_and_describe
 from flows.loan.state import LoanState, open_loan
 from flows.validation import DeadLetter
@@ -33,6 +33,10 @@ class Segment(msgspec.Struct, frozen=True, gc=False):
     sub_grade: str
     addr_state: str
     origination_version: str
+
+
+# No event time converts to this (it is before 1970, which validation rejects).
+_UNCONVERTED = -(2**63)
 
 
 # final: a `type(e) is Opened` check then tells the checker the other branch holds a Repaid
@@ -48,14 +52,22 @@ class Opened(msgspec.Struct, frozen=True, gc=False):
 
 @final
 class Repaid(msgspec.Struct, frozen=True, gc=False):
-    """A repayment, when the flow received it (µs since the epoch) and its source's timestamp
-    (Kafka's, in ms; the receive time when the source has none). Plain integers: the live
-    scorer turns a whole batch of them into columns without a call per event."""
+    """A repayment, when the flow received it (µs since the epoch), its source's timestamp
+    (Kafka's, in ms; the receive time when the source has none) and its own event time (ms, as
+    its ``raw_events`` row stores it). Plain integers: the live scorer turns a whole batch of
+    them into columns without a call per event, and converts no event time a second time."""
 
     event: LoanRepayment
     origin: str
     received_us: int
     source_ms: int
+    # Given by the flow, which converts a whole batch's times at once; converted here when not
+    # given (a single event, or a recovery snapshot written before this field existed).
+    event_ms: int = _UNCONVERTED
+
+    def __post_init__(self) -> None:
+        if self.event_ms == _UNCONVERTED:
+            msgspec.structs.force_setattr(self, "event_ms", epoch_ms(self.event.event_time))
 
 
 LoanEvent = Opened | Repaid
