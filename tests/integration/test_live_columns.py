@@ -8,7 +8,7 @@ import random
 from datetime import UTC, datetime
 from pathlib import Path
 
-from flows.events import LoanApplication, LoanRepayment
+from flows.events import LoanApplication, LoanRepayment, epoch_ms
 from flows.live_scoring import LiveScorer
 from flows.loan.book import BookOutcome, LoanBook, LoanEvent, Opened, Repaid, shard_of
 from flows.model import load_live_model
@@ -48,6 +48,9 @@ def test_each_row_has_its_own_loans_terms_and_segment(
     for row, o in zip(rows, observed, strict=True):
         state, segment = o.state, o.segment
         assert row["loan_id"] == state.loan_id == o.repaid.event.loan_id
+        assert (
+            epoch_ms(row["event_time"]) == o.repaid.event_ms == epoch_ms(o.repaid.event.event_time)
+        )
         assert row["origination_pd_lifetime"] == state.origination_pd
         assert row["origination_date"] == state.origination_date
         assert row["term_months"] == state.term_months
