@@ -12,6 +12,7 @@ even if ``as_of`` is earlier. Pure.
 from __future__ import annotations
 
 import math
+import struct
 from bisect import bisect_right
 from dataclasses import dataclass
 from datetime import date
@@ -81,6 +82,12 @@ BEHAVIOUR_FEATURES: tuple[BehaviourFeature, ...] = (
     ),
 )
 BEHAVIOUR_FEATURE_NAMES: tuple[str, ...] = tuple(f.name for f in BEHAVIOUR_FEATURES)
+# One observation's features as bytes, little-endian doubles in BEHAVIOUR_FEATURE_NAMES order.
+# The flow keeps each repayment's features from the loan book to the live model: as bytes they
+# are an object the cyclic garbage collector never tracks (a tuple of floats stays tracked until
+# a collection has examined it, and one per repayment kept the collector busy), and a batch of
+# them joins into the model's input matrix in one copy.
+FEATURE_ROW = struct.Struct(f"<{len(BEHAVIOUR_FEATURE_NAMES)}d")
 
 
 def behaviour_features(state: LoanState, as_of: date) -> tuple[float, ...]:

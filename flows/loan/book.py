@@ -21,6 +21,7 @@ from typing import Any, final
 import msgspec
 
 from flows.events import EARLIEST, LATEST, LoanApplication, LoanRepayment, epoch_ms
+from flows.loan.behaviour import FEATURE_ROW
 from flows.loan.observe import apply_and_describe
 from flows.loan.state import LoanState, open_loan
 from flows.validation import DeadLetter
@@ -100,9 +101,14 @@ class Observation(msgspec.Struct, frozen=True, gc=False):
 
     repaid: Repaid
     state: LoanState
-    features: tuple[float, ...]
+    # the behaviour features packed as a FEATURE_ROW; ``features`` reads them as numbers
+    packed: bytes
     days_past_due: int
     segment: Segment
+
+    @property
+    def features(self) -> tuple[float, ...]:
+        return FEATURE_ROW.unpack(self.packed)
 
 
 def opens_safely(app: LoanApplication) -> bool:
@@ -303,11 +309,11 @@ class LoanBook:
         # the slot read directly, the property only for a loan that has only opened: this
         # runs once per repayment
         before = None if entry is None else (entry._state or entry.state)
-        state, features = apply_and_describe(before, event)
+        state, packed, dpd = apply_and_describe(before, event)
         if state is before:
             self.repeats += 1  # the same event again
             return
-        if features is None:  # still waiting for its application
+        if packed is None:  # still waiting for its application
             if entry is None:
                 entry = BookEntry(state)
                 self._entries[event.loan_id] = entry
@@ -320,8 +326,7 @@ class LoanBook:
         assert entry is not None and entry.segment is not None
         # in place rather than a new entry per repayment; snapshot() copies the entries
         entry._state = state  # built above if it had only opened: nothing else to clear
-        # features[0] is days_past_due on the same date (a whole number of days as a float)
-        observed.append(Observation(repaid, state, features, int(features[0]), entry.segment))
+        observed.append(Observation(repaid, state, packed, dpd, entry.segment))
 
 
 class BookOutcome(msgspec.Struct, frozen=True):

@@ -20,7 +20,7 @@ from operator import mul
 import msgspec
 
 from flows.events import LoanRepayment
-from flows.loan.behaviour import PAID_TO_DUE_CAP, behaviour_features
+from flows.loan.behaviour import FEATURE_ROW, PAID_TO_DUE_CAP, behaviour_features
 from flows.loan.schedule import months_on_book
 from flows.loan.state import (
     CENT,
@@ -35,14 +35,16 @@ from flows.loan.state import (
 )
 
 _replace = msgspec.structs.replace
+_pack = FEATURE_ROW.pack
 
 
 def apply_and_describe(
     state: LoanState | None, event: LoanRepayment
-) -> tuple[LoanState, tuple[float, ...] | None]:
-    """``apply_repayment(state, event)`` and, when that is an open loan's new state, its
-    ``behaviour_features`` on the event's date; ``None`` for a state left as it was (a repeat)
-    or not open yet (a placeholder)."""
+) -> tuple[LoanState, bytes | None, int]:
+    """``apply_repayment(state, event)``; when that is an open loan's new state, its
+    ``behaviour_features`` on the event's date packed as a
+    :data:`~flows.loan.behaviour.FEATURE_ROW` (``None`` for a state left as it was, a repeat,
+    or not open yet, a placeholder); and the days past due on that date (the first feature)."""
     if state is None or state.origination_date is None or state.loan_id != event.loan_id:
         return _reference(state, event)
     n = event.installment_number
@@ -149,28 +151,33 @@ def apply_and_describe(
         missed12 = outcomes.count(MISSED) + 0.0
     else:
         missed3 = missed6 = missed12 = 0.0
-    return after, (
-        dpd + 0.0,
-        worst + 0.0,  # worst >= dpd here: it took dpd in above
-        arrears,
-        missed3,
-        missed6,
-        missed12,
-        on_time_ratio,
-        paid_to_due,
-        balance,
-        balance / state.funded_amnt,
-        months + 0.0,
-        full_share,
-        cv,
-        state.origination_logit,
+    return (
+        after,
+        _pack(
+            dpd + 0.0,
+            worst + 0.0,  # worst >= dpd here: it took dpd in above
+            arrears,
+            missed3,
+            missed6,
+            missed12,
+            on_time_ratio,
+            paid_to_due,
+            balance,
+            balance / state.funded_amnt,
+            months + 0.0,
+            full_share,
+            cv,
+            state.origination_logit,
+        ),
+        dpd,
     )
 
 
 def _reference(
     state: LoanState | None, event: LoanRepayment
-) -> tuple[LoanState, tuple[float, ...] | None]:
+) -> tuple[LoanState, bytes | None, int]:
     after = apply_repayment(state, event)
     if after is state or after.origination_date is None:
-        return after, None
-    return after, behaviour_features(after, event.event_time.date())
+        return after, None, 0
+    features = behaviour_features(after, event.event_time.date())
+    return after, _pack(*features), int(features[0])
