@@ -20,7 +20,7 @@ from datetime import datetime
 
 import msgspec
 
-from flows.loan.book import BookEntry, Segment
+from flows.loan.book import BookEntry, LoanEntry, Segment
 from flows.loan.schedule import due_days
 from flows.loan.state import LoanState
 
@@ -59,7 +59,7 @@ class BookSnapshot:
         return {loan: decode_entry(record) for loan, record in self.records.items()}
 
 
-def _compact(entry: BookEntry) -> Compact | None:
+def _compact(entry: BookEntry | LoanEntry) -> Compact | None:
     state, segment = entry.state, entry.segment
     time, opened = state.origination_time, state.origination_date
     if time is None or opened is None or segment is None or entry.waiting or state.pending:
@@ -82,7 +82,7 @@ def _compact(entry: BookEntry) -> Compact | None:
     )
 
 
-def encode_entry(entry: BookEntry) -> bytes:
+def encode_entry(entry: BookEntry | LoanEntry) -> bytes:
     """A loan's record: compact for an open loan without waiting repayments, else the entry
     pickled whole (a placeholder holding repayments that came before their application)."""
     compact = _compact(entry)
@@ -108,7 +108,7 @@ class SnapshotRecords:
         self._records: dict[str, bytes] = dict(records) if records else {}
         self.encoded = 0  # records encoded so far: what snapshots cost beyond copying
 
-    def take(self, entries: Mapping[str, BookEntry], changed: Iterable[str]) -> BookSnapshot:
+    def take(self, entries: Mapping[str, LoanEntry], changed: Iterable[str]) -> BookSnapshot:
         records = self._records
         for loan in changed:
             entry = entries.get(loan)

@@ -5,6 +5,7 @@ still load, equal what this code builds from the same events, and resume identic
 
 from __future__ import annotations
 
+import gc
 import pickle
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -115,7 +116,8 @@ def test_a_loan_that_has_only_opened_builds_its_state_at_its_first_read() -> Non
     lean = LoanBook()
     lean.apply([opened])
     restored = pickle.loads(pickle.dumps(lean.entries["L1"]))
-    assert restored == entry and restored.__getstate__() == entry.__getstate__()
+    assert type(restored) is BookEntry and restored == BookEntry(*entry.fields())
+    assert restored.__getstate__() == BookEntry(*entry.fields()).__getstate__()
     first = rep("L1", 1, 0)
     (observed,) = LoanBook().apply([opened, first])
     assert observed.state == apply_repayment(open_loan(opened.app, opened.pd), first.event)
@@ -151,3 +153,23 @@ def test_an_application_kept_unopened_always_opens(
     )
     if opens_safely(built):
         open_loan(built, pd)
+
+
+def test_the_running_book_leaves_nothing_per_loan_for_the_garbage_collector() -> None:
+    """A full collection walks every object the collector tracks: nothing the book keeps per
+    loan (entries, states, their windows, waiting repayments) may be one, or each collection
+    would walk the whole book."""
+    book = LoanBook()
+    gc.collect()
+    before = len(gc.get_objects())
+    for i in range(300):
+        loan = f"G{i}"
+        # open with history, lean (only opened), and waiting for its application
+        events: list[LoanEvent] = [app(loan), rep(loan, 1, 0), rep(loan, 2, None), rep(loan, 3, 5)]
+        book.apply(events if i % 3 == 0 else events[:1] if i % 3 == 1 else events[1:])
+    # tuples of untracked values are untracked by the collections that examine them
+    gc.collect()
+    gc.collect()
+    assert len(book) == 300
+    assert not any(gc.is_tracked(entry) for entry in book.entries.values())
+    assert len(gc.get_objects()) - before < 30
