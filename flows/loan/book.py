@@ -70,6 +70,11 @@ class Repaid(msgspec.Struct, frozen=True, gc=False):
         if self.event_ms == _UNCONVERTED:
             msgspec.structs.force_setattr(self, "event_ms", epoch_ms(self.event.event_time))
 
+    def __reduce__(self) -> tuple[type[Repaid], tuple[LoanRepayment, str, int, int]]:
+        # Pickled (in recovery snapshots, waiting for an application) without event_ms, which
+        # loading computes again: versions before that field take exactly these four.
+        return Repaid, (self.event, self.origin, self.received_us, self.source_ms)
+
 
 LoanEvent = Opened | Repaid
 

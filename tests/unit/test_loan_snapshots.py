@@ -17,6 +17,7 @@ from hypothesis import strategies as st
 from flows.events import LoanApplication, LoanRepayment
 from flows.loan.book import BookEntry, LoanBook, LoanEvent, Opened, Repaid, opens_safely
 from flows.loan.schedule import amortization_schedule, due_date
+from flows.loan.snapshot import encode_entry
 from flows.loan.state import apply_repayment, open_loan
 
 OLD_SNAPSHOT = Path(__file__).resolve().parent / "data" / "loan_book_snapshot_d7c1028.pickle"
@@ -173,3 +174,16 @@ def test_the_running_book_leaves_nothing_per_loan_for_the_garbage_collector() ->
     assert len(book) == 300
     assert not any(gc.is_tracked(entry) for entry in book.entries.values())
     assert len(gc.get_objects()) - before < 30
+
+
+def test_a_waiting_repayment_pickles_as_versions_before_its_event_time_field_read_it() -> None:
+    waiting = rep("L9", 2, 4)
+    # the four fields an older Repaid takes, positionally; loading computes the event time
+    cls, args = waiting.__reduce__()
+    assert cls is Repaid and len(args) == 4
+    restored = pickle.loads(pickle.dumps(waiting))
+    assert restored == waiting and restored.event_ms == waiting.event_ms
+    book = LoanBook()
+    book.apply([waiting])
+    record = encode_entry(book.entries["L9"])
+    assert pickle.loads(record).waiting == {waiting.event.event_id: waiting}
