@@ -13,10 +13,11 @@ stops looking at its first batch.
 
 from __future__ import annotations
 
-import hashlib
 import threading
+import zlib
 from collections.abc import Callable, Iterable
 from datetime import datetime
+from itertools import compress
 
 import numpy as np
 import pyarrow as pa
@@ -32,9 +33,13 @@ from flows.steps.loan_state_step import LoanBookLogic, Resume
 from flows.store import Store
 from flows.validation import decode_event
 
-# A loan id's hash, the same in ClickHouse and here: the first 8 bytes of its MD5, read as a
-# little-endian integer. Computed here for a batch's loans, no statement per batch is needed.
-_LOAN_HASH_SQL = "reinterpretAsUInt64(MD5(loan_id))"
+# A loan id's hash, the same in ClickHouse and here: the CRC-32 of its UTF-8 bytes, then that
+# of the bytes reversed (a second linear map, so the pair spans 64 bits). Computed here for a
+# batch's loans, no statement per batch is needed; CRC-32 costs a third of MD5 per id, and a
+# collision only asks the store about a loan that has no history.
+_LOAN_HASH_SQL = (
+    "bitOr(bitShiftLeft(toUInt64(CRC32(loan_id)), 32), toUInt64(CRC32(reverse(loan_id))))"
+)
 
 _HISTORY_SQL = """
 SELECT r.origin AS origin, r.payload AS payload,
@@ -109,9 +114,10 @@ class LoanHistory:
                 stored = self._stored_hashes(store)
                 if not len(stored) or not loan_ids:
                     return [], set()
-                ids = sorted(loan_ids)
+                ids = list(loan_ids)
                 maybe = stored.contains(loan_hashes(ids))
-                wanted = [loan for loan, held in zip(ids, maybe.tolist(), strict=True) if held]
+                # sorted for a statement that does not depend on the set's order
+                wanted = sorted(compress(ids, maybe.tolist()))
                 if not wanted:
                     return [], set()
                 rows = store.query_arrow(history_sql(wanted, self._before))
@@ -147,10 +153,11 @@ def _moment(before: datetime) -> str:
 
 def loan_hashes(loan_ids: Iterable[str]) -> np.ndarray:
     """Each loan id's hash, as ClickHouse computes it in :func:`stored_loans_sql`."""
-    md5 = hashlib.md5
-    return np.fromiter(
-        (int.from_bytes(md5(i.encode()).digest()[:8], "little") for i in loan_ids), np.uint64
-    )
+    encoded = [i.encode() for i in loan_ids]
+    crc = zlib.crc32
+    forward = np.fromiter(map(crc, encoded), np.uint64, len(encoded))
+    backward = np.fromiter((crc(e[::-1]) for e in encoded), np.uint64, len(encoded))
+    return (forward << np.uint64(32)) | backward
 
 
 def stored_loans_sql(before: datetime) -> str:
