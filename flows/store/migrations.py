@@ -16,6 +16,7 @@ import pyarrow as pa
 from flows.batches import TS_MS
 from flows.clock import utc_now
 from flows.resources import package_dir
+from flows.store import journal
 from flows.store.base import Store, StoreError
 
 MIGRATIONS_DIR = package_dir("flows.sql")
@@ -121,9 +122,25 @@ def applied(store: Store) -> dict[int, str]:
     )
 
 
+def _has_table(store: Store, name: str) -> bool:
+    found = store.query_arrow(
+        "SELECT count() AS n FROM system.tables WHERE database = currentDatabase()"
+        " AND name = {name:String}",
+        {"name": name},
+    )
+    return bool(found.column(0)[0].as_py())
+
+
 def migrate(store: Store, directory: Path = MIGRATIONS_DIR) -> list[Migration]:
-    """Apply every migration not yet recorded, in order; return the ones applied now."""
+    """Apply every migration not yet recorded, in order; return the ones applied now.
+
+    A write a crash left in the sink's journal is completed first, on the schema it was
+    recorded for: a migration that rebuilds an aggregate from its source table would otherwise
+    count those rows, and the replay after it would count them again."""
     done = applied(store)
+    pending = [m for m in discover(directory) if m.version not in done]
+    if pending and _has_table(store, journal.JOURNAL):
+        journal.complete_pending(store)
     newly = []
     for migration in discover(directory):
         if migration.version in done:
