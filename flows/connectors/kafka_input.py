@@ -32,9 +32,6 @@ from flows.errors import RiskctlError
 from flows.settings import KafkaSettings
 from flows.validation import DeadLetter
 
-# librdkafka waits up to fetch.wait.max.ms for a fetch to fill; 50 ms keeps a quiet topic's
-# events moving within the one-second target without spinning.
-CONSUMER_CONFIG = {"fetch.wait.max.ms": "50"}
 POLL_TIMEOUT_S = 0.001
 WATERMARK_TIMEOUT_S = 5.0
 
@@ -124,7 +121,15 @@ class _BatchPartition(StatefulSourcePartition[RawBatch, int]):
 class MicroBatchKafkaSource(KafkaSource):
     """Bytewax's KafkaSource (its partition listing and recovery) yielding :class:`RawBatch`."""
 
-    def __init__(self, brokers: str, topics: list[str], *, tail: bool, batch_size: int):
+    def __init__(
+        self,
+        brokers: str,
+        topics: list[str],
+        *,
+        tail: bool,
+        batch_size: int,
+        fetch_wait_ms: int = KafkaSettings.fetch_wait_ms,
+    ):
         super().__init__(
             brokers.split(","),
             topics,
@@ -138,7 +143,7 @@ class MicroBatchKafkaSource(KafkaSource):
             "enable.auto.commit": "false",
             "bootstrap.servers": brokers,
             "enable.partition.eof": str(not tail).lower(),
-            **CONSUMER_CONFIG,
+            "fetch.wait.max.ms": str(fetch_wait_ms),
         }
         self._topic_names = set(topics)
         self._size = batch_size
@@ -200,7 +205,11 @@ def kafka_batches(
     source = cast(
         "FixedPartitionedSource[RawBatch, int | None]",
         MicroBatchKafkaSource(
-            kafka.brokers, topics, tail=tail, batch_size=kafka.consume_batch_size
+            kafka.brokers,
+            topics,
+            tail=tail,
+            batch_size=kafka.consume_batch_size,
+            fetch_wait_ms=kafka.fetch_wait_ms,
         ),
     )
     return op.input("kafka", flow, StoppableSource(source, stop or StopRequest()))

@@ -7,7 +7,7 @@ import time
 
 from flows.connectors.kafka_input import MicroBatchKafkaSource
 from flows.kafka_admin import produce
-from flows.settings import Settings
+from flows.settings import Settings, from_env
 
 READ_BOUND_S = 0.5  # one read may take this long at most: it must not wait for a full batch
 DEADLINE_S = 20.0  # all events must have been read by then
@@ -38,3 +38,16 @@ def test_a_read_returns_the_few_events_that_arrived_without_waiting_for_a_full_b
             part.close()
     assert sorted(got) == sorted(f'{{"n": {i}}}'.encode() for i in range(5))
     assert slowest < READ_BOUND_S
+
+
+def test_each_partition_consumer_takes_the_configured_fetch_wait(kafka_settings: Settings) -> None:
+    kafka = from_env({"RISKCTL_KAFKA_FETCH_WAIT_MS": "250"}).kafka
+    assert kafka.fetch_wait_ms == 250
+    source = MicroBatchKafkaSource(
+        kafka_settings.kafka.brokers,
+        [kafka_settings.kafka.applications_topic],
+        tail=True,
+        batch_size=100,
+        fetch_wait_ms=kafka.fetch_wait_ms,
+    )
+    assert source._config["fetch.wait.max.ms"] == "250"
