@@ -138,11 +138,11 @@ def migrate(store: Store, directory: Path = MIGRATIONS_DIR) -> list[Migration]:
     recorded for: a migration that rebuilds an aggregate from its source table would otherwise
     count those rows, and the replay after it would count them again."""
     done = applied(store)
-    pending = [m for m in discover(directory) if m.version not in done]
-    if pending and _has_table(store, journal.JOURNAL):
+    found = discover(directory)
+    if any(m.version not in done for m in found) and _has_table(store, journal.JOURNAL):
         journal.complete_pending(store)
     newly = []
-    for migration in discover(directory):
+    for migration in found:
         if migration.version in done:
             if done[migration.version] != migration.checksum:
                 raise StoreError(
