@@ -31,7 +31,7 @@ from flows.kafka_admin import create_topics, event_messages, produce
 from flows.settings import KafkaSettings
 from flows.store import StoreURL
 from tests.conftest import query_rows
-from tests.store_compare import duplicate_keys, fingerprint, journal_rows, same_sums
+from tests.store_compare import duplicate_keys, fingerprint, journal_entries, same_sums
 from training.dataset import load_lending_club
 from training.repayments import mixed_events
 from training.replay import ReplayPlan
@@ -153,7 +153,7 @@ def compare(reference: StoreURL, disturbed: StoreURL, report: ChaosReport) -> No
     extra = duplicate_keys(disturbed)
     if any(extra.values()):
         report.mismatches.append(f"duplicate keys: {extra}")
-    if journal_rows(disturbed):
+    if journal_entries(disturbed):
         report.mismatches.append("journal entries left behind")
 
 

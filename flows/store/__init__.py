@@ -1,7 +1,9 @@
 """Where scores land: one :class:`Store` interface over embedded chDB and ClickHouse servers.
 
 Layers, each importing only those below it: ``base`` (the interface and errors), ``url`` (the
-parsed URL), the backends ``embedded`` and ``server``, and ``opener`` (``open_store``).
+parsed URL) and ``journal_logs`` (where a journal's entries are kept), the backends
+``embedded`` and ``server`` and the ``journal`` itself, ``migrations`` and ``opener``
+(``open_store``).
 """
 
 from flows.store.base import Store, StoreError, StoreUnavailable

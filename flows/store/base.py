@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any, Protocol
 
 from flows.errors import RiskctlError
@@ -34,6 +35,22 @@ def dedup_settings(token: str) -> dict[str, str]:
     }
 
 
+class JournalLog(Protocol):
+    """Where a store keeps the sink's journal entries (:mod:`flows.store.journal_logs`)."""
+
+    def record(self, token: str, tables: Mapping[str, pa.Table]) -> None:
+        """Keep every table of the entry, in one step: afterwards all are kept, or none."""
+        ...
+
+    def entries(self) -> list[tuple[str, dict[str, pa.Table]]]:
+        """Every entry kept and not dropped, oldest first: its token and tables."""
+        ...
+
+    def drop(self, token: str) -> None:
+        """Forget the entry (nothing happens if it is not kept)."""
+        ...
+
+
 class Store(Protocol):
     """A ClickHouse database: the embedded chDB engine or a server over HTTP."""
 
@@ -48,6 +65,12 @@ class Store(Protocol):
     @property
     def exclusive(self) -> bool:
         """Whether no other process can write the store while this one has it open."""
+        ...
+
+    @property
+    def journals(self) -> tuple[JournalLog, ...]:
+        """Where the sink's journal entries may be kept, in the order left entries are
+        completed; new entries go to the last (:mod:`flows.store.journal`)."""
         ...
 
     def command(self, sql: str, params: dict[str, Any] | None = None) -> None:

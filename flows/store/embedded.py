@@ -13,7 +13,14 @@ import numpy as np
 import pyarrow as pa
 from chdb import session as chdb_session
 
-from flows.store.base import KEY_HASH, StoreError, StoreUnavailable, dedup_settings
+from flows.store.base import (
+    KEY_HASH,
+    JournalLog,
+    StoreError,
+    StoreUnavailable,
+    dedup_settings,
+)
+from flows.store.journal_logs import JOURNAL, FileLog, TableLog
 from flows.store.url import StoreURL, URLNamed
 
 
@@ -45,6 +52,14 @@ class EmbeddedStore(URLNamed):
             # database, say) would refuse every other store this process opens later.
             self._session.close()
             raise
+
+    @property
+    def journals(self) -> tuple[JournalLog, ...]:
+        # New entries go to files beside the data; the table may still hold entries a crash
+        # left before the store kept them there, and those are older.
+        assert self._url.path is not None
+        self._check_directory()  # the log would otherwise recreate a removed store's directory
+        return TableLog(self), FileLog(self._url.path / JOURNAL / self.database)
 
     def command(self, sql: str, params: dict[str, Any] | None = None) -> None:
         self._run(sql, "CSV", params)
@@ -110,12 +125,15 @@ class EmbeddedStore(URLNamed):
     def close(self) -> None:
         self._session.close()
 
-    def _run(self, sql: str, fmt: str, params: dict[str, Any] | None = None) -> Any:
+    def _check_directory(self) -> None:
         assert self._url.path is not None
         if _inode(self._url.path) != self._inode:
             raise StoreError(
                 f"the embedded store's directory {self._url.path} was removed or replaced"
             )
+
+    def _run(self, sql: str, fmt: str, params: dict[str, Any] | None = None) -> Any:
+        self._check_directory()
         try:
             if params:
                 return self._session.query(sql, fmt, params=params)

@@ -28,4 +28,3 @@ def open_store(url: StoreURL, *, create_database: bool = True) -> Store:
     from flows.store.server import ServerStore
 
     return ServerStore(url, create_database=create_database)
-

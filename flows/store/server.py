@@ -12,7 +12,14 @@ import clickhouse_connect
 import pyarrow as pa
 from clickhouse_connect.driver.exceptions import DatabaseError, OperationalError, ProgrammingError
 
-from flows.store.base import KEY_HASH, StoreError, StoreUnavailable, dedup_settings
+from flows.store.base import (
+    KEY_HASH,
+    JournalLog,
+    StoreError,
+    StoreUnavailable,
+    dedup_settings,
+)
+from flows.store.journal_logs import TableLog
 from flows.store.url import StoreURL, URLNamed
 
 # clickhouse-connect logs each failed request before raising it; the caller reports the raised
@@ -60,6 +67,11 @@ class ServerStore(URLNamed):
             raise StoreUnavailable(f"cannot reach {url.redacted()}: {_reason(exc)}") from exc
         except (DatabaseError, ProgrammingError) as exc:
             raise StoreError(f"{url.redacted()}: {exc}") from exc
+
+    @property
+    def journals(self) -> tuple[JournalLog, ...]:
+        # Writers on other machines complete each other's entries: they live in the store.
+        return (TableLog(self),)
 
     def command(self, sql: str, params: dict[str, Any] | None = None) -> None:
         self._call(self._client.command, sql, parameters=params)

@@ -20,7 +20,7 @@ from flows.jobs import run_files
 from flows.model import ScoringModel
 from flows.settings import Settings
 from flows.store import StoreURL
-from tests.store_compare import assert_same, fingerprint, journal_rows
+from tests.store_compare import assert_same, fingerprint, journal_entries
 from training.dataset import LendingClub
 from training.replay import ReplayPlan, application_events
 
@@ -94,7 +94,7 @@ def test_a_signal_stops_the_run_cleanly_and_a_rerun_completes_it(
         f"stopped by {sig.name}: everything read was stored; run again to continue"
     ]
     assert 0 < sent < total  # it stopped mid-file
-    assert journal_rows(store) == 0  # nothing left half written
+    assert journal_entries(store) == 0  # nothing left half written
 
     rerun = subprocess.run(
         [c for c in run_command(settings, store, events) if c != "--log-batches"],

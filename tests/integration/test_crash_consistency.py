@@ -1,15 +1,17 @@
 """A write cut short anywhere (between tables, or inside one table's insert with its views only
 partly fed) is completed by the next writer, never skipped: every table and every view then
-equals a store that took the same rows once without a failure. Real chDB stores throughout.
+equals a store that took the same rows once without a failure. Real chDB stores throughout,
+with the journal in each kind of log: the files an embedded store keeps it in, and the
+``sink_journal`` table a server keeps it in.
 """
 
 from __future__ import annotations
 
 import re
 import shutil
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import pyarrow as pa
 import pytest
@@ -19,10 +21,13 @@ from flows.model import ScoringModel
 from flows.scoring import BatchScorer
 from flows.settings import Settings
 from flows.store import Store, StoreError, StoreURL, open_store
+from flows.store.base import JournalLog
+from flows.store.journal import Entry, record
+from flows.store.journal_logs import TableLog
 from flows.store.migrations import MIGRATIONS_DIR, migrate
 from flows.writer import TARGETS, IdempotentWriter, RunStats
 from tests.conftest import query_rows
-from tests.store_compare import assert_same, fingerprint, journal_rows
+from tests.store_compare import assert_same, fingerprint, journal_entries
 
 # A write's changes: journal, stored_keys, raw_events, dead_letters, scored_events, the drop.
 # A writer alone on an exclusive store exchanges no keys: no stored_keys insert.
@@ -32,6 +37,45 @@ CRASH_POINTS = [(alone, at) for alone, count in CHANGES.items() for at in range(
 
 class SimulatedCrash(BaseException):
     """The process dying: not an error any code path may catch and handle."""
+
+
+class TableJournalStore:
+    """The real embedded store keeping its journal where a server keeps it, in sink_journal."""
+
+    def __init__(self, store: Store) -> None:
+        self._store = store
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._store, name)
+
+    @property
+    def journals(self) -> tuple[JournalLog, ...]:
+        return (TableLog(self._store),)
+
+
+JOURNALS: dict[str, Callable[[Store], Store]] = {
+    "files": lambda store: store,
+    "table": lambda store: cast(Store, TableJournalStore(store)),
+}
+
+
+class CrashingLog:
+    """A real journal log whose record and drop are changes of the crashing store."""
+
+    def __init__(self, log: JournalLog, step: Callable[[], None]) -> None:
+        self._log = log
+        self._step = step
+
+    def record(self, token: str, tables: Mapping[str, pa.Table]) -> None:
+        self._step()
+        self._log.record(token, tables)
+
+    def entries(self) -> list[tuple[str, dict[str, pa.Table]]]:
+        return self._log.entries()
+
+    def drop(self, token: str) -> None:
+        self._step()
+        self._log.drop(token)
 
 
 class CrashingStore:
@@ -56,6 +100,10 @@ class CrashingStore:
     def command(self, sql: str, params: dict[str, Any] | None = None) -> None:
         self._step()
         self._store.command(sql, params)
+
+    @property
+    def journals(self) -> tuple[JournalLog, ...]:
+        return tuple(CrashingLog(log, self._step) for log in self._store.journals)
 
 
 @pytest.fixture
@@ -101,6 +149,7 @@ def reference(tmp_path: Path, batch: ApplicationBatch) -> dict[str, dict[str, An
     return found
 
 
+@pytest.mark.parametrize("journal", JOURNALS)
 @pytest.mark.parametrize(("alone", "crash_at"), CRASH_POINTS)
 def test_a_crash_between_the_writes_of_a_batch_is_completed_by_the_rerun(
     tmp_path: Path,
@@ -108,30 +157,91 @@ def test_a_crash_between_the_writes_of_a_batch_is_completed_by_the_rerun(
     reference: dict[str, dict[str, Any]],
     alone: bool,
     crash_at: int,
+    journal: str,
 ) -> None:
     url = migrated(StoreURL.embedded_at(tmp_path / "crashed"))
+    kind = JOURNALS[journal]
     with pytest.raises(SimulatedCrash):
-        write_once(url, batch, lambda store: CrashingStore(store, crash_at), alone=alone)
-    write_once(url, batch, alone=alone)  # the rerun reads the same events again
+        write_once(url, batch, lambda store: CrashingStore(kind(store), crash_at), alone=alone)
+    write_once(url, batch, kind, alone=alone)  # the rerun reads the same events again
     assert_same(fingerprint(url), reference)
-    assert journal_rows(url) == 0
+    assert journal_entries(url) == 0
 
 
+@pytest.mark.parametrize("journal", JOURNALS)
 @pytest.mark.parametrize("alone", CHANGES)
-def test_every_crash_point_is_tried(tmp_path: Path, batch: ApplicationBatch, alone: bool) -> None:
+def test_every_crash_point_is_tried(
+    tmp_path: Path, batch: ApplicationBatch, alone: bool, journal: str
+) -> None:
     """The crash points above are every change a write makes: one more finds no crash."""
+    kind = JOURNALS[journal]
     url = migrated(StoreURL.embedded_at(tmp_path / "whole"))
-    write_once(url, batch, lambda store: CrashingStore(store, CHANGES[alone]), alone=alone)
+    write_once(url, batch, lambda store: CrashingStore(kind(store), CHANGES[alone]), alone=alone)
     with pytest.raises(SimulatedCrash):
         other = migrated(StoreURL.embedded_at(tmp_path / "short"))
         write_once(
-            other, batch, lambda store: CrashingStore(store, CHANGES[alone] - 1), alone=alone
+            other,
+            batch,
+            lambda store: CrashingStore(kind(store), CHANGES[alone] - 1),
+            alone=alone,
         )
 
 
+def test_an_entry_left_in_the_table_is_completed_by_a_store_that_keeps_files(
+    tmp_path: Path, batch: ApplicationBatch, reference: dict[str, dict[str, Any]]
+) -> None:
+    """An embedded store kept its journal in sink_journal before it kept files: an entry a
+    crash left there is still completed, before anything newer."""
+    url = migrated(StoreURL.embedded_at(tmp_path / "crashed"))
+    table = JOURNALS["table"]
+    with pytest.raises(SimulatedCrash):
+        write_once(url, batch, lambda store: CrashingStore(table(store), 2), alone=True)
+    assert journal_entries(url) == 1
+    write_once(url, batch, alone=True)
+    assert_same(fingerprint(url), reference)
+    assert journal_entries(url) == 0
+
+
+def test_a_file_cut_short_is_no_entry(tmp_path: Path, batch: ApplicationBatch) -> None:
+    """A crash while the entry's file is written leaves a partial file that is never read: the
+    write was never recorded, and the rerun writes it whole."""
+    url = migrated(StoreURL.embedded_at(tmp_path / "store"))
+    store = open_store(url)
+    try:
+        log = store.journals[-1]
+        log.record("0" * 32, {"raw_events": batch.raw})
+        (found,) = log.entries()
+        assert found[0] == "0" * 32 and found[1]["raw_events"].equals(batch.raw)
+        directory = tmp_path / "store" / "sink_journal" / store.database
+        (kept,) = directory.glob("*.arrow")
+        kept.rename(directory / f"{'1' * 32}.partial")
+        assert log.entries() == []
+        log.drop("1" * 32)
+        assert list(directory.iterdir()) == []
+    finally:
+        store.close()
+
+
+def test_entries_are_completed_oldest_first(tmp_path: Path, batch: ApplicationBatch) -> None:
+    url = migrated(StoreURL.embedded_at(tmp_path / "store"))
+    store = open_store(url)
+    try:
+        entries = [Entry.new({"raw_events": batch.raw.slice(i, 1)}) for i in range(12)]
+        for entry in entries:
+            record(store, entry)
+        assert [token for token, _ in store.journals[-1].entries()] == [e.token for e in entries]
+    finally:
+        store.close()
+
+
+@pytest.mark.parametrize("journal", JOURNALS)
 @pytest.mark.parametrize("table", ["raw_events", "dead_letters", "scored_events"])
 def test_an_insert_whose_views_were_only_partly_fed_is_completed_by_the_rerun(
-    tmp_path: Path, batch: ApplicationBatch, reference: dict[str, dict[str, Any]], table: str
+    tmp_path: Path,
+    batch: ApplicationBatch,
+    reference: dict[str, dict[str, Any]],
+    table: str,
+    journal: str,
 ) -> None:
     """A view that fails mid-insert leaves the table's part committed while some views have
     theirs and others not: what a kill -9 inside one INSERT leaves behind."""
@@ -144,8 +254,9 @@ def test_an_insert_whose_views_were_only_partly_fed_is_completed_by_the_rerun(
         )
     finally:
         db.close()
+    kind = JOURNALS[journal]
     with pytest.raises(StoreError):
-        write_once(url, batch)
+        write_once(url, batch, kind)
     partial = fingerprint(url)
     assert partial != reference  # the failure left views short
     db = open_store(url)
@@ -154,10 +265,10 @@ def test_an_insert_whose_views_were_only_partly_fed_is_completed_by_the_rerun(
         db.command("DROP TABLE boom")
     finally:
         db.close()
-    write_once(url, batch)
+    write_once(url, batch, kind)
     assert_same(fingerprint(url), reference)
-    assert journal_rows(url) == 0
-    write_once(url, batch)  # and once complete, another rerun adds nothing
+    assert journal_entries(url) == 0
+    write_once(url, batch, kind)  # and once complete, another rerun adds nothing
     assert_same(fingerprint(url), reference)
 
 
@@ -227,7 +338,7 @@ def test_a_write_left_in_the_journal_is_completed_before_a_migration_rebuilds_an
         write_once(
             url, batch, lambda store: CrashingStore(store, crash_before_the_drop), alone=True
         )
-    assert journal_rows(url) > 0
+    assert journal_entries(url) > 0
     migrated(url)
     write_once(url, batch, alone=True)
     assert_same(fingerprint(url), reference)

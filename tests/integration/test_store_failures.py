@@ -101,6 +101,7 @@ def test_a_store_directory_deleted_mid_run_ends_it_with_one_line(
             process.wait()
     assert process.returncode == 1
     one_error_line(err)
+    assert not directory.exists()  # nothing, the journal included, recreated the store
 
 
 def test_a_dead_broker_fails_the_run_with_one_line(settings: Settings) -> None:
