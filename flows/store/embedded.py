@@ -89,6 +89,7 @@ class EmbeddedStore(URLNamed):
                 for name, value in dedup_settings(token).items()
             )
         )
+        data = declared_non_null(data)
         # chDB's Python() table function reads the Arrow table from this frame's locals.
         self._run(
             f"INSERT INTO {table} ({columns}) SELECT {columns} FROM Python(data){settings}", "CSV"
@@ -140,6 +141,28 @@ class EmbeddedStore(URLNamed):
             return self._session.query(sql, fmt)
         except Exception as exc:  # chDB raises ChdbError/RuntimeError with ClickHouse's message
             raise StoreError(_first_line(exc)) from exc
+
+
+def declared_non_null(data: pa.Table) -> pa.Table:
+    """The same table, with every column (and list item) that holds no null declared so.
+
+    chDB's Python() table function reads a nullable Arrow field as ``Nullable(T)``, and an
+    insert then converts each such column to its target's type; Arrow declares every field
+    nullable unless told. Declared, 1,300 scores went into a table of the Null engine in 13 ms
+    instead of 24. A column with a null keeps its flag and is converted as before (a
+    non-Nullable target takes its default)."""
+    fields, columns = [], []
+    for field, column in zip(data.schema, data.columns, strict=True):
+        if not column.null_count:
+            kind = field.type
+            # .values spans every chunk's whole child, so this may keep a flag, never drop one
+            if pa.types.is_list(kind) and not any(c.values.null_count for c in column.chunks):
+                kind = pa.list_(kind.value_field.with_nullable(False))
+                column = column.cast(kind)
+            field = pa.field(field.name, kind, nullable=False, metadata=field.metadata)
+        fields.append(field)
+        columns.append(column)
+    return pa.Table.from_arrays(columns, schema=pa.schema(fields, metadata=data.schema.metadata))
 
 
 def _inode(path: Path) -> tuple[int, int] | None:
