@@ -90,7 +90,10 @@ class TableLog:
 
 
 class FileLog:
-    """One Arrow file per entry in ``directory``, named by the order entries were recorded."""
+    """One Arrow file per entry in ``directory``, named by the order entries were recorded.
+
+    For a store only one process can have open: a partial file another process left is from
+    one that died while recording, and reading the entries removes it."""
 
     def __init__(self, directory: Path) -> None:
         self._directory = directory
@@ -99,7 +102,7 @@ class FileLog:
         # Uncompressed: the file is gone again once the write completes, and lz4 cost more
         # than writing the bytes.
         rows = _bodies(tables, None)
-        partial = self._directory / f"{token}{_PARTIAL}"
+        partial = self._directory / f"{token}.{os.getpid()}{_PARTIAL}"
         try:
             self._directory.mkdir(parents=True, exist_ok=True)
             with pa.OSFile(str(partial), "wb") as file, pa.ipc.new_file(file, rows.schema) as out:
@@ -113,6 +116,9 @@ class FileLog:
     def entries(self) -> list[tuple[str, dict[str, pa.Table]]]:
         kept = []
         try:
+            for partial in self._partials("*"):
+                if partial.name.split(".")[1] != str(os.getpid()):
+                    partial.unlink(missing_ok=True)
             for path in self._files():
                 with pa.memory_map(str(path)) as source:
                     rows = pa.ipc.open_file(source).read_all().to_pylist()
@@ -127,13 +133,18 @@ class FileLog:
             for path in self._files():
                 if path.name.endswith(f"-{token}{_SUFFIX}"):
                     path.unlink(missing_ok=True)
-            for partial in self._directory.glob(f"{token}{_PARTIAL}"):
+            for partial in self._partials(token):
                 partial.unlink(missing_ok=True)
         except OSError as exc:
             raise self._error("cannot drop an entry from", exc) from exc
 
     def _error(self, doing: str, exc: OSError) -> StoreError:
         return StoreError(f"{doing} the journal {self._directory}: {exc.strerror or exc}")
+
+    def _partials(self, token: str) -> list[Path]:
+        if not self._directory.is_dir():
+            return []
+        return list(self._directory.glob(f"{token}.*{_PARTIAL}"))
 
     def _files(self) -> list[Path]:
         if not self._directory.is_dir():

@@ -7,6 +7,7 @@ with the journal in each kind of log: the files an embedded store keeps it in, a
 
 from __future__ import annotations
 
+import os
 import re
 import shutil
 from collections.abc import Callable, Mapping
@@ -204,7 +205,8 @@ def test_an_entry_left_in_the_table_is_completed_by_a_store_that_keeps_files(
 
 def test_a_file_cut_short_is_no_entry(tmp_path: Path, batch: ApplicationBatch) -> None:
     """A crash while the entry's file is written leaves a partial file that is never read: the
-    write was never recorded, and the rerun writes it whole."""
+    write was never recorded, and the rerun writes it whole. The next process to read the
+    entries removes it; its own partial files, of records in flight, it leaves."""
     url = migrated(StoreURL.embedded_at(tmp_path / "store"))
     store = open_store(url)
     try:
@@ -214,9 +216,12 @@ def test_a_file_cut_short_is_no_entry(tmp_path: Path, batch: ApplicationBatch) -
         assert found[0] == "0" * 32 and found[1]["raw_events"].equals(batch.raw)
         directory = tmp_path / "store" / "sink_journal" / store.database
         (kept,) = directory.glob("*.arrow")
-        kept.rename(directory / f"{'1' * 32}.partial")
+        dead, alive = f"{'1' * 32}.{os.getpid() + 1}.partial", f"{'2' * 32}.{os.getpid()}.partial"
+        shutil.copy(kept, directory / dead)
+        kept.rename(directory / alive)
         assert log.entries() == []
-        log.drop("1" * 32)
+        assert [p.name for p in directory.iterdir()] == [alive]
+        log.drop("2" * 32)
         assert list(directory.iterdir()) == []
     finally:
         store.close()
